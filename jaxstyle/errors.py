@@ -1,0 +1,37 @@
+"""The exceptions jaxstyle raises for bad input: one base class, one subclass per area.
+
+Every message is written for a person (it names the file, URL, id or setting and says what
+is allowed), so the CLI and the app can show ``str(error)`` as it is.
+"""
+
+
+class JaxstyleError(Exception):
+    """Base class of every error that a user can cause and should read."""
+
+
+class SettingsError(JaxstyleError, ValueError):
+    """A setting is out of its allowed range or of the wrong kind."""
+
+
+class ImageError(JaxstyleError, ValueError):
+    """A file or byte string is not an image we can use."""
+
+
+class FetchError(JaxstyleError):
+    """A URL was refused or could not be downloaded."""
+
+
+class WeightsError(JaxstyleError):
+    """A VGG19 weight file is missing, corrupt or of the wrong layout."""
+
+
+class CatalogError(JaxstyleError):
+    """A catalog style id is unknown or its image cannot be had."""
+
+
+class GalleryError(JaxstyleError):
+    """The gallery database cannot be opened, read or written."""
+
+
+class Cancelled(JaxstyleError):
+    """A run was cancelled by its progress callback."""

@@ -1,0 +1,151 @@
+"""Every setting of a style-transfer run, in one frozen dataclass, with its default and range.
+
+Each default lives here once. The CLI builds its flags from :func:`dataclasses.fields`, the app
+builds one from its widgets, the gallery stores :meth:`TransferSettings.to_dict` as JSON and
+re-runs rebuild with :meth:`TransferSettings.from_dict`. Bad values raise
+:class:`~jaxstyle.errors.SettingsError` naming the field and its allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from jaxstyle.errors import SettingsError
+from jaxstyle.vgg import LAYER_NAMES, POOLINGS
+
+OPTIMIZERS = ("adam", "lbfgs")
+STYLE_LOSSES = ("gram", "w2")
+INITS = ("content", "style", "noise")
+PRESERVE_COLORS = ("none", "luminance", "histogram")
+
+# Allowed ranges, (low, high) inclusive; one table so messages, the CLI and the UI agree.
+RANGES: dict[str, tuple[float, float]] = {
+    "size_px": (16, 2048),
+    "iterations": (1, 5000),
+    "scale_iterations": (1, 5000),
+    "scale_min_px": (0, 2048),
+    "content_weight": (0.0, 1e6),
+    "style_weight": (0.0, 1e6),
+    "tv_weight": (0.0, 1e6),
+    "learning_rate": (1e-5, 1.0),
+    "ema_decay": (0.0, 0.9999),
+    "style_scale": (0.1, 4.0),
+    "seed": (0, 2**31 - 1),
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TransferSettings:
+    """One run's settings. Loss weights multiply losses that are each ~1 at the start of a run
+    (every term is normalized by its target's magnitude), so they carry over between image sizes
+    and models.
+
+    Differs from Gatys et al.: losses are relative (divided by the target's mean square), and
+    pixels live in [0, 1] RGB; the VGG preprocessing happens inside the model.
+    """
+
+    size_px: int = 512  # long side of the output, pixels, 16–2048
+    iterations: int = 300  # optimizer steps at the final size, 1–5000
+    content_weight: float = 1.0  # weight of the content loss, 0–1e6
+    style_weight: float = 10.0  # weight of the style loss, 0–1e6
+    tv_weight: float = 1.0  # weight of total variation (smoothness), 0–1e6
+    content_layers: tuple[str, ...] = ("conv4_2",)  # VGG19 layers whose activations are matched
+    style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    style_layer_weights: tuple[float, ...] | None = None  # one per style layer; None = equal
+    style_loss: str = "gram"  # "gram" (Gatys et al.) or "w2" (Wasserstein-2 of Gaussian fits)
+    optimizer: str = "adam"  # "adam" or "lbfgs" (optax.lbfgs with line search)
+    learning_rate: float = 0.02  # Adam's step size on the [0, 1] pixel range, 1e-5–1 (not for L-BFGS)
+    ema_decay: float = 0.0  # >0: return the exponential moving average of the iterates, 0–0.9999
+    scale_min_px: int = 0  # >0: coarse-to-fine from this size up by √2 steps; 0 = single scale
+    scale_iterations: int = 100  # steps at each size below size_px, 1–5000
+    init: str = "content"  # start from "content", "style" or "noise"
+    seed: int = 0  # makes noise init and the whole run reproducible, 0–2^31-1
+    pooling: str = "max"  # VGG pooling: "max" or "average"
+    style_scale: float = 1.0  # the style image's size relative to the output, 0.1–4
+    style_blend: tuple[float, ...] | None = None  # weight per style image; None = equal
+    preserve_color: str = "none"  # "none", "luminance" (YCbCr) or "histogram" (match style to content)
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise SettingsError(f"{name} must be a number between {low:g} and {high:g}, got {value!r}")
+            if not low <= value <= high:
+                raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+        for name in ("size_px", "iterations", "scale_iterations", "scale_min_px", "seed"):
+            if int(getattr(self, name)) != getattr(self, name):
+                raise SettingsError(f"{name} must be a whole number, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name, allowed in (
+            ("style_loss", STYLE_LOSSES),
+            ("optimizer", OPTIMIZERS),
+            ("init", INITS),
+            ("pooling", POOLINGS),
+            ("preserve_color", PRESERVE_COLORS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in ("content_layers", "style_layers"):
+            layers = tuple(getattr(self, name))
+            object.__setattr__(self, name, layers)
+            if not layers:
+                raise SettingsError(f"{name} must name at least one VGG19 layer")
+            unknown = [layer for layer in layers if layer not in LAYER_NAMES]
+            if unknown:
+                raise SettingsError(f"{name}: unknown layer(s) {', '.join(unknown)}; known: {', '.join(LAYER_NAMES)}")
+        for name, count in (("style_layer_weights", len(self.style_layers)), ("style_blend", None)):
+            weights = getattr(self, name)
+            if weights is None:
+                continue
+            weights = tuple(float(w) for w in weights)
+            object.__setattr__(self, name, weights)
+            if count is not None and len(weights) != count:
+                raise SettingsError(f"{name} needs one weight per style layer ({count}), got {len(weights)}")
+            if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+                raise SettingsError(f"{name} must be non-negative numbers with a positive sum, got {weights}")
+        if 0 < self.scale_min_px < 16:
+            raise SettingsError(f"scale_min_px must be 0 (off) or at least 16, got {self.scale_min_px}")
+
+    def replace(self, **changes: Any) -> TransferSettings:
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of every field (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TransferSettings:
+        """Rebuild from :meth:`to_dict` output (e.g. a stored run); unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        try:
+            return cls(**values)
+        except TypeError as error:  # e.g. a string where a number belongs
+            raise SettingsError(f"invalid settings: {error}") from None
+
+    def scales(self) -> list[int]:
+        """The long-side sizes of the coarse-to-fine schedule, ending at ``size_px``."""
+        if not self.scale_min_px or self.scale_min_px >= self.size_px:
+            return [self.size_px]
+        sizes = []
+        size = float(self.scale_min_px)
+        while round(size) < self.size_px:
+            sizes.append(int(round(size)))
+            size *= math.sqrt(2)
+        return sizes + [self.size_px]
+
+
+PRESETS: dict[str, TransferSettings] = {
+    "Quick preview": TransferSettings(size_px=256, iterations=100),
+    "Balanced": TransferSettings(size_px=384, iterations=150, scale_min_px=192, scale_iterations=60),
+    "High quality": TransferSettings(
+        size_px=512, iterations=100, optimizer="lbfgs", scale_min_px=256, scale_iterations=50
+    ),
+}

@@ -1,0 +1,149 @@
+"""VGG19's convolutional part as a Flax module, addressed by layer name.
+
+The params pytree is ``{"params": {"conv1_1": {"kernel": (3, 3, in, out), "bias": (out,)}, …}}``,
+kernels HWIO as in the Keras weight file, activations NHWC. A layer's activation is the output
+of its ReLU (``conv4_2`` means relu4_2, as in Gatys et al.).
+
+Input images are RGB in [0, 1]; :func:`preprocess` turns them into what the Caffe-trained
+weights expect (BGR, 0–255, ImageNet mean subtracted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# (block, convs in the block, channels) of VGG19.
+_BLOCKS: tuple[tuple[int, int, int], ...] = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
+
+LAYER_NAMES: tuple[str, ...] = tuple(f"conv{b}_{i}" for b, n, _ in _BLOCKS for i in range(1, n + 1))
+LAYER_CHANNELS: dict[str, int] = {f"conv{b}_{i}": c for b, n, c in _BLOCKS for i in range(1, n + 1)}
+# What a layer's input has: 3 for the first, the previous layer's channels otherwise.
+LAYER_IN_CHANNELS: dict[str, int] = {
+    name: (3 if k == 0 else LAYER_CHANNELS[LAYER_NAMES[k - 1]]) for k, name in enumerate(LAYER_NAMES)
+}
+POOLINGS = ("max", "average")
+
+# Caffe's ImageNet mean, in BGR order, on the 0–255 scale.
+CAFFE_MEAN_BGR = jnp.array([103.939, 116.779, 123.68], dtype=jnp.float32)
+
+_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+
+
+def preprocess(rgb01: jax.Array) -> jax.Array:
+    """RGB in [0, 1] (…, H, W, 3) → BGR, 0–255, mean-subtracted, as VGG19's Caffe weights expect."""
+    return rgb01[..., ::-1] * 255.0 - CAFFE_MEAN_BGR
+
+
+def _plain_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DIMENSIONS)
+
+
+@jax.custom_vjp
+def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """A 3×3, stride 1, SAME convolution, NHWC × HWIO → NHWC.
+
+    Its gradient with respect to ``x`` is written as a plain forward convolution with the
+    spatially flipped, in/out-swapped kernel. That is the same math autodiff derives, but XLA:CPU
+    only sends autodiff's form (a conv with reversed kernel dimensions) to its fast convolution
+    path outside loops; inside ``lax.scan``/``while_loop`` (which every multi-step loop and
+    ``optax.lbfgs``'s line search use) it fell to a 4–5× slower path. This form stays fast.
+    """
+    return _plain_conv(x, kernel)
+
+
+def _conv3x3_fwd(x: jax.Array, kernel: jax.Array):
+    return _plain_conv(x, kernel), (x, kernel)
+
+
+def _conv3x3_bwd(residuals, g: jax.Array):
+    x, kernel = residuals
+    flipped = jnp.flip(kernel, axis=(0, 1)).transpose(0, 1, 3, 2)
+    grad_x = _plain_conv(g, flipped)
+    # The kernel's gradient is never used in style transfer (weights are constants); XLA drops
+    # it then. It is still exact so that the function is an honest convolution everywhere.
+    _, kernel_vjp = jax.vjp(lambda k: _plain_conv(x, k), kernel)
+    (grad_kernel,) = kernel_vjp(g)
+    return grad_x, grad_kernel
+
+
+conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
+
+
+class Conv3x3(nn.Module):
+    """One VGG convolution with bias and ReLU."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param(
+            "kernel", nn.initializers.he_normal(), (3, 3, x.shape[-1], self.features), jnp.float32
+        )
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        return jax.nn.relu(conv3x3(x, kernel.astype(x.dtype)) + bias.astype(x.dtype))
+
+
+class VGG19(nn.Module):
+    """VGG19's 16 convolutions; returns the activations of ``layers`` (a dict by name).
+
+    It stops after the deepest layer asked for, so style transfer with layers up to conv5_1
+    never computes conv5_2 … conv5_4.
+
+    Attributes:
+        layers: names from :data:`LAYER_NAMES` whose activations are returned.
+        pooling: "max" (as trained) or "average" (Gatys et al. found it gives smoother results).
+    """
+
+    layers: Sequence[str] = LAYER_NAMES
+    pooling: str = "max"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
+        unknown = set(self.layers) - set(LAYER_NAMES)
+        if unknown:
+            raise ValueError(f"unknown VGG19 layer(s) {sorted(unknown)}; known: {', '.join(LAYER_NAMES)}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        last = max(LAYER_NAMES.index(name) for name in self.layers)
+        out: dict[str, jax.Array] = {}
+        for k, name in enumerate(LAYER_NAMES[: last + 1]):
+            if k > 0 and name.endswith("_1"):
+                if self.pooling == "max":
+                    x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                else:
+                    x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+            x = Conv3x3(LAYER_CHANNELS[name], name=name)(x)
+            if name in self.layers:
+                out[name] = x
+        return out
+
+
+def features(
+    params: dict, rgb01: jax.Array, layers: Sequence[str], pooling: str = "max"
+) -> dict[str, jax.Array]:
+    """Activations of ``layers`` for images ``rgb01`` (N, H, W, 3) in [0, 1].
+
+    ``params`` is the full VGG19 params dict (``{"params": …}``); layers past the deepest one
+    asked for are simply not read. Pure and undecorated: the caller jits.
+    """
+    model = VGG19(layers=tuple(layers), pooling=pooling)
+    last = max(LAYER_NAMES.index(name) for name in layers)
+    used = {name: params["params"][name] for name in LAYER_NAMES[: last + 1]}
+    return model.apply({"params": used}, preprocess(rgb01))
+
+
+def init_params(seed: int = 0) -> dict:
+    """He-initialized VGG19 params (every layer), ``{"params": {name: {"kernel", "bias"}}}``."""
+    return VGG19().init(jax.random.PRNGKey(seed), jnp.zeros((1, 32, 32, 3), jnp.float32))
+
+
+def param_shapes() -> dict[str, dict[str, tuple[int, ...]]]:
+    """The shape of every kernel and bias, by layer name."""
+    return {
+        name: {"kernel": (3, 3, LAYER_IN_CHANNELS[name], LAYER_CHANNELS[name]), "bias": (LAYER_CHANNELS[name],)}
+        for name in LAYER_NAMES
+    }

@@ -1,0 +1,44 @@
+"""Shared fixtures: real images from ../shared/data, temp gallery paths, a small random VGG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CONTENT_DIR = SHARED_DATA / "content"
+STYLES_DIR = SHARED_DATA / "styles"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"test images not found at {SHARED_DATA}: the repo must sit beside shared/")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def content_path(shared_data: Path) -> Path:
+    return shared_data / "content" / "tubingen.jpg"
+
+
+@pytest.fixture(scope="session")
+def style_path(shared_data: Path) -> Path:
+    return shared_data / "styles" / "starry_night.jpg"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache dir and gallery path, and local catalog images."""
+    base = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(base / "cache"))
+    monkeypatch.setenv("JAXSTYLE_GALLERY", str(base / "gallery.db"))
+    monkeypatch.setenv("JAXSTYLE_STYLES_DIR", str(STYLES_DIR))
+    monkeypatch.delenv("JAXSTYLE_WEIGHTS", raising=False)
+
+
+@pytest.fixture
+def gallery_path(tmp_path: Path) -> Path:
+    return tmp_path / "gallery.db"
