@@ -1,0 +1,244 @@
+"""The command line: ``python -m jaxstyle generate|weights|styles|gallery``.
+
+``generate``'s setting flags are built from :class:`~jaxstyle.settings.TransferSettings`'s fields,
+so each default and range is written once, there. Bad input ends in one line on stderr and a
+non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+
+from jaxstyle import settings as settings_module
+from jaxstyle.errors import Cancelled, JaxstyleError
+from jaxstyle.settings import PRESETS, RANGES, TransferSettings
+
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+# Fields whose values come from a fixed list.
+_CHOICES = {
+    "style_loss": settings_module.STYLE_LOSSES,
+    "optimizer": settings_module.OPTIMIZERS,
+    "init": settings_module.INITS,
+    "pooling": ("max", "average"),
+    "preserve_color": settings_module.PRESERVE_COLORS,
+}
+
+
+def _comma_list(item_type: type):
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(item_type(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {item_type.__name__}s, got {text!r}") from None
+
+    return parse
+
+
+def _flag_type(field: dataclasses.Field) -> tuple[type | typing.Callable, str]:
+    """argparse type and a metavar for a settings field, from its annotation."""
+    hints = typing.get_type_hints(TransferSettings)
+    hint = hints[field.name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
+        hint = args[0]
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return _comma_list(item), f"{item.__name__.upper()},…"
+    return hint, hint.__name__.upper()
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (defaults from the preset, else TransferSettings)")
+    for field in dataclasses.fields(TransferSettings):
+        if field.name == "style_blend":
+            continue  # given as --style-blend next to --style
+        kind, metavar = _flag_type(field)
+        help_text = f"default {field.default!r}"
+        if field.name in RANGES:
+            low, high = RANGES[field.name]
+            help_text += f"; {low:g}–{high:g}"
+        group.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest=field.name,
+            type=kind,
+            choices=_CHOICES.get(field.name),
+            metavar=None if field.name in _CHOICES else metavar,
+            default=None,
+            help=help_text,
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jaxstyle", description="Neural style transfer in JAX.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="paint a photo in the style of one or more paintings")
+    generate.add_argument("--content", required=True, help="photo: a file path, an http(s) URL or a catalog id")
+    generate.add_argument("--style", action="append", required=True, help="painting (path, URL or catalog id); repeat to blend")
+    generate.add_argument("--style-blend", type=_comma_list(float), help="weight per --style, e.g. 0.7,0.3")
+    generate.add_argument("--out", required=True, type=Path, help="output PNG path")
+    generate.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset; flags override it")
+    generate.add_argument("--weights", help="VGG19 weights file (Keras .h5 or converted .npz); else JAXSTYLE_WEIGHTS")
+    generate.add_argument("--download-weights", action="store_true", help="download the pretrained weights if missing")
+    generate.add_argument("--json", action="store_true", help="print one JSON summary line on stdout")
+    generate.add_argument("--gallery", type=Path, help="gallery database (default: the project's gallery.db)")
+    generate.add_argument("--no-gallery", action="store_true", help="do not store the run in the gallery")
+    generate.add_argument("--title", help="title of the run in the gallery")
+    generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_settings_flags(generate)
+
+    weights = commands.add_parser("weights", help="say where the VGG19 weights come from; download them if missing")
+    weights.add_argument("--no-download", action="store_true", help="only say, never download")
+
+    commands.add_parser("styles", help="list the style catalog")
+
+    from jaxstyle import cli_gallery
+
+    cli_gallery.add_parser(commands)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> TransferSettings:
+    """The preset (or defaults) with every flag that was given applied."""
+    base = PRESETS[args.preset] if args.preset else TransferSettings()
+    changes = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(TransferSettings)
+        if getattr(args, field.name, None) is not None
+    }
+    if args.style_blend is not None:
+        changes["style_blend"] = args.style_blend
+    return base.replace(**changes)
+
+
+def _progress_bar(total: int, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="it", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from jaxstyle import images, transfer, weights
+
+    settings = settings_from_args(args)
+    if args.style_blend is not None and len(args.style_blend) != len(args.style):
+        raise JaxstyleError(f"--style-blend has {len(args.style_blend)} weights for {len(args.style)} --style images")
+    if args.out.suffix.lower() != ".png":
+        raise JaxstyleError(f"--out must be a .png file, got {args.out}")
+    if not args.out.parent.is_dir():
+        raise JaxstyleError(f"output folder {args.out.parent} does not exist")
+
+    content = images.load_source(args.content)
+    styles = [images.load_source(spec) for spec in args.style]
+    loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
+    if not loaded.pretrained:
+        print(f"note: {loaded.description}", file=sys.stderr)
+
+    recorder = None
+    if not args.no_gallery:
+        from jaxstyle.recorder import GalleryRecorder
+
+        recorder = GalleryRecorder.create(
+            args.gallery, settings, content, styles, title=args.title, weights=loaded, device=transfer.device_description()
+        )
+    bar = _progress_bar(settings.iterations + settings.scale_iterations * (len(settings.scales()) - 1), args.quiet)
+
+    def on_progress(iterate: transfer.Iterate) -> bool:
+        bar.update(iterate.step - bar.n)
+        bar.set_postfix(loss=f"{iterate.losses['total']:.4g}", size=iterate.size_px, refresh=False)
+        if recorder is not None:
+            recorder.progress(iterate)
+        return False
+
+    try:
+        result = transfer.stylize(content.image, [s.image for s in styles], settings, loaded, callback=on_progress)
+    except BaseException as error:
+        bar.close()
+        if recorder is not None:
+            recorder.fail(error)
+        raise
+    bar.close()
+    png = images.png_bytes(result.image)
+    tmp = args.out.with_name(args.out.name + ".part")
+    tmp.write_bytes(png)
+    os.replace(tmp, args.out)
+    run_id = recorder.finish(result) if recorder is not None else None
+    if args.json:
+        print(json.dumps(summary(result, out=str(args.out), run_id=run_id)))
+    else:
+        print(
+            f"wrote {args.out} ({result.image.width}×{result.image.height}) in {result.run_s:.1f} s "
+            f"(+{result.compile_s:.1f} s compile) on {result.device}"
+            + (f"; gallery run {run_id}" if run_id is not None else ""),
+            file=sys.stderr,
+        )
+    return 0
+
+
+def summary(result, **extra) -> dict:
+    """The one-line JSON summary of a run that ``generate --json`` prints."""
+    return {
+        **extra,
+        "width": result.image.width,
+        "height": result.image.height,
+        "initial_losses": result.initial_losses,
+        "final_losses": result.final_losses,
+        "iterations": len(result.loss_history),
+        "compile_s": round(result.compile_s, 3),
+        "run_s": round(result.run_s, 3),
+        "device": result.device,
+        "weights_source": result.weights_source,
+        "weights": result.weights_description,
+        "settings": result.settings.to_dict(),
+    }
+
+
+def _styles() -> int:
+    from jaxstyle import catalog
+
+    for style in catalog.list_styles():
+        where = "local" if catalog.is_available_offline(style.id) else "download"
+        print(f"{style.id:32} {style.title} — {style.artist}, {style.year} [{where}]")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "generate":
+            from jaxstyle import paths, transfer
+
+            transfer.enable_compilation_cache(str(paths.cache_dir() / "xla"))
+            return _generate(args)
+        if args.command == "weights":
+            from jaxstyle import weights
+
+            return weights.weights_command(download=not args.no_download)
+        if args.command == "styles":
+            return _styles()
+        from jaxstyle import cli_gallery
+
+        return cli_gallery.run(args)
+    except Cancelled as error:
+        print(f"cancelled: {error}", file=sys.stderr)
+        return EXIT_CANCELLED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+    except JaxstyleError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:  # e.g. a full disk or an unwritable --out
+        print(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,422 @@
+"""Background style-transfer runs: a bounded queue and worker threads that call
+:func:`jaxstyle.transfer.stylize` and write each run's progress, result or failure to the gallery.
+
+:meth:`JobRunner.submit` stores the inputs and a ``queued`` run in the gallery before it returns,
+so a run outlives the browser tab that started it and always ends in the gallery (done, failed or
+cancelled). Everything is keyed by run id: runs of different sessions never share images or
+progress. Nothing here knows about Streamlit; pages poll :meth:`JobRunner.progress` (live, in
+memory) or the gallery (for runs this process no longer follows).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jaxstyle import gallery, images, transfer
+from jaxstyle.errors import Cancelled, JaxstyleError, SettingsError
+from jaxstyle.settings import TransferSettings
+
+if TYPE_CHECKING:
+    from jaxstyle.weights import Weights
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+
+
+class QueueFullError(JaxstyleError):
+    """The runner already holds as many waiting runs as it accepts."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """A snapshot of one run as this process sees it (the gallery holds the same, less often).
+
+    Attributes:
+        run_id: the gallery's id of the run.
+        status: "queued", "running", "done", "failed" or "cancelled".
+        step: optimizer steps done so far, over all scales (1-based once running).
+        total_steps: steps the whole run takes.
+        size_px: the long side of the current scale.
+        losses: the latest weighted losses {"total", "content", "style", "tv"}.
+        elapsed_s: seconds since the run started optimizing (compilation included).
+        its_per_s: recent optimizer steps per second.
+        preview_png: the latest preview of the image, PNG bytes, if one was made.
+        history: every reported loss so far, dicts with "step", "size_px" and the loss names.
+        error: why a failed or cancelled run stopped.
+    """
+
+    run_id: int
+    status: str
+    step: int = 0
+    total_steps: int = 0
+    size_px: int = 0
+    losses: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    elapsed_s: float = 0.0
+    its_per_s: float = 0.0
+    preview_png: bytes | None = None
+    history: tuple[Mapping[str, float], ...] = ()
+    error: str | None = None
+
+    @property
+    def fraction(self) -> float:
+        """Share of the steps done, 0–1."""
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+@dataclasses.dataclass
+class _Job:
+    run_id: int
+    settings: TransferSettings
+    content: Any  # PIL.Image.Image
+    styles: list[Any]
+    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+def total_steps(settings: TransferSettings) -> int:
+    """Optimizer steps of a whole run: ``scale_iterations`` per coarse scale, then ``iterations``."""
+    return settings.iterations + settings.scale_iterations * (len(settings.scales()) - 1)
+
+
+def _default_weights_loader() -> Weights:
+    from jaxstyle import weights
+
+    return weights.load_weights(allow_fallback=True)
+
+
+class JobRunner:
+    """Runs style transfers one after another (or ``workers`` at a time) in daemon threads.
+
+    Args:
+        gallery_path: the SQLite gallery every run is written to.
+        weights: VGG19 weights to use; if None they are loaded once, lazily, by the first run
+            (with ``weights_loader``), so creating a runner is instant.
+        weights_loader: how to load weights when ``weights`` is None; defaults to
+            ``weights.load_weights(allow_fallback=True)``.
+        workers: runs optimized at the same time. One suits a CPU (a run already uses every core).
+        max_queued: runs that may wait; :meth:`submit` refuses more with :class:`QueueFullError`.
+        report_every: steps between progress reports (each one updates memory and the gallery).
+        preview_every: steps between preview images.
+        keep_finished: finished runs whose last snapshot stays in memory.
+    """
+
+    def __init__(
+        self,
+        gallery_path: str | Path,
+        *,
+        weights: Weights | None = None,
+        weights_loader: Callable[[], Weights] | None = None,
+        workers: int = 1,
+        max_queued: int = 16,
+        report_every: int = 10,
+        preview_every: int = 20,
+        keep_finished: int = 64,
+    ) -> None:
+        if workers < 1 or max_queued < 1:
+            raise SettingsError(f"workers and max_queued must be at least 1, got {workers} and {max_queued}")
+        self.gallery_path = Path(gallery_path)
+        self.max_queued = max_queued
+        self.report_every = report_every
+        self.preview_every = preview_every
+        self._keep_finished = keep_finished
+        self._weights = weights
+        self._weights_loader = weights_loader or _default_weights_loader
+        self._weights_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._pending: collections.deque[_Job] = collections.deque()
+        self._active: dict[int, _Job] = {}
+        self._progress: dict[int, Progress] = {}
+        self._finished_order: collections.deque[int] = collections.deque()
+        self._closing = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"jaxstyle-worker-{k}", daemon=True) for k in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # ----- what pages call -------------------------------------------------------------------
+
+    def submit(
+        self,
+        settings: TransferSettings,
+        content: images.LoadedImage,
+        styles: Sequence[images.LoadedImage],
+        *,
+        style_blend: Sequence[float] | None = None,
+        title: str | None = None,
+        group_id: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> int:
+        """Store the inputs and a queued run in the gallery, queue it, and return its id.
+
+        Args:
+            settings: the run's settings; ``style_blend`` here overrides ``settings.style_blend``.
+            content: the content image.
+            styles: one or more style images.
+            style_blend: one weight per style image (None: the settings' blend, else equal).
+            title, group_id, tags: stored with the run.
+
+        Raises:
+            QueueFullError: ``max_queued`` runs are already waiting.
+            SettingsError: no style image, or a blend that doesn't match the styles.
+        """
+        if not styles:
+            raise SettingsError("a run needs at least one style image")
+        if style_blend is not None:
+            settings = settings.replace(style_blend=tuple(style_blend))
+        if settings.style_blend is not None and len(settings.style_blend) != len(styles):
+            raise SettingsError(
+                f"style_blend needs one weight per style image ({len(styles)}), got {len(settings.style_blend)}"
+            )
+        job = _Job(0, settings, content.image, [style.image for style in styles])
+        with self._cond:
+            if self._closing:
+                raise QueueFullError("the job runner has shut down; reload the app")
+            if len(self._pending) >= self.max_queued:
+                raise QueueFullError(
+                    f"{len(self._pending)} runs are already waiting (the limit is {self.max_queued}); "
+                    "wait for some to finish or cancel one"
+                )
+            # Written while holding the lock so that two submits can't both take the last slot;
+            # these are a few small inserts.
+            with gallery.connect(self.gallery_path) as db:
+                content_sha = gallery.store_image(
+                    db, content.data, origin_kind=content.origin_kind, origin=content.origin
+                )
+                style_shas = [
+                    gallery.store_image(db, style.data, origin_kind=style.origin_kind, origin=style.origin)
+                    for style in styles
+                ]
+                job.run_id = gallery.add_run(
+                    db,
+                    settings.to_dict(),
+                    content_sha=content_sha,
+                    style_shas=style_shas,
+                    style_blend=list(settings.style_blend) if settings.style_blend is not None else None,
+                    title=title,
+                    tags=tuple(tags),
+                    group_id=group_id,
+                    status=QUEUED,
+                )
+            self._pending.append(job)
+            self._progress[job.run_id] = Progress(job.run_id, QUEUED, total_steps=total_steps(settings))
+            self._cond.notify()
+        return job.run_id
+
+    def progress(self, run_id: int) -> Progress | None:
+        """The latest snapshot of a run this runner took, or None (then read the gallery)."""
+        with self._cond:
+            return self._progress.get(run_id)
+
+    def position(self, run_id: int) -> int | None:
+        """0 while the run is optimizing, k ≥ 1 while k-1 runs wait before it, None otherwise."""
+        with self._cond:
+            if run_id in self._active:
+                return 0
+            for k, job in enumerate(self._pending, start=1):
+                if job.run_id == run_id:
+                    return k
+        return None
+
+    def queued_ids(self) -> list[int]:
+        """Ids of runs waiting, next first."""
+        with self._cond:
+            return [job.run_id for job in self._pending]
+
+    def active_ids(self) -> list[int]:
+        """Ids of runs being optimized now."""
+        with self._cond:
+            return list(self._active)
+
+    def cancel(self, run_id: int) -> bool:
+        """Stop a run: a waiting one is dropped at once, a running one at its next report.
+
+        Returns:
+            True if the run was waiting or running here, False if it wasn't (e.g. finished).
+        """
+        with self._cond:
+            if run_id in self._active:
+                self._active[run_id].cancel.set()
+                return True
+            job = next((job for job in self._pending if job.run_id == run_id), None)
+            if job is None:
+                return False
+            self._pending.remove(job)
+        self._end(job, CANCELLED, "cancelled before it started")
+        return True
+
+    @property
+    def weights(self) -> Weights | None:
+        """The weights in use, once the first run has loaded them."""
+        return self._weights
+
+    def reset_weights(self) -> None:
+        """Forget the loaded weights so the next run loads them again (e.g. after a download)."""
+        with self._weights_lock:
+            self._weights = None
+
+    def shutdown(self, *, timeout_s: float | None = 10.0) -> None:
+        """Cancel waiting and running runs, and stop the workers."""
+        with self._cond:
+            self._closing = True
+            dropped = list(self._pending)
+            self._pending.clear()
+            for job in self._active.values():
+                job.cancel.set()
+            self._cond.notify_all()
+        for job in dropped:
+            self._end(job, CANCELLED, "cancelled: the app shut down before it started")
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+    # ----- the worker ------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                job = self._pending.popleft()
+                self._active[job.run_id] = job
+            try:
+                self._run(job)
+            except Exception:  # noqa: BLE001 — a worker must survive anything a run does
+                log.exception("run %s: unexpected failure while recording its result", job.run_id)
+            finally:
+                with self._cond:
+                    self._active.pop(job.run_id, None)
+
+    def _load_weights(self) -> Weights:
+        with self._weights_lock:
+            if self._weights is None:
+                self._weights = self._weights_loader()
+            return self._weights
+
+    def _run(self, job: _Job) -> None:
+        try:
+            weights = self._load_weights()
+            if job.cancel.is_set():
+                raise Cancelled("cancelled before it started")
+            steps = total_steps(job.settings)
+            with gallery.connect(self.gallery_path) as db:
+                gallery.start_run(db, job.run_id, total_steps=steps)
+            self._update(job.run_id, status=RUNNING, total_steps=steps)
+            reporter = _Reporter(self, job)
+            result = transfer.stylize(
+                job.content,
+                job.styles,
+                job.settings,
+                weights,
+                callback=reporter,
+                report_every=self.report_every,
+                preview_every=self.preview_every,
+            )
+        except Cancelled:
+            self._end(job, CANCELLED, "cancelled")
+        except JaxstyleError as error:
+            self._end(job, FAILED, str(error))
+        except Exception as error:  # noqa: BLE001 — shown to the user, logged in full
+            log.exception("run %s failed", job.run_id)
+            self._end(job, FAILED, f"unexpected error: {type(error).__name__}: {error}")
+        else:
+            png = images.png_bytes(result.image)
+            with gallery.connect(self.gallery_path) as db:
+                gallery.finish_run(
+                    db,
+                    job.run_id,
+                    image_png=png,
+                    initial_losses=result.initial_losses,
+                    final_losses=result.final_losses,
+                    loss_history=result.loss_history,
+                    compile_s=result.compile_s,
+                    run_s=result.run_s,
+                    device=result.device,
+                    weights_source=result.weights_source,
+                )
+            self._update(job.run_id, status=DONE, step=reporter.total or self._progress[job.run_id].total_steps)
+            self._retire(job.run_id)
+
+    def _end(self, job: _Job, status: str, message: str) -> None:
+        """Record a failed or cancelled run in the gallery and in memory; never raises."""
+        try:
+            with gallery.connect(self.gallery_path) as db:
+                gallery.fail_run(db, job.run_id, message, cancelled=status == CANCELLED)
+        except Exception:  # noqa: BLE001
+            log.exception("run %s: could not record that it %s", job.run_id, status)
+        self._update(job.run_id, status=status, error=message)
+        self._retire(job.run_id)
+
+    def _update(self, run_id: int, **changes: Any) -> None:
+        with self._cond:
+            current = self._progress.get(run_id) or Progress(run_id, QUEUED)
+            self._progress[run_id] = dataclasses.replace(current, **changes)
+
+    def _retire(self, run_id: int) -> None:
+        """Keep only the last ``keep_finished`` finished snapshots in memory."""
+        with self._cond:
+            self._finished_order.append(run_id)
+            while len(self._finished_order) > self._keep_finished:
+                self._progress.pop(self._finished_order.popleft(), None)
+
+
+class _Reporter:
+    """The callback one run hands to ``stylize``: records each report, answers "cancel?"."""
+
+    # Gallery writes at most this often (memory is updated at every report); a fast GPU reports
+    # many times a second and each write is a transaction.
+    _MIN_WRITE_INTERVAL_S = 0.5
+
+    def __init__(self, runner: JobRunner, job: _Job) -> None:
+        self.runner = runner
+        self.job = job
+        self.history: list[dict[str, float]] = []
+        self.total = 0
+        self._last_write = 0.0
+
+    def __call__(self, iterate: transfer.Iterate) -> bool:
+        losses = {name: float(value) for name, value in iterate.losses.items()}
+        self.history.append({"step": iterate.step, "size_px": iterate.size_px, **losses})
+        self.total = iterate.total_steps
+        preview = images.png_bytes(iterate.preview) if iterate.preview is not None else None
+        changes: dict[str, Any] = {
+            "step": iterate.step,
+            "total_steps": iterate.total_steps,
+            "size_px": iterate.size_px,
+            "losses": losses,
+            "elapsed_s": iterate.elapsed_s,
+            "its_per_s": iterate.its_per_s,
+            "history": tuple(self.history),
+        }
+        if preview is not None:
+            changes["preview_png"] = preview
+        self.runner._update(self.job.run_id, **changes)
+        now = time.monotonic()
+        if preview is not None or now - self._last_write >= self._MIN_WRITE_INTERVAL_S:
+            self._last_write = now
+            try:
+                with gallery.connect(self.runner.gallery_path) as db:
+                    gallery.record_progress(
+                        db,
+                        self.job.run_id,
+                        step=iterate.step,
+                        total_steps=iterate.total_steps,
+                        losses=losses,
+                        preview_png=preview,
+                    )
+            except Exception:  # noqa: BLE001 — a busy database must not stop the optimization
+                log.warning("run %s: could not record progress", self.job.run_id, exc_info=True)
+        return self.job.cancel.is_set()

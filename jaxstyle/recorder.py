@@ -1,0 +1,114 @@
+"""One run's life in the gallery: inputs stored and the run added before it starts, progress
+while it runs, then its image and losses — or why it failed. Used by the CLI and the job worker,
+so both store runs the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+
+from jaxstyle import gallery, images
+from jaxstyle.errors import Cancelled
+from jaxstyle.settings import TransferSettings
+from jaxstyle.transfer import Iterate, TransferResult
+from jaxstyle.weights import Weights
+
+# Progress rows are written at most this often: the gallery is shared by every session.
+_PROGRESS_EVERY_S = 1.0
+
+
+@dataclasses.dataclass
+class GalleryRecorder:
+    """Writes one run's progress and outcome to the gallery at ``path`` (a connection per write)."""
+
+    path: os.PathLike | str | None
+    run_id: int
+    _last_write: float = 0.0
+
+    @classmethod
+    def create(
+        cls,
+        path: os.PathLike | str | None,
+        settings: TransferSettings,
+        content: images.LoadedImage,
+        styles: Sequence[images.LoadedImage],
+        *,
+        weights: Weights,
+        device: str,
+        title: str | None = None,
+        tags: Sequence[str] = (),
+        group_id: str | None = None,
+        start: bool = True,
+    ) -> GalleryRecorder:
+        """Store the inputs and add the run (running if ``start``, else queued)."""
+        with gallery.connect(path) as db:
+            content_sha = gallery.store_image(db, content.data, origin_kind=content.origin_kind, origin=content.origin)
+            style_shas = [gallery.store_image(db, s.data, origin_kind=s.origin_kind, origin=s.origin) for s in styles]
+            run_id = gallery.add_run(
+                db,
+                settings.to_dict(),
+                content_sha=content_sha,
+                style_shas=style_shas,
+                style_blend=settings.style_blend,
+                title=title,
+                tags=tags,
+                group_id=group_id,
+                weights_source=weights.source,
+                device=device,
+            )
+            if start:
+                gallery.start_run(db, run_id, total_steps=_total_steps(settings))
+        return cls(path=path, run_id=run_id)
+
+    def start(self, settings: TransferSettings) -> None:
+        with gallery.connect(self.path) as db:
+            gallery.start_run(db, self.run_id, total_steps=_total_steps(settings))
+
+    def progress(self, iterate: Iterate, *, force: bool = False) -> None:
+        """Record progress (throttled; a report that carries a preview is always written)."""
+        now = time.monotonic()
+        if not force and iterate.preview is None and now - self._last_write < _PROGRESS_EVERY_S:
+            return
+        self._last_write = now
+        preview = images.png_bytes(iterate.preview) if iterate.preview is not None else None
+        with gallery.connect(self.path) as db:
+            gallery.record_progress(
+                db,
+                self.run_id,
+                step=iterate.step,
+                total_steps=iterate.total_steps,
+                losses=iterate.losses,
+                preview_png=preview,
+            )
+
+    def finish(self, result: TransferResult) -> int:
+        with gallery.connect(self.path) as db:
+            gallery.finish_run(
+                db,
+                self.run_id,
+                image_png=images.png_bytes(result.image),
+                initial_losses=result.initial_losses,
+                final_losses=result.final_losses,
+                loss_history=result.loss_history,
+                compile_s=result.compile_s,
+                run_s=result.run_s,
+                device=result.device,
+                weights_source=result.weights_source,
+            )
+        return self.run_id
+
+    def fail(self, error: BaseException) -> None:
+        """Mark the run failed (or cancelled) with a readable reason."""
+        cancelled = isinstance(error, (Cancelled, KeyboardInterrupt))
+        reason = str(error) or type(error).__name__
+        if not cancelled and not isinstance(error, Exception):
+            reason = f"stopped: {type(error).__name__}"
+        with gallery.connect(self.path) as db:
+            gallery.fail_run(db, self.run_id, reason, cancelled=cancelled)
+
+
+def _total_steps(settings: TransferSettings) -> int:
+    return settings.iterations + settings.scale_iterations * (len(settings.scales()) - 1)

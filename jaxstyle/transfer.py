@@ -1,0 +1,423 @@
+"""Neural style transfer (Gatys et al. 2016) with Optax: the whole algorithm, top to bottom.
+
+1. Targets: VGG19 activations of the content image at ``content_layers`` and Gram matrices (or
+   Gaussian fits, for the W2 loss) of each style image at ``style_layers``, blended over styles.
+   They depend only on the inputs, so they are computed once per scale.
+2. Loss: ``content_weight·content + style_weight·style + tv_weight·tv`` (see losses.py).
+3. Optimization of the image's pixels (RGB, [0, 1]) with Adam or L-BFGS from Optax, projected
+   back into the box after every step; optionally an exponential moving average of the iterates.
+4. Coarse to fine: each scale of ``settings.scales()`` starts from the previous result, upsampled.
+
+The step is one jitted function that runs a chunk of iterations inside ``lax.fori_loop`` and
+returns every iteration's losses, so reporting progress costs nothing per step. Loss weights and
+the learning rate are traced arguments: moving a slider never recompiles. The core reports
+through a callback and never prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from PIL import Image
+
+from jaxstyle import images, losses, vgg
+from jaxstyle.errors import Cancelled, SettingsError
+from jaxstyle.settings import TransferSettings
+from jaxstyle.weights import Weights
+
+LOSS_NAMES = ("total", "content", "style", "tv")
+# Style images are never upsampled beyond this long side: beyond it they only cost time.
+_MAX_STYLE_PX = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class Iterate:
+    """A progress report. ``losses`` holds the weighted ``total`` and the unweighted terms."""
+
+    step: int  # 1-based, counted over all scales
+    total_steps: int
+    size_px: int  # long side of the current scale
+    losses: dict[str, float]
+    elapsed_s: float  # since the start of the run, compile time included
+    its_per_s: float  # over the last chunk, compile time excluded
+    preview: Image.Image | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferResult:
+    """What a run produced, with everything needed to store and compare it."""
+
+    image: Image.Image
+    initial_losses: dict[str, float]
+    final_losses: dict[str, float]
+    loss_history: list[dict[str, float]]  # one entry per iteration: step, size_px and LOSS_NAMES
+    compile_s: float
+    run_s: float
+    device: str
+    weights_source: str
+    weights_description: str
+    settings: TransferSettings
+
+
+class TransferState(NamedTuple):
+    """Everything that changes from one step to the next, as a pytree."""
+
+    image: jax.Array  # (1, H, W, 3) in [0, 1]
+    opt_state: Any
+    ema: jax.Array  # running average of the iterates, not debiased
+    step: jax.Array  # iterations done at this scale
+
+
+@dataclasses.dataclass(frozen=True)
+class _Static:
+    """The settings that change the compiled program (everything else is a traced argument)."""
+
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    pooling: str
+    style_loss: str
+    optimizer: str
+    use_ema: bool
+
+    @classmethod
+    def of(cls, settings: TransferSettings) -> _Static:
+        return cls(
+            content_layers=settings.content_layers,
+            style_layers=settings.style_layers,
+            pooling=settings.pooling,
+            style_loss=settings.style_loss,
+            optimizer=settings.optimizer,
+            use_ema=settings.ema_decay > 0,
+        )
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.content_layers + self.style_layers))
+
+
+def device_description() -> str:
+    """The device runs go to, e.g. ``cpu`` or ``gpu:NVIDIA H200``."""
+    device = jax.devices()[0]
+    return device.platform if device.platform == "cpu" else f"{device.platform}:{device.device_kind}"
+
+
+def enable_compilation_cache(cache_dir: str) -> None:
+    """Turn on JAX's persistent compilation cache, so a second process skips compiling.
+
+    Global: call it from entry points only (the CLI, the app), never on import.
+    """
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+# --- targets --------------------------------------------------------------------------------
+
+
+def _style_stats(static: _Static, params: dict, style: jax.Array) -> dict[str, Any]:
+    feats = vgg.features(params, style, static.style_layers, static.pooling)
+    if static.style_loss == "gram":
+        return {name: losses.gram(f) for name, f in feats.items()}
+    return {name: losses.gaussian_fit(f) for name, f in feats.items()}
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _content_targets(static: _Static, params: dict, content: jax.Array) -> dict[str, jax.Array]:
+    return vgg.features(params, content, static.content_layers, static.pooling)
+
+
+_style_stats_jit = jax.jit(_style_stats, static_argnums=0)
+
+
+def _blend_style_targets(static: _Static, per_style: list[dict[str, Any]], blend: np.ndarray) -> dict[str, Any]:
+    """Blend the styles' statistics with weights ``blend`` (summing to 1)."""
+    blended = jax.tree.map(lambda *xs: sum(w * x for w, x in zip(blend, xs, strict=True)), *per_style)
+    if static.style_loss == "gram":
+        return blended
+    # W2 needs Σ^½ of the target; compute it once here, not per step.
+    return {name: (mean, losses.sqrtm_psd(cov)) for name, (mean, cov) in blended.items()}
+
+
+# --- loss and step --------------------------------------------------------------------------
+
+
+def _loss_terms(static: _Static, params: dict, image: jax.Array, targets: dict, layer_weights: jax.Array):
+    """The unweighted loss terms of ``image`` (content, style, tv)."""
+    feats = vgg.features(params, image, static.layers, static.pooling)
+    content = sum(losses.content_loss(feats[n], targets["content"][n]) for n in static.content_layers)
+    content = content / len(static.content_layers)
+    style_terms = []
+    for name in static.style_layers:
+        if static.style_loss == "gram":
+            style_terms.append(losses.style_loss(feats[name], targets["style"][name]))
+        else:
+            mean, cov_sqrt = targets["style"][name]
+            style_terms.append(losses.w2_style_loss(feats[name], mean, cov_sqrt))
+    style = jnp.dot(jnp.stack(style_terms), layer_weights)
+    return content, style, losses.tv_loss(image)
+
+
+def _total_and_terms(static, params, image, targets, layer_weights, loss_weights):
+    content, style, tv = _loss_terms(static, params, image, targets, layer_weights)
+    total = loss_weights[0] * content + loss_weights[1] * style + loss_weights[2] * tv
+    return total, jnp.stack([total, content, style, tv])
+
+
+def _optimizer(static: _Static, learning_rate: jax.Array) -> optax.GradientTransformationExtraArgs:
+    if static.optimizer == "lbfgs":
+        return optax.lbfgs()
+    return optax.adam(learning_rate)
+
+
+def _init_state(static: _Static, image: jax.Array) -> TransferState:
+    opt_state = _optimizer(static, jnp.float32(0)).init(image)
+    return TransferState(image=image, opt_state=opt_state, ema=jnp.zeros_like(image), step=jnp.int32(0))
+
+
+def _run_chunk(
+    static: _Static,
+    params: dict,
+    targets: dict,
+    state: TransferState,
+    layer_weights: jax.Array,
+    loss_weights: jax.Array,
+    learning_rate: jax.Array,
+    ema_decay: jax.Array,
+    n_steps: jax.Array,
+    max_steps: int,
+) -> tuple[TransferState, jax.Array]:
+    """``n_steps`` (≤ ``max_steps``) optimizer steps; returns the state and each step's losses.
+
+    Row i of the returned (max_steps, 4) array holds LOSS_NAMES at the image *before* step i.
+    """
+    optimizer = _optimizer(static, learning_rate)
+
+    def total_loss(image):
+        return _total_and_terms(static, params, image, targets, layer_weights, loss_weights)[0]
+
+    def value_and_terms(image):
+        return _total_and_terms(static, params, image, targets, layer_weights, loss_weights)
+
+    def step(i, carry):
+        state, history = carry
+        (value, terms), grad = jax.value_and_grad(value_and_terms, has_aux=True)(state.image)
+        if static.optimizer == "lbfgs":
+            updates, opt_state = optimizer.update(
+                grad, state.opt_state, state.image, value=value, grad=grad, value_fn=total_loss
+            )
+        else:
+            updates, opt_state = optimizer.update(grad, state.opt_state, state.image)
+        image = optax.projections.projection_box(optax.apply_updates(state.image, updates), 0.0, 1.0)
+        ema = ema_decay * state.ema + (1 - ema_decay) * image if static.use_ema else state.ema
+        history = history.at[i].set(terms)
+        return TransferState(image, opt_state, ema, state.step + 1), history
+
+    history = jnp.zeros((max_steps, len(LOSS_NAMES)), jnp.float32)
+    return jax.lax.fori_loop(0, n_steps, step, (state, history))
+
+
+_run_chunk_jit = jax.jit(_run_chunk, static_argnames=("static", "max_steps"))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _evaluate(static, params, image, targets, layer_weights, loss_weights):
+    return _total_and_terms(static, params, image, targets, layer_weights, loss_weights)[1]
+
+
+def _result_image(static: _Static, state: TransferState, ema_decay: float) -> jax.Array:
+    if not static.use_ema:
+        return state.image
+    # Bias-corrected EMA: without the correction early averages lean towards the zero start.
+    return state.ema / (1 - ema_decay ** state.step.astype(jnp.float32))
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def _shape_for(image: Image.Image, size_px: int) -> tuple[int, int]:
+    """(height, width) with long side ``size_px`` and the image's aspect ratio."""
+    width, height = image.size
+    scale = size_px / max(width, height)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _as_batch(image: Image.Image, shape: tuple[int, int]) -> jax.Array:
+    height, width = shape
+    resized = image.resize((width, height), Image.Resampling.LANCZOS) if image.size != (width, height) else image
+    return jnp.asarray(images.to_array(resized))[None]
+
+
+def _prepare_inputs(
+    content: Image.Image, styles: Sequence[Image.Image], settings: TransferSettings
+) -> tuple[Image.Image, list[Image.Image]]:
+    """Apply colour preservation to the inputs (the output side happens after optimizing)."""
+    content = content.convert("RGB")
+    styles = [style.convert("RGB") for style in styles]
+    if settings.preserve_color == "histogram":
+        content_array = images.to_array(content)
+        styles = [images.from_array(images.match_color(images.to_array(s), content_array)) for s in styles]
+    elif settings.preserve_color == "luminance":
+        # Transfer on luminance only (Gatys et al. 2016, "Preserving color"): grey inputs, the
+        # style's luminance matched to the content's mean and spread; chroma is restored after.
+        content_luma = images.rgb_to_ycbcr(images.to_array(content))[..., 0]
+        grey_styles = []
+        for style in styles:
+            luma = images.rgb_to_ycbcr(images.to_array(style))[..., 0]
+            luma = (luma - luma.mean()) / (luma.std() + 1e-6) * content_luma.std() + content_luma.mean()
+            grey_styles.append(images.from_array(np.repeat(np.clip(luma, 0, 1)[..., None], 3, axis=-1)))
+        content = images.from_array(np.repeat(content_luma[..., None], 3, axis=-1))
+        styles = grey_styles
+    return content, styles
+
+
+def _blend_weights(settings: TransferSettings, n_styles: int) -> np.ndarray:
+    blend = settings.style_blend or (1.0,) * n_styles
+    if len(blend) != n_styles:
+        raise SettingsError(f"style_blend has {len(blend)} weights for {n_styles} style image(s)")
+    blend = np.asarray(blend, np.float32)
+    return blend / blend.sum()
+
+
+def _initial_image(settings: TransferSettings, content: jax.Array, style: Image.Image) -> jax.Array:
+    if settings.init == "content":
+        return content
+    if settings.init == "style":
+        return _as_batch(style, content.shape[1:3])
+    return jax.random.uniform(jax.random.PRNGKey(settings.seed), content.shape, jnp.float32)
+
+
+def _to_losses(row: np.ndarray) -> dict[str, float]:
+    return {name: float(value) for name, value in zip(LOSS_NAMES, row, strict=True)}
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+def stylize(
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    settings: TransferSettings,
+    weights: Weights,
+    *,
+    callback: Callable[[Iterate], bool | None] | None = None,
+    report_every: int = 10,
+    preview_every: int = 50,
+) -> TransferResult:
+    """Paint ``content`` in the style of ``styles``.
+
+    Args:
+        content: the photo (any PIL image; converted to RGB).
+        styles: one or more style images, blended with ``settings.style_blend``.
+        settings: every knob of the run.
+        weights: VGG19 params and where they came from (see weights.load_weights).
+        callback: called every ``report_every`` iterations (and at the end of each scale) with an
+            :class:`Iterate`; with a preview image every ``preview_every`` iterations. Returning
+            True cancels the run: :class:`~jaxstyle.errors.Cancelled` is raised.
+        report_every: iterations run inside one compiled loop between reports.
+        preview_every: iterations between preview images.
+
+    Returns:
+        The image and its record (losses, history, timings, device, weights source).
+    """
+    if not styles:
+        raise SettingsError("at least one style image is needed")
+    if report_every < 1 or preview_every < 1:
+        raise SettingsError("report_every and preview_every must be at least 1")
+    static = _Static.of(settings)
+    blend = _blend_weights(settings, len(styles))
+    content_in, styles_in = _prepare_inputs(content, styles, settings)
+    params = jax.tree.map(jnp.asarray, weights.params)
+    layer_weights = np.asarray(settings.style_layer_weights or (1.0,) * len(settings.style_layers), np.float32)
+    layer_weights = jnp.asarray(layer_weights / layer_weights.sum())
+    loss_weights = jnp.asarray([settings.content_weight, settings.style_weight, settings.tv_weight], jnp.float32)
+    learning_rate = jnp.float32(settings.learning_rate)
+    ema_decay = jnp.float32(settings.ema_decay)
+
+    scales = settings.scales()
+    steps_per_scale = [settings.scale_iterations] * (len(scales) - 1) + [settings.iterations]
+    total_steps = sum(steps_per_scale)
+    chunk = min(report_every, max(steps_per_scale))
+
+    started = time.perf_counter()
+    compile_s = 0.0
+    history: list[dict[str, float]] = []
+    done = 0
+    image = None
+    last_preview = 0
+    for size_px, n_steps in zip(scales, steps_per_scale, strict=True):
+        shape = _shape_for(content_in, size_px)
+        content_batch = _as_batch(content_in, shape)
+        style_size = min(_MAX_STYLE_PX, max(16, round(size_px * settings.style_scale)))
+        per_style = [_style_stats_jit(static, params, _as_batch(s, _shape_for(s, style_size))) for s in styles_in]
+        targets = {
+            "content": _content_targets(static, params, content_batch),
+            "style": _blend_style_targets(static, per_style, blend),
+        }
+        if image is None:
+            start = _initial_image(settings, content_batch, styles_in[0])
+        else:
+            start = jax.image.resize(image, (1, *shape, 3), "bicubic").clip(0.0, 1.0)
+        state = _init_state(static, start)
+
+        # Compiling ahead of time keeps compile time apart from run time in the report.
+        t0 = time.perf_counter()
+        args = (params, targets, state, layer_weights, loss_weights, learning_rate, ema_decay, jnp.int32(chunk))
+        compiled = _run_chunk_jit.lower(static, *args, max_steps=chunk).compile()
+        compile_s += time.perf_counter() - t0
+
+        scale_done = 0
+        while scale_done < n_steps:
+            n = min(chunk, n_steps - scale_done)
+            t0 = time.perf_counter()
+            state, rows = compiled(params, targets, state, layer_weights, loss_weights, learning_rate, ema_decay,
+                                   jnp.int32(n))
+            rows = np.asarray(rows[:n])  # waits for the chunk to finish
+            chunk_s = time.perf_counter() - t0
+            for row in rows:
+                done += 1
+                history.append({"step": done, "size_px": size_px, **_to_losses(row)})
+            scale_done += n
+            if callback is not None:
+                preview = None
+                if done - last_preview >= preview_every or done == total_steps:
+                    preview = images.from_array(np.asarray(_result_image(static, state, settings.ema_decay)[0]))
+                    last_preview = done
+                report = Iterate(
+                    step=done,
+                    total_steps=total_steps,
+                    size_px=size_px,
+                    losses=_to_losses(rows[-1]),
+                    elapsed_s=time.perf_counter() - started,
+                    its_per_s=n / chunk_s if chunk_s > 0 else 0.0,
+                    preview=preview,
+                )
+                if callback(report):
+                    raise Cancelled(f"cancelled at iteration {done} of {total_steps}")
+        image = _result_image(static, state, settings.ema_decay)
+
+    final = _to_losses(np.asarray(_evaluate(static, params, image, targets, layer_weights, loss_weights)))
+    result = np.asarray(image[0])
+    if settings.preserve_color == "luminance":
+        result = images.transfer_luminance(result, images.to_array(content.convert("RGB").resize(
+            (result.shape[1], result.shape[0]), Image.Resampling.LANCZOS)))
+    run_s = time.perf_counter() - started - compile_s
+    return TransferResult(
+        image=images.from_array(result),
+        initial_losses={k: v for k, v in history[0].items() if k in LOSS_NAMES},
+        final_losses=final,
+        loss_history=history,
+        compile_s=compile_s,
+        run_s=run_s,
+        device=device_description(),
+        weights_source=weights.source,
+        weights_description=weights.description,
+        settings=settings,
+    )
