@@ -151,7 +151,7 @@ def _generate(args: argparse.Namespace) -> int:
         recorder = GalleryRecorder.create(
             args.gallery, settings, content, styles, title=args.title, weights=loaded, device=transfer.device_description()
         )
-    bar = _progress_bar(settings.iterations + settings.scale_iterations * (len(settings.scales()) - 1), args.quiet)
+    bar = _progress_bar(settings.total_iterations(), args.quiet)
 
     def on_progress(iterate: transfer.Iterate) -> bool:
         bar.update(iterate.step - bar.n)

@@ -14,13 +14,13 @@ import collections
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jaxstyle import gallery, images, transfer
 from jaxstyle.errors import Cancelled, JaxstyleError, SettingsError
+from jaxstyle.recorder import GalleryRecorder
 from jaxstyle.settings import TransferSettings
 
 if TYPE_CHECKING:
@@ -83,11 +83,6 @@ class _Job:
     content: Any  # PIL.Image.Image
     styles: list[Any]
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
-
-
-def total_steps(settings: TransferSettings) -> int:
-    """Optimizer steps of a whole run: ``scale_iterations`` per coarse scale, then ``iterations``."""
-    return settings.iterations + settings.scale_iterations * (len(settings.scales()) - 1)
 
 
 def _default_weights_loader() -> Weights:
@@ -211,7 +206,7 @@ class JobRunner:
                     status=QUEUED,
                 )
             self._pending.append(job)
-            self._progress[job.run_id] = Progress(job.run_id, QUEUED, total_steps=total_steps(settings))
+            self._progress[job.run_id] = Progress(job.run_id, QUEUED, total_steps=settings.total_iterations())
             self._cond.notify()
         return job.run_id
 
@@ -254,7 +249,7 @@ class JobRunner:
             if job is None:
                 return False
             self._pending.remove(job)
-        self._end(job, CANCELLED, "cancelled before it started")
+        self._end(job, None, CANCELLED, Cancelled("cancelled before it started"))
         return True
 
     @property
@@ -277,7 +272,7 @@ class JobRunner:
                 job.cancel.set()
             self._cond.notify_all()
         for job in dropped:
-            self._end(job, CANCELLED, "cancelled: the app shut down before it started")
+            self._end(job, None, CANCELLED, Cancelled("cancelled: the app shut down before it started"))
         for thread in self._threads:
             thread.join(timeout_s)
 
@@ -307,57 +302,47 @@ class JobRunner:
             return self._weights
 
     def _run(self, job: _Job) -> None:
+        recorder = GalleryRecorder(self.gallery_path, job.run_id)
         try:
             weights = self._load_weights()
             if job.cancel.is_set():
                 raise Cancelled("cancelled before it started")
-            steps = total_steps(job.settings)
-            with gallery.connect(self.gallery_path) as db:
-                gallery.start_run(db, job.run_id, total_steps=steps)
-            self._update(job.run_id, status=RUNNING, total_steps=steps)
-            reporter = _Reporter(self, job)
+            recorder.start(job.settings)
+            self._update(job.run_id, status=RUNNING, total_steps=job.settings.total_iterations())
             result = transfer.stylize(
                 job.content,
                 job.styles,
                 job.settings,
                 weights,
-                callback=reporter,
+                callback=_Reporter(self, job, recorder),
                 report_every=self.report_every,
                 preview_every=self.preview_every,
             )
-        except Cancelled:
-            self._end(job, CANCELLED, "cancelled")
+        except Cancelled as error:
+            self._end(job, recorder, CANCELLED, error)
         except JaxstyleError as error:
-            self._end(job, FAILED, str(error))
+            self._end(job, recorder, FAILED, error)
         except Exception as error:  # noqa: BLE001 — shown to the user, logged in full
             log.exception("run %s failed", job.run_id)
-            self._end(job, FAILED, f"unexpected error: {type(error).__name__}: {error}")
+            self._end(job, recorder, FAILED, RuntimeError(f"unexpected error: {type(error).__name__}: {error}"))
         else:
-            png = images.png_bytes(result.image)
-            with gallery.connect(self.gallery_path) as db:
-                gallery.finish_run(
-                    db,
-                    job.run_id,
-                    image_png=png,
-                    initial_losses=result.initial_losses,
-                    final_losses=result.final_losses,
-                    loss_history=result.loss_history,
-                    compile_s=result.compile_s,
-                    run_s=result.run_s,
-                    device=result.device,
-                    weights_source=result.weights_source,
-                )
-            self._update(job.run_id, status=DONE, step=reporter.total or self._progress[job.run_id].total_steps)
+            try:
+                recorder.finish(result)
+            except Exception as error:  # noqa: BLE001 — e.g. a full disk; the run must still end
+                log.exception("run %s: could not store its result", job.run_id)
+                self._end(job, recorder, FAILED, RuntimeError(f"could not store the result: {error}"))
+                return
+            self._update(job.run_id, status=DONE, step=len(result.loss_history))
             self._retire(job.run_id)
 
-    def _end(self, job: _Job, status: str, message: str) -> None:
+    def _end(self, job: _Job, recorder: GalleryRecorder | None, status: str, error: BaseException) -> None:
         """Record a failed or cancelled run in the gallery and in memory; never raises."""
+        recorder = recorder or GalleryRecorder(self.gallery_path, job.run_id)
         try:
-            with gallery.connect(self.gallery_path) as db:
-                gallery.fail_run(db, job.run_id, message, cancelled=status == CANCELLED)
+            recorder.fail(error)
         except Exception:  # noqa: BLE001
             log.exception("run %s: could not record that it %s", job.run_id, status)
-        self._update(job.run_id, status=status, error=message)
+        self._update(job.run_id, status=status, error=str(error) or status)
         self._retire(job.run_id)
 
     def _update(self, run_id: int, **changes: Any) -> None:
@@ -376,22 +361,15 @@ class JobRunner:
 class _Reporter:
     """The callback one run hands to ``stylize``: records each report, answers "cancel?"."""
 
-    # Gallery writes at most this often (memory is updated at every report); a fast GPU reports
-    # many times a second and each write is a transaction.
-    _MIN_WRITE_INTERVAL_S = 0.5
-
-    def __init__(self, runner: JobRunner, job: _Job) -> None:
+    def __init__(self, runner: JobRunner, job: _Job, recorder: GalleryRecorder) -> None:
         self.runner = runner
         self.job = job
+        self.recorder = recorder
         self.history: list[dict[str, float]] = []
-        self.total = 0
-        self._last_write = 0.0
 
     def __call__(self, iterate: transfer.Iterate) -> bool:
         losses = {name: float(value) for name, value in iterate.losses.items()}
         self.history.append({"step": iterate.step, "size_px": iterate.size_px, **losses})
-        self.total = iterate.total_steps
-        preview = images.png_bytes(iterate.preview) if iterate.preview is not None else None
         changes: dict[str, Any] = {
             "step": iterate.step,
             "total_steps": iterate.total_steps,
@@ -401,22 +379,11 @@ class _Reporter:
             "its_per_s": iterate.its_per_s,
             "history": tuple(self.history),
         }
-        if preview is not None:
-            changes["preview_png"] = preview
+        if iterate.preview is not None:
+            changes["preview_png"] = images.png_bytes(iterate.preview)
         self.runner._update(self.job.run_id, **changes)
-        now = time.monotonic()
-        if preview is not None or now - self._last_write >= self._MIN_WRITE_INTERVAL_S:
-            self._last_write = now
-            try:
-                with gallery.connect(self.runner.gallery_path) as db:
-                    gallery.record_progress(
-                        db,
-                        self.job.run_id,
-                        step=iterate.step,
-                        total_steps=iterate.total_steps,
-                        losses=losses,
-                        preview_png=preview,
-                    )
-            except Exception:  # noqa: BLE001 — a busy database must not stop the optimization
-                log.warning("run %s: could not record progress", self.job.run_id, exc_info=True)
+        try:
+            self.recorder.progress(iterate)  # throttled: the gallery is shared by every session
+        except Exception:  # noqa: BLE001 — a busy database must not stop the optimization
+            log.warning("run %s: could not record progress", self.job.run_id, exc_info=True)
         return self.job.cancel.is_set()

@@ -60,12 +60,12 @@ class GalleryRecorder:
                 device=device,
             )
             if start:
-                gallery.start_run(db, run_id, total_steps=_total_steps(settings))
+                gallery.start_run(db, run_id, total_steps=settings.total_iterations())
         return cls(path=path, run_id=run_id)
 
     def start(self, settings: TransferSettings) -> None:
         with gallery.connect(self.path) as db:
-            gallery.start_run(db, self.run_id, total_steps=_total_steps(settings))
+            gallery.start_run(db, self.run_id, total_steps=settings.total_iterations())
 
     def progress(self, iterate: Iterate, *, force: bool = False) -> None:
         """Record progress (throttled; a report that carries a preview is always written)."""
@@ -109,6 +109,3 @@ class GalleryRecorder:
         with gallery.connect(self.path) as db:
             gallery.fail_run(db, self.run_id, reason, cancelled=cancelled)
 
-
-def _total_steps(settings: TransferSettings) -> int:
-    return settings.iterations + settings.scale_iterations * (len(settings.scales()) - 1)

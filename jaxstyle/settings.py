@@ -141,6 +141,14 @@ class TransferSettings:
             size *= math.sqrt(2)
         return sizes + [self.size_px]
 
+    def steps_per_scale(self) -> list[int]:
+        """Iterations at each size of :meth:`scales`."""
+        return [self.scale_iterations] * (len(self.scales()) - 1) + [self.iterations]
+
+    def total_iterations(self) -> int:
+        """Iterations over all scales."""
+        return sum(self.steps_per_scale())
+
 
 PRESETS: dict[str, TransferSettings] = {
     "Quick preview": TransferSettings(size_px=256, iterations=100),

@@ -242,11 +242,20 @@ def _result_image(static: _Static, state: TransferState, ema_decay: float) -> ja
 # --- inputs ---------------------------------------------------------------------------------
 
 
-def _shape_for(image: Image.Image, size_px: int) -> tuple[int, int]:
-    """(height, width) with long side ``size_px`` and the image's aspect ratio."""
+def _shape_for(image: Image.Image, size_px: int, min_side_px: int = 1) -> tuple[int, int]:
+    """(height, width) with long side ``size_px`` and the image's aspect ratio; the short side is
+    raised to ``min_side_px`` if need be (which then stretches the image a little)."""
     width, height = image.size
     scale = size_px / max(width, height)
-    return max(1, round(height * scale)), max(1, round(width * scale))
+    return max(min_side_px, round(height * scale)), max(min_side_px, round(width * scale))
+
+
+def min_side_px(layers: Sequence[str]) -> int:
+    """The smallest image side whose activations at ``layers`` are at least one pixel: each
+    pooling before the deepest layer halves the image."""
+    deepest = max(vgg.LAYER_NAMES.index(name) for name in layers)
+    pools = sum(1 for name in vgg.LAYER_NAMES[1 : deepest + 1] if name.endswith("_1"))
+    return 2**pools
 
 
 def _as_batch(image: Image.Image, shape: tuple[int, int]) -> jax.Array:
@@ -342,8 +351,15 @@ def stylize(
     ema_decay = jnp.float32(settings.ema_decay)
 
     scales = settings.scales()
-    steps_per_scale = [settings.scale_iterations] * (len(scales) - 1) + [settings.iterations]
-    total_steps = sum(steps_per_scale)
+    steps_per_scale = settings.steps_per_scale()
+    total_steps = settings.total_iterations()
+    min_side = min_side_px(static.layers)
+    short_side = min(_shape_for(content_in, settings.size_px))
+    if short_side < min_side:
+        raise SettingsError(
+            f"at size {settings.size_px} px the photo's short side is {short_side} px, but the layers "
+            f"{', '.join(static.layers)} need at least {min_side} px: raise the size or crop the photo"
+        )
     chunk = min(report_every, max(steps_per_scale))
 
     started = time.perf_counter()
@@ -353,10 +369,13 @@ def stylize(
     image = None
     last_preview = 0
     for size_px, n_steps in zip(scales, steps_per_scale, strict=True):
-        shape = _shape_for(content_in, size_px)
+        # Coarse scales too small for the deepest layer are stretched to its minimum.
+        shape = _shape_for(content_in, size_px, min_side)
         content_batch = _as_batch(content_in, shape)
         style_size = min(_MAX_STYLE_PX, max(16, round(size_px * settings.style_scale)))
-        per_style = [_style_stats_jit(static, params, _as_batch(s, _shape_for(s, style_size))) for s in styles_in]
+        per_style = [
+            _style_stats_jit(static, params, _as_batch(s, _shape_for(s, style_size, min_side))) for s in styles_in
+        ]
         targets = {
             "content": _content_targets(static, params, content_batch),
             "style": _blend_style_targets(static, per_style, blend),

@@ -42,3 +42,37 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def gallery_path(tmp_path: Path) -> Path:
     return tmp_path / "gallery.db"
+
+
+@pytest.fixture(scope="session")
+def fallback_weights(tmp_path_factory):
+    """The offline fallback VGG19 (what runs here, without the pretrained file), made once."""
+    from jaxstyle import weights
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAXSTYLE_CACHE_DIR", str(tmp_path_factory.mktemp("weights-cache")))
+        patch.delenv("JAXSTYLE_WEIGHTS", raising=False)
+        loaded = weights.load_weights()
+    assert not loaded.pretrained
+    return loaded
+
+
+def _small(path: Path, size_px: int):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((size_px, size_px))
+        return image
+
+
+@pytest.fixture(scope="session")
+def small_content(shared_data):
+    """The Tübingen photo, 64 px on its long side."""
+    return _small(shared_data / "content" / "tubingen.jpg", 64)
+
+
+@pytest.fixture(scope="session")
+def small_style(shared_data):
+    """The Starry Night, 64 px on its long side."""
+    return _small(shared_data / "styles" / "starry_night.jpg", 64)

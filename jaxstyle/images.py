@@ -1,0 +1,444 @@
+"""Images from strangers: decode and validate, resize, encode, and the colour helpers.
+
+Everything a user hands us (an upload, a file, a URL, a catalog id) goes through
+:func:`open_image`, which returns a plain RGB image or raises :class:`~jaxstyle.errors.ImageError`
+with a message that names the file. The colour helpers at the end are pure numpy functions of
+float arrays ``(H, W, 3)`` in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import math
+import os
+import re
+import unicodedata
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from jaxstyle import fetch
+from jaxstyle.errors import ImageError
+
+MAX_INPUT_BYTES = 50 * 1024 * 1024  # refuse files (and downloads) bigger than this
+MAX_INPUT_PIXELS = 80_000_000  # decompression-bomb guard: refuse images claiming more pixels
+MAX_WORKING_PX = 2048  # longer images are downscaled to this long side, not refused
+
+OriginKind = Literal["upload", "file", "url", "catalog"]
+
+_WHITE = (255, 255, 255)
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+_HIGH_DEPTH_MODES = _SIXTEEN_BIT_MODES + ("I", "F")
+
+
+def _label(name: str | os.PathLike | None) -> str:
+    return str(name) if name else "the image"
+
+
+def _megabytes(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f} MB"
+
+
+def _describe_non_image(data: bytes) -> str:
+    """A hint at what the bytes are instead, for the usual mistakes (a web page, an API answer)."""
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in head:
+        return "it looks like a web page (HTML), not an image"
+    if head.startswith((b"{", b"[")):
+        return "it looks like JSON, not an image"
+    if head.startswith(b"<"):
+        return "it looks like XML or HTML, not an image"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not in an image format we can read (PNG, JPEG, GIF, WebP, BMP, TIFF)"
+    return "it looks like text, not an image"
+
+
+def _read_file(path: Path, label: str) -> bytes:
+    try:
+        size_bytes = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageError(f"{label}: file not found") from None
+    except OSError as exc:
+        raise ImageError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
+    if path.is_dir():
+        raise ImageError(f"{label}: is a folder, not an image file")
+    # Check the size before reading so a huge file is refused without loading it.
+    if size_bytes > MAX_INPUT_BYTES:
+        raise ImageError(f"{label}: the file is {_megabytes(size_bytes)}; the limit is {_megabytes(MAX_INPUT_BYTES)}")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any decoded PIL mode to 8-bit RGB; transparency is composited on white."""
+    if image.mode in _HIGH_DEPTH_MODES:
+        # PIL's own I;16 -> L conversion clips at 255 instead of scaling, which turns most
+        # 16-bit images white; scale to 0..255 ourselves.
+        image = Image.fromarray(_high_depth_to_uint8(image))  # mode L
+    if image.mode == "RGB":
+        return image
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _WHITE + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _high_depth_to_uint8(image: Image.Image) -> np.ndarray:
+    """16-bit, 32-bit integer or float gray to 8 bits, by the range the values actually use.
+
+    16-bit modes are scaled by 255/65535. "I" and "F" carry no range, so guess from the values:
+    floats up to 1 are [0, 1] images, values up to 255 are 8-bit, up to 65535 16-bit.
+    """
+    values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+    peak = float(values.max(initial=0.0))
+    if image.mode in _SIXTEEN_BIT_MODES:
+        scale = 255.0 / 65535.0
+    elif image.mode == "F" and peak <= 1.0:
+        scale = 255.0
+    elif peak <= 255.0:
+        scale = 1.0
+    elif peak <= 65535.0:
+        scale = 255.0 / 65535.0
+    else:
+        scale = 255.0 / peak
+    return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+
+
+def _apply_exif_orientation(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except Exception:  # a malformed EXIF block should not cost the user the image
+        return image
+
+
+def _working_size(width: int, height: int) -> tuple[int, int]:
+    scale = MAX_WORKING_PX / max(width, height)
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
+
+
+def open_image(data: bytes | str | os.PathLike, *, name: str = "") -> Image.Image:
+    """Decode an image from bytes or a file into RGB, refusing anything unsafe or broken.
+
+    Applies the EXIF orientation, keeps the first frame of an animation, converts every mode
+    (CMYK, 16-bit, palette, grayscale, with or without alpha) to 8-bit RGB with transparency
+    composited on white, and downscales images whose long side exceeds ``MAX_WORKING_PX``.
+
+    Args:
+        data: the encoded image bytes, or a path to an image file.
+        name: how to call the image in error messages (defaults to the path, if any).
+
+    Returns:
+        An RGB PIL image, fully loaded (no open file behind it).
+
+    Raises:
+        ImageError: the file is missing, empty, too big, not an image, truncated or corrupt,
+            or claims more than ``MAX_INPUT_PIXELS`` pixels.
+    """
+    if isinstance(data, str | os.PathLike):
+        path = Path(data).expanduser()
+        label = name or str(path)
+        data = _read_file(path, label)
+    else:
+        label = _label(name)
+        data = bytes(data)
+    if not data:
+        raise ImageError(f"{label}: the file is empty")
+    if len(data) > MAX_INPUT_BYTES:
+        raise ImageError(f"{label}: the file is {_megabytes(len(data))}; the limit is {_megabytes(MAX_INPUT_BYTES)}")
+
+    try:
+        # Image.open reads only the header. PIL warns (or raises, past twice its own limit) about
+        # decompression bombs; silence the warning here because our stricter check follows.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise ImageError(f"{label}: the image has too many pixels (over {MAX_INPUT_PIXELS:,})") from None
+    except Exception:  # PIL plugins raise many kinds of error on bad input
+        raise ImageError(f"{label}: cannot be opened as an image: {_describe_non_image(data)}") from None
+
+    width, height = image.size
+    if width * height > MAX_INPUT_PIXELS:
+        raise ImageError(
+            f"{label}: the image is {width}x{height} px ({width * height / 1e6:.0f} megapixels); "
+            f"the limit is {MAX_INPUT_PIXELS / 1e6:.0f} megapixels"
+        )
+    if width < 1 or height < 1:
+        raise ImageError(f"{label}: the image has no pixels ({width}x{height})")
+
+    try:
+        if max(width, height) > MAX_WORKING_PX:
+            # JPEG can decode straight at 1/2, 1/4 or 1/8 scale, never below the requested size;
+            # a cheap head start for huge photos (other formats ignore this).
+            image.draft(None, _working_size(width, height))
+        # load() forces the full decode, so a truncated or corrupt file fails here, not later.
+        image.load()
+        image = _apply_exif_orientation(image)
+        image = _to_rgb(image)
+    except Exception as exc:  # same zoo of decoder errors as above
+        raise ImageError(f"{label}: the image is truncated or corrupt ({exc})") from None
+
+    if max(image.size) > MAX_WORKING_PX:
+        image = fit_long_side(image, MAX_WORKING_PX)
+    return image
+
+
+_UNSAFE_FILENAME_CHARS = re.compile(r'[<>:"|?*]')
+
+
+def safe_filename(name: str, *, max_chars: int = 120) -> str:
+    """A file name that is safe to write anywhere: no folders, control characters or hidden dots.
+
+    Args:
+        name: a name from a stranger (an upload's name, the end of a URL).
+        max_chars: the longest result; the extension is kept when shortening.
+
+    Returns:
+        The last path component with separators, control and reserved characters removed and
+        leading dots and spaces stripped; ``"image"`` if nothing is left.
+    """
+    name = re.split(r"[/\\]", str(name))[-1]
+    name = "".join(ch for ch in name if not unicodedata.category(ch).startswith("C"))
+    name = _UNSAFE_FILENAME_CHARS.sub("_", name)
+    name = name.strip().lstrip(". ").rstrip(". ")
+    if len(name) > max_chars:
+        stem, dot, suffix = name.rpartition(".")
+        keep_suffix = bool(dot) and 0 < len(suffix) <= 10
+        name = stem[: max_chars - len(suffix) - 1] + "." + suffix if keep_suffix else name[:max_chars]
+    return name or "image"
+
+
+def fit_long_side(image: Image.Image, size_px: int) -> Image.Image:
+    """Resize (Lanczos) so the long side is ``size_px``, keeping the aspect ratio.
+
+    Args:
+        image: any PIL image.
+        size_px: the wanted long side in pixels (at least 1).
+
+    Returns:
+        A new image; the short side is rounded and at least 1 px.
+    """
+    if size_px < 1:
+        raise ImageError(f"size_px must be at least 1, got {size_px}")
+    width, height = image.size
+    scale = size_px / max(width, height)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if new_size == image.size:
+        return image.copy()
+    return image.resize(new_size, Image.Resampling.LANCZOS)
+
+
+def to_array(image: Image.Image) -> np.ndarray:
+    """PIL image -> float32 array (H, W, 3) in [0, 1]."""
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / np.float32(255.0)
+
+
+def from_array(arr: np.ndarray) -> Image.Image:
+    """Float array (H, W, 3) in [0, 1] (clipped) -> 8-bit RGB PIL image (rounded)."""
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ImageError(f"expected an array of shape (H, W, 3), got {arr.shape}")
+    return Image.fromarray(np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8), mode="RGB")
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """Encode as PNG (lossless: for results kept in the gallery)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def thumbnail_bytes(image: Image.Image, size_px: int = 256) -> bytes:
+    """A small JPEG (quality 85, long side at most ``size_px``) for gallery grids.
+
+    A 256 px thumbnail of a photo is typically 10-20 KB, so a page of 50 loads at once.
+    """
+    thumb = image.convert("RGB")
+    if max(thumb.size) > size_px:
+        thumb = fit_long_side(thumb, size_px)
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="JPEG", quality=85, optimize=True)
+    return buffer.getvalue()
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex SHA-256 of bytes (identifies an input image in the gallery)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- Colour preservation (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer")
+
+# BT.601 full range (as in JPEG/JFIF), with Cb and Cr offset to be centred on 0.5.
+_YCBCR_FROM_RGB = np.array(
+    [
+        [0.299, 0.587, 0.114],
+        [-0.168736, -0.331264, 0.5],
+        [0.5, -0.418688, -0.081312],
+    ]
+)
+_RGB_FROM_YCBCR = np.linalg.inv(_YCBCR_FROM_RGB)
+_CHROMA_OFFSET = np.array([0.0, 0.5, 0.5])
+
+
+def _check_rgb(arr: np.ndarray, what: str) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ImageError(f"{what}: expected an array of shape (H, W, 3), got {arr.shape}")
+    return arr
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """RGB (H, W, 3) in [0, 1] -> Y, Cb, Cr in [0, 1] (BT.601 full range, chroma centred on 0.5)."""
+    rgb = _check_rgb(rgb, "rgb_to_ycbcr")
+    return (rgb.astype(np.float32) @ _YCBCR_FROM_RGB.T.astype(np.float32)) + _CHROMA_OFFSET.astype(np.float32)
+
+
+def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`rgb_to_ycbcr` (not clipped: out-of-gamut values stay visible)."""
+    ycbcr = _check_rgb(ycbcr, "ycbcr_to_rgb")
+    centred = ycbcr.astype(np.float32) - _CHROMA_OFFSET.astype(np.float32)
+    return centred @ _RGB_FROM_YCBCR.T.astype(np.float32)
+
+
+def transfer_luminance(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Keep the content's colours: the stylized image's luma Y with the content's chroma CbCr.
+
+    This is the "luminance-only transfer" of Gatys et al. (2016), applied as a post-process.
+
+    Args:
+        stylized: the style transfer result, (H, W, 3) in [0, 1].
+        content: the content image at the same size.
+
+    Returns:
+        float32 (H, W, 3) in [0, 1].
+    """
+    stylized = _check_rgb(stylized, "transfer_luminance (stylized)")
+    content = _check_rgb(content, "transfer_luminance (content)")
+    if stylized.shape != content.shape:
+        raise ImageError(f"transfer_luminance: shapes differ: stylized {stylized.shape}, content {content.shape}")
+    ycbcr = rgb_to_ycbcr(content)
+    ycbcr[..., 0] = rgb_to_ycbcr(stylized)[..., 0]
+    return np.clip(ycbcr_to_rgb(ycbcr), 0.0, 1.0)
+
+
+def match_color(source: np.ndarray, reference: np.ndarray, *, clip: bool = True, eps: float = 1e-8) -> np.ndarray:
+    """Recolour ``source`` so its pixel colour mean and covariance match ``reference``'s.
+
+    The linear colour transfer of Gatys et al. (2016), used on the style image before transfer
+    so the result keeps the content's palette: ``x' = A (x - mu_s) + mu_r`` with
+    ``A = Sigma_r^(1/2) Sigma_s^(-1/2)`` (symmetric matrix square roots, as in Image Analogies).
+
+    Args:
+        source: the image to recolour (usually the style image), (H, W, 3) in [0, 1].
+        reference: the image whose colour statistics to take (the content image); any size.
+        clip: clip the result to [0, 1] (which can move the statistics slightly).
+        eps: the smallest covariance eigenvalue used, so flat images (zero covariance) stay finite.
+
+    Returns:
+        float32 array with the source's shape.
+    """
+    source = _check_rgb(source, "match_color (source)")
+    reference = _check_rgb(reference, "match_color (reference)")
+    src = source.reshape(-1, 3).astype(np.float64)
+    ref = reference.reshape(-1, 3).astype(np.float64)
+    mu_s, mu_r = src.mean(axis=0), ref.mean(axis=0)
+    cov_s = np.cov(src, rowvar=False, bias=True)
+    cov_r = np.cov(ref, rowvar=False, bias=True)
+    transform = _sym_sqrt(cov_r, eps=eps) @ _sym_sqrt(cov_s, eps=eps, inverse=True)
+    out = (src - mu_s) @ transform.T + mu_r
+    out = out.reshape(source.shape).astype(np.float32)
+    return np.clip(out, 0.0, 1.0) if clip else out
+
+
+def _sym_sqrt(cov: np.ndarray, *, eps: float, inverse: bool = False) -> np.ndarray:
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)
+    eigenvalues = np.maximum(eigenvalues, eps)
+    power = -0.5 if inverse else 0.5
+    return (eigenvectors * eigenvalues**power) @ eigenvectors.T
+
+
+# --- Where an input image came from
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedImage:
+    """A decoded input image with its original bytes and where it came from.
+
+    Attributes:
+        image: the decoded RGB image (see :func:`open_image`).
+        data: the bytes as received (hashed for the gallery, stored for re-runs).
+        origin_kind: "upload", "file", "url" or "catalog".
+        origin: the upload's file name, the path, the URL or the catalog id.
+        sha256: hex SHA-256 of ``data``.
+    """
+
+    image: Image.Image = dataclasses.field(repr=False, compare=False)
+    data: bytes = dataclasses.field(repr=False, compare=False)
+    origin_kind: OriginKind
+    origin: str
+    sha256: str = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", sha256_hex(self.data))
+
+
+def from_upload(data: bytes, name: str) -> LoadedImage:
+    """Decode an uploaded file (e.g. from ``st.file_uploader``); the name is made safe first."""
+    name = safe_filename(name)
+    return LoadedImage(open_image(data, name=name), bytes(data), "upload", name)
+
+
+def load_source(spec: str, *, progress: Callable[[int, int | None], None] | None = None) -> LoadedImage:
+    """Load an image named by an http(s) URL, a catalog style id or a file path (in that order).
+
+    Args:
+        spec: ``https://...``, a catalog id such as ``starry_night``, or a path to an image file.
+        progress: called as ``progress(bytes_so_far, total_bytes_or_None)`` during downloads.
+
+    Returns:
+        The decoded image with its bytes and origin.
+
+    Raises:
+        ImageError: ``spec`` is none of the three kinds, or not a usable image.
+        FetchError: the URL was refused or could not be downloaded.
+        CatalogError: the catalog image cannot be had (offline and not cached).
+    """
+    # Imported here because the catalog module itself imports this one.
+    from jaxstyle import catalog
+
+    spec = str(spec).strip()
+    if not spec:
+        raise ImageError("no image given: expected an http(s) URL, a catalog style id or an image file path")
+    if re.match(r"^https?://", spec, flags=re.IGNORECASE):
+        data = fetch.fetch_bytes(spec, max_bytes=MAX_INPUT_BYTES, progress=progress)
+        return LoadedImage(open_image(data, name=spec), data, "url", spec)
+    if catalog.is_known_id(spec):
+        path = catalog.style_image_path(spec, progress=progress)
+        data = _read_file(path, f"catalog style {spec!r} ({path})")
+        return LoadedImage(open_image(data, name=f"catalog style {spec!r} ({path})"), data, "catalog", spec)
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", spec) and not Path(spec).expanduser().exists():
+        # ftp:, file:, data:, javascript: ... (checked after the path, so C:\ paths still work)
+        raise ImageError(
+            f"{spec[:200]!r}: only http:// and https:// URLs can be fetched; "
+            "otherwise give a catalog style id or an image file path"
+        )
+    path = Path(spec).expanduser()
+    if path.is_file():
+        data = _read_file(path, str(path))
+        return LoadedImage(open_image(data, name=str(path)), data, "file", str(path))
+    examples = ", ".join(style.id for style in catalog.list_styles()[:3])
+    raise ImageError(
+        f"{spec[:200]!r} is not an http(s) URL, a catalog style id (e.g. {examples}) or an existing image file"
+    )

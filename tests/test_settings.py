@@ -1,0 +1,52 @@
+"""Settings: defaults, validation with the allowed range in the message, round trips, schedules."""
+
+import pytest
+
+from jaxstyle.errors import SettingsError
+from jaxstyle.settings import PRESETS, TransferSettings
+
+
+def test_defaults_are_valid_and_round_trip_through_a_dict():
+    settings = TransferSettings(style_blend=(0.7, 0.3), style_layer_weights=(1, 2, 3, 4, 5))
+    assert TransferSettings.from_dict(settings.to_dict()) == settings
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"style_weight": -1}, "style_weight must be between 0 and 1e+06, got -1"),
+        ({"size_px": 4096}, "size_px must be between 16 and 2048"),
+        ({"iterations": 0}, "iterations must be between 1 and 5000"),
+        ({"iterations": 2.5}, "iterations must be a whole number"),
+        ({"content_weight": float("nan")}, "content_weight must be a number between 0 and 1e+06"),
+        ({"learning_rate": "fast"}, "learning_rate must be a number"),
+        ({"optimizer": "sgd"}, "optimizer must be one of adam, lbfgs"),
+        ({"style_layers": ("conv9_9",)}, "unknown layer(s) conv9_9"),
+        ({"style_layers": ()}, "style_layers must name at least one VGG19 layer"),
+        ({"style_layer_weights": (1, 2)}, "one weight per style layer (5)"),
+        ({"style_blend": (0, 0)}, "positive sum"),
+        ({"scale_min_px": 8}, "scale_min_px must be 0 (off) or at least 16"),
+    ],
+)
+def test_bad_values_name_the_setting_and_its_range(changes, message):
+    with pytest.raises(SettingsError) as error:
+        TransferSettings(**changes)
+    assert message in str(error.value)
+
+
+def test_unknown_keys_from_a_stored_run_are_refused():
+    with pytest.raises(SettingsError, match="unknown setting"):
+        TransferSettings.from_dict({"style_wieght": 3})
+
+
+def test_coarse_to_fine_schedule_grows_by_sqrt2_to_the_target():
+    settings = TransferSettings(size_px=512, scale_min_px=128, scale_iterations=20, iterations=50)
+    assert settings.scales() == [128, 181, 256, 362, 512]
+    assert settings.steps_per_scale() == [20, 20, 20, 20, 50]
+    assert settings.total_iterations() == 130
+    assert TransferSettings(size_px=256).scales() == [256]
+
+
+def test_presets_are_valid_settings():
+    assert set(PRESETS) == {"Quick preview", "Balanced", "High quality"}
+    assert all(isinstance(p, TransferSettings) for p in PRESETS.values())

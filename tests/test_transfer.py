@@ -1,0 +1,110 @@
+"""Style transfer runs: losses fall, weights pull the way they should, seeds reproduce, and
+every option (L-BFGS, W2, multi-scale, EMA, blends, colour preservation, cancel) works."""
+
+import numpy as np
+import pytest
+
+from jaxstyle import images, transfer
+from jaxstyle.errors import Cancelled, SettingsError
+from jaxstyle.settings import TransferSettings
+
+TINY = TransferSettings(size_px=48, iterations=12)
+
+
+def run(content, styles, weights, **changes):
+    return transfer.stylize(content, styles, TINY.replace(**changes), weights, report_every=4)
+
+
+def test_a_short_run_lowers_the_total_loss_and_reports_everything(small_content, small_style, fallback_weights):
+    result = run(small_content, [small_style], fallback_weights)
+    assert result.image.size == (48, 36)  # long side 48, the photo's 4:3 aspect
+    assert result.final_losses["total"] < 0.6 * result.initial_losses["total"]
+    assert result.final_losses["style"] < result.initial_losses["style"]
+    assert len(result.loss_history) == 12
+    assert [h["step"] for h in result.loss_history] == list(range(1, 13))
+    assert set(result.loss_history[0]) == {"step", "size_px", "total", "content", "style", "tv"}
+    assert result.device == "cpu"
+    assert result.weights_source == "random-fallback"
+    assert "fallback" in result.weights_description
+    assert result.compile_s > 0 and result.run_s > 0
+
+
+def test_raising_style_weight_lowers_the_final_style_loss(small_content, small_style, fallback_weights):
+    low = run(small_content, [small_style], fallback_weights, style_weight=1.0)
+    high = run(small_content, [small_style], fallback_weights, style_weight=100.0)
+    assert high.final_losses["style"] < low.final_losses["style"]
+
+
+def test_raising_content_weight_lowers_the_final_content_loss(small_content, small_style, fallback_weights):
+    low = run(small_content, [small_style], fallback_weights, content_weight=0.1, init="noise")
+    high = run(small_content, [small_style], fallback_weights, content_weight=100.0, init="noise")
+    assert high.final_losses["content"] < low.final_losses["content"]
+
+
+def test_same_seed_same_image_and_different_seeds_differ_with_noise_init(small_content, small_style, fallback_weights):
+    a = images.to_array(run(small_content, [small_style], fallback_weights, init="noise", seed=1).image)
+    b = images.to_array(run(small_content, [small_style], fallback_weights, init="noise", seed=1).image)
+    c = images.to_array(run(small_content, [small_style], fallback_weights, init="noise", seed=2).image)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 0.01
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"optimizer": "lbfgs", "iterations": 6},
+        {"style_loss": "w2"},
+        {"pooling": "average"},
+        {"ema_decay": 0.9},
+        {"init": "style"},
+        {"style_scale": 0.5},
+    ],
+    ids=["lbfgs", "w2", "average-pooling", "ema", "style-init", "style-scale"],
+)
+def test_every_option_lowers_the_loss(small_content, small_style, fallback_weights, changes):
+    result = run(small_content, [small_style], fallback_weights, **changes)
+    assert np.isfinite(result.final_losses["total"])
+    assert result.final_losses["total"] < result.initial_losses["total"]
+
+
+def test_coarse_to_fine_runs_every_scale_and_ends_at_the_target_size(small_content, small_style, fallback_weights):
+    result = run(small_content, [small_style], fallback_weights, size_px=64, scale_min_px=32, scale_iterations=4)
+    assert result.image.size == (64, 48)
+    assert [h["size_px"] for h in result.loss_history] == [32] * 4 + [45] * 4 + [64] * 12
+
+
+def test_two_styles_blend(small_content, small_style, shared_data, fallback_weights):
+    from PIL import Image
+
+    wave = Image.open(shared_data / "styles" / "great_wave.jpg").convert("RGB").resize((64, 44))
+    only_starry = run(small_content, [small_style], fallback_weights, init="noise")
+    blended = run(small_content, [small_style, wave], fallback_weights, init="noise", style_blend=(0.5, 0.5))
+    assert np.abs(images.to_array(only_starry.image) - images.to_array(blended.image)).mean() > 0.005
+    with pytest.raises(SettingsError, match="2 weights for 1 style"):
+        run(small_content, [small_style], fallback_weights, style_blend=(0.5, 0.5))
+
+
+def test_luminance_preservation_keeps_the_content_colours(small_content, small_style, fallback_weights):
+    result = run(small_content, [small_style], fallback_weights, preserve_color="luminance", init="noise")
+    content = images.to_array(small_content.resize(result.image.size))
+    out = images.rgb_to_ycbcr(images.to_array(result.image))
+    np.testing.assert_allclose(out[..., 1:], images.rgb_to_ycbcr(content)[..., 1:], atol=0.03)
+
+
+def test_histogram_preservation_runs(small_content, small_style, fallback_weights):
+    result = run(small_content, [small_style], fallback_weights, preserve_color="histogram")
+    assert result.final_losses["total"] < result.initial_losses["total"]
+
+
+def test_progress_reports_previews_and_cancel(small_content, small_style, fallback_weights):
+    reports = []
+    transfer.stylize(
+        small_content, [small_style], TINY, fallback_weights, callback=reports.append, report_every=4, preview_every=8
+    )
+    assert [r.step for r in reports] == [4, 8, 12]
+    assert [r.preview is not None for r in reports] == [False, True, True]
+    assert reports[-1].preview.size == (48, 36)
+    assert all(r.total_steps == 12 and r.its_per_s > 0 for r in reports)
+
+    with pytest.raises(Cancelled, match="iteration 4 of 12"):
+        transfer.stylize(small_content, [small_style], TINY, fallback_weights, callback=lambda r: True, report_every=4)
