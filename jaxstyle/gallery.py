@@ -59,7 +59,8 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date, datetime, time as dt_time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +314,7 @@ def connect(path: str | os.PathLike | None = None, *, timeout_s: float = 10.0) -
     try:
         db = GalleryDatabase(conn, path=path, timeout_s=timeout_s)
         db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA synchronous = NORMAL")
         _check_is_gallery(db)
         _migrate(db)
         recover_stale_runs(db)
@@ -534,9 +536,7 @@ def recover_stale_runs(db: sqlite_utils.Database, *, stale_after_s: float = STAL
         The ids of the runs marked failed.
     """
     rows = list(
-        db.query(
-            "SELECT id, status, owner_pid, owner_host, heartbeat FROM runs WHERE status IN ('queued', 'running')"
-        )
+        db.query("SELECT id, status, owner_pid, owner_host, heartbeat FROM runs WHERE status IN ('queued', 'running')")
     )
     now, host = time.time(), socket.gethostname()
     failed = []
@@ -559,7 +559,7 @@ def recover_stale_runs(db: sqlite_utils.Database, *, stale_after_s: float = STAL
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _to_utc_iso(value: datetime | date | str, *, end_of_day: bool) -> str:
@@ -575,7 +575,7 @@ def _to_utc_iso(value: datetime | date | str, *, end_of_day: bool) -> str:
     if not isinstance(value, datetime):
         day = value + timedelta(days=1) if end_of_day else value
         value = datetime.combine(day, dt_time())
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -702,9 +702,10 @@ def _insert_run(db: sqlite_utils.Database, row: dict[str, Any], style_shas: Sequ
         row[column] = row["settings_dict"].get(column)
     row["settings"] = json.dumps(row.pop("settings_dict"))
     wanted = {row["content_sha"], *style_shas}
-    present = {r["sha256"] for r in db.query(
-        f"SELECT sha256 FROM images WHERE sha256 IN ({', '.join('?' * len(wanted))})", list(wanted)
-    )}
+    present = {
+        r["sha256"]
+        for r in db.query(f"SELECT sha256 FROM images WHERE sha256 IN ({', '.join('?' * len(wanted))})", list(wanted))
+    }
     missing = sorted(wanted - present)
     if missing:
         raise GalleryError(f"input image {missing[0][:12]}… is not in the gallery {_label(db)}; store it first")
@@ -758,9 +759,11 @@ def add_run(
     style_shas = list(style_shas)
     if not style_shas:
         raise SettingsError("a run needs at least one style image")
+    if style_blend is not None and isinstance(settings, Mapping):
+        # Kept in the settings too, so a re-run from them blends the styles the same way.
+        settings = {**settings, "style_blend": [float(w) for w in style_blend]}
     settings_dict = _normalize_settings(settings)
-    if style_blend is None:
-        style_blend = settings_dict.get("style_blend")
+    style_blend = settings_dict.get("style_blend")
     blend = _blend_weights(len(style_shas), style_blend)
     pid, host = _owner()
     row = {
@@ -1253,9 +1256,7 @@ def _write_atomically(dest: Path, write) -> None:
 
 
 @_guarded
-def export_run(
-    db: sqlite_utils.Database, run_id: int, dest_dir: str | os.PathLike
-) -> tuple[Path | None, Path]:
+def export_run(db: sqlite_utils.Database, run_id: int, dest_dir: str | os.PathLike) -> tuple[Path | None, Path]:
     """Write ``run-<id>.png`` (if the run has a result) and ``run-<id>.json`` (settings and all) into ``dest_dir``.
 
     Returns:
@@ -1286,7 +1287,9 @@ def _extension(data: bytes) -> str:
 
 
 @_guarded
-def export_gallery(db: sqlite_utils.Database, zip_path: str | os.PathLike, *, run_ids: Sequence[int] | None = None) -> int:
+def export_gallery(
+    db: sqlite_utils.Database, zip_path: str | os.PathLike, *, run_ids: Sequence[int] | None = None
+) -> int:
     """Write the gallery (or the given runs) to a zip that :func:`import_gallery` reads back.
 
     The zip holds ``manifest.json`` (every run's fields and its inputs' origins), ``inputs/<sha256>.<ext>``
@@ -1370,7 +1373,9 @@ def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[tuple], dic
         if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
             raise GalleryError(f"{zip_path} is not a jaxstyle gallery export (no {EXPORT_FORMAT} manifest)")
         if manifest.get("version") != EXPORT_VERSION:
-            raise GalleryError(f"{zip_path} is export version {manifest.get('version')!r}; this jaxstyle reads {EXPORT_VERSION}")
+            raise GalleryError(
+                f"{zip_path} is export version {manifest.get('version')!r}; this jaxstyle reads {EXPORT_VERSION}"
+            )
         inputs = _expect(manifest.get("inputs"), dict, f"{zip_path}: inputs")
         entries = _expect(manifest.get("runs"), list, f"{zip_path}: runs")
 
@@ -1419,7 +1424,7 @@ def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[tuple], dic
                 raise GalleryError(f"{where} has an invalid time") from None
             final_losses = _float_dict(_expect(entry.get("final_losses") or {}, dict, f"{where} final_losses"), where)
             row = {
-                "created": created.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+                "created": created.astimezone(UTC).isoformat(timespec="microseconds"),
                 "status": status,
                 "error": error_text,
                 "title": str(entry.get("title") or ""),

@@ -46,6 +46,7 @@ KERAS_URLS: tuple[str, ...] = (
     f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{KERAS_FILE_NAME}",
     f"https://github.com/fchollet/deep-learning-models/releases/download/v0.1/{KERAS_FILE_NAME}",
 )
+KERAS_SIZE_BYTES = 80_134_624
 KERAS_SIZE_MB = 80
 
 # Bump when the .npz layout changes; older caches are then rebuilt from the cached .h5.
@@ -616,20 +617,37 @@ def weights_status(path: str | os.PathLike | None = None) -> dict[str, Any]:
             "problem": problem,
         }
 
-    for kind, value, origin in (("explicit", path, "--weights"), ("env", os.environ.get("JAXSTYLE_WEIGHTS"), None)):
+    for kind, value, origin in (("explicit", path, "--weights"), ("env", os.environ.get("JAXSTYLE_WEIGHTS"), "")):
         if value:
             where = Path(value)
             origin = origin or "JAXSTYLE_WEIGHTS"
-            problem = None if where.is_file() else f"{origin} points at {where}, which does not exist"
-            return status(kind, where, True, f"weights from {where} ({origin})", problem)
+            if not where.is_file():
+                return status(
+                    kind,
+                    where,
+                    True,
+                    f"weights from {where} ({origin})",
+                    f"{origin} points at {where}, which does not exist",
+                )
+            if zipfile.is_zipfile(where):  # an .npz says what it holds in its small meta entries
+                try:
+                    _, meta = _read_npz(where, meta_only=True)
+                except WeightsError as error:
+                    return status(kind, where, True, f"weights from {where} ({origin})", str(error))
+                if meta["kind"] == _KIND_FALLBACK:
+                    return status(
+                        kind, where, False, f"{fallback_description(meta['seed'] or 0)} (from {where}, {origin})"
+                    )
+            return status(kind, where, True, f"VGG19 ImageNet weights from {where} ({origin})")
     npz, h5 = cached_npz_path(), cached_h5_path()
     npz_problem = _cached_npz_problem(npz) if npz.exists() else None
     if npz.exists() and npz_problem is None:
         return status("cached", npz, True, f"VGG19 ImageNet weights (Keras h5, md5 {KERAS_MD5[:8]}…) cached at {npz}")
     if h5.exists():
-        return status(
-            "cached", h5, True, f"VGG19 ImageNet weights, downloaded to {h5} (verified and converted on first use)"
-        )
+        size = h5.stat().st_size  # the md5 is checked on first use; the size is free to check now
+        problem = None if size == KERAS_SIZE_BYTES else f"{h5} has {size} bytes, not {KERAS_SIZE_BYTES}: incomplete"
+        description = f"VGG19 ImageNet weights, downloaded to {h5} (verified and converted on first use)"
+        return status("cached", h5, True, description, problem)
     if npz_problem:
         return status("cached", npz, True, f"cached weights at {npz}", npz_problem)
     return status(

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import h5py
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -78,6 +79,15 @@ def write_keras_h5(path: Path, arrays: dict, naming: str = "keras1") -> Path:
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _quick_compiles():
+    """Most XLA optimizations off, as Flax's model tests do: every op here runs once, so compiling dominates."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
 @pytest.fixture(scope="module")
 def arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return conv_arrays()
@@ -94,9 +104,10 @@ def keras_md5(keras_h5: Path) -> str:
 
 
 @pytest.fixture
-def published(monkeypatch, keras_md5):
-    """Make the test file count as the published one (its md5 becomes KERAS_MD5)."""
+def published(monkeypatch, keras_h5, keras_md5):
+    """Make the test file count as the published one (its md5 and size become KERAS_MD5, KERAS_SIZE_BYTES)."""
     monkeypatch.setattr(weights, "KERAS_MD5", keras_md5)
+    monkeypatch.setattr(weights, "KERAS_SIZE_BYTES", keras_h5.stat().st_size)
 
 
 def photo(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -372,6 +383,7 @@ def test_offline_download_lists_every_failed_url(server, keras_md5, closed_port_
 def test_the_published_urls_are_the_keras_ones():
     assert weights.KERAS_FILE_NAME == "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
     assert weights.KERAS_MD5 == "253f8cb515780f3b799900260a226db6"
+    assert weights.KERAS_SIZE_BYTES == 80_134_624
     assert all(url.startswith("https://") and url.endswith("/" + weights.KERAS_FILE_NAME) for url in weights.KERAS_URLS)
 
 
@@ -428,6 +440,7 @@ def test_fallback_is_labeled_not_pretrained(fallback):
     # The fallback npz carries its label with it, even when named explicitly.
     explicit = weights.load_weights(npz)
     assert not explicit.pretrained and "not the pretrained model" in explicit.description
+    assert weights.weights_status(npz)["pretrained"] is False
 
 
 # --- the load order --------------------------------------------------------------------------
@@ -477,8 +490,15 @@ def test_cached_h5_is_verified_converted_once_then_read_from_npz(published, kera
 def test_a_corrupt_cached_h5_is_an_error_not_a_fallback(published, keras_h5):
     weights.cached_h5_path().parent.mkdir(parents=True)
     weights.cached_h5_path().write_bytes(keras_h5.read_bytes()[:1_000_000])
+    assert "incomplete" in weights.weights_status()["problem"]
     with pytest.raises(WeightsError, match="python -m jaxstyle weights"):
         weights.load_weights(allow_fallback=True)
+
+
+def test_status_reports_a_missing_explicit_file_without_raising(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tmp_path / "gone.h5"))
+    status = weights.weights_status()
+    assert status["kind"] == "env" and "gone.h5, which does not exist" in status["problem"]
 
 
 def test_nothing_on_disk_means_fallback_or_a_clear_error():

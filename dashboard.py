@@ -1,0 +1,36 @@
+"""jaxstyle's web app: ``streamlit run dashboard.py``.
+
+The entry point is the frame: page config, JAX's compile cache, the shared sidebar, and the
+navigation; each page is a short script in ``pages/`` built from ``ui.py``.
+"""
+
+import logging
+
+import streamlit as st
+
+import ui
+from jaxstyle import paths, transfer
+
+st.set_page_config(page_title="jaxstyle", page_icon=":material/palette:", layout="wide")
+
+
+@st.cache_resource(show_spinner=False)
+def _configure_process() -> None:
+    """Once per process: the persistent compile cache (later runs at a known size skip compiling)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    transfer.enable_compilation_cache(str(paths.cache_dir() / "xla"))
+
+
+_configure_process()
+pages = [
+    st.Page(ui.HOME_PAGE, title="Home", icon=":material/home:", default=True),
+    st.Page(ui.GENERATE_PAGE, title="Generate", icon=":material/brush:"),
+    st.Page(ui.GALLERY_PAGE, title="Gallery", icon=":material/photo_library:"),
+    st.Page(ui.COMPARE_PAGE, title="Compare", icon=":material/compare:"),
+    st.Page(ui.STYLES_PAGE, title="Styles", icon=":material/palette:"),
+]
+page = st.navigation(pages)
+with ui.guard("the sidebar"):
+    ui.sidebar()
+with ui.guard(f"the {page.title} page"):
+    page.run()

@@ -1,0 +1,15 @@
+"""Gallery: every run, newest first, with filters; one run in full when ``?run=<id>`` is set."""
+
+import streamlit as st
+
+import ui
+
+ui.follow_card_clicks()
+run_param = st.query_params.get("run")
+if run_param is not None and run_param.isdigit():
+    with ui.guard(f"run #{run_param}"):
+        ui.run_detail(int(run_param))
+else:
+    ui.header("Gallery", "Every run you made: filter, open one to see how it was made, re-run or compare it.")
+    with ui.guard("the gallery"):
+        ui.gallery_grid(ui.gallery_filters())

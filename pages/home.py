@@ -1,0 +1,43 @@
+"""Home: what this is, a way in, the latest runs and the system status."""
+
+import streamlit as st
+
+import ui
+from jaxstyle import gallery
+
+ui.follow_card_clicks()
+intro, action = st.columns([3, 1], vertical_alignment="center")
+with intro:
+    st.title("jaxstyle", anchor=False)
+    st.markdown(
+        "Repaint any photo in the style of a painting: neural style transfer (Gatys et al.) running on JAX.  \n"
+        "Every run lands in a gallery where you can find it, compare it and run it again."
+    )
+with action:
+    if st.button("Generate an image", key="cta_generate", type="primary", icon=":material/brush:", width="stretch"):
+        st.switch_page(ui.GENERATE_PAGE)
+
+with ui.db() as db:
+    latest = gallery.list_runs(db, limit=8)
+    total = gallery.count_runs(db)
+    done = gallery.count_runs(db, status="done")
+
+st.subheader("Latest runs", anchor=False)
+if latest:
+    ui.run_grid(latest, key="home_open")
+    st.page_link(ui.GALLERY_PAGE, label=f"All {total} runs in the gallery", icon=":material/arrow_forward:")
+else:
+    st.info("No runs yet. Your first image will appear here.", icon=":material/photo_library:")
+
+st.subheader("System", anchor=False)
+device_col, weights_col, gallery_col = st.columns(3, gap="medium")
+with device_col, st.container(border=True):
+    device = ui.device()
+    st.metric("Device", "GPU" if device.startswith(("gpu", "cuda")) else device.upper(), border=False)
+    st.caption(device if ":" in device else "JAX on the CPU: fine for previews; a GPU is much faster.")
+with weights_col, st.container(border=True):
+    st.markdown("**VGG19 weights**")
+    ui.weights_panel()
+with gallery_col, st.container(border=True):
+    st.metric("Gallery", f"{total} runs", border=False)
+    st.caption(f"{done} finished · {ui.gallery_path()}")

@@ -1,0 +1,1185 @@
+"""Every widget group and renderer the pages share; the pages only arrange them.
+
+Rules kept here: widget keys are explicit and stable (tests use them); session state holds only
+UI facts (ids, choices), never images or connections; the gallery is opened per operation; the
+job runner and device probe are process-wide via ``st.cache_resource``; every failure becomes a
+message (``guard``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from jaxstyle import catalog, fetch, gallery, images, paths, transfer, weights
+from jaxstyle.errors import CatalogError, JaxstyleError, SettingsError
+from jaxstyle.jobs import JobRunner, Progress
+from jaxstyle.settings import INITS, OPTIMIZERS, PRESERVE_COLORS, PRESETS, RANGES, STYLE_LOSSES, TransferSettings
+from jaxstyle.vgg import LAYER_NAMES, POOLINGS
+
+log = logging.getLogger("jaxstyle.app")
+
+HOME_PAGE = "pages/home.py"
+GENERATE_PAGE = "pages/generate.py"
+GALLERY_PAGE = "pages/gallery.py"
+COMPARE_PAGE = "pages/compare.py"
+STYLES_PAGE = "pages/styles.py"
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+STATUS_BADGES = {  # status -> (label, color, icon)
+    "queued": ("Queued", "gray", ":material/schedule:"),
+    "running": ("Running", "blue", ":material/autorenew:"),
+    "done": ("Done", "green", ":material/check_circle:"),
+    "failed": ("Failed", "red", ":material/error:"),
+    "cancelled": ("Cancelled", "orange", ":material/cancel:"),
+}
+LOSS_COMPONENTS = ("total", "content", "style", "tv")
+POLL_S = 1.0  # how often a running run's view refreshes
+
+
+# ----- process-wide resources -------------------------------------------------------------------
+
+
+def gallery_path() -> Path:
+    return paths.default_gallery_path()
+
+
+@st.cache_resource(show_spinner=False)
+def _runner(path: str) -> JobRunner:
+    return JobRunner(path)
+
+
+def runner() -> JobRunner:
+    """The job runner of this gallery (one per process, shared by every session)."""
+    return _runner(str(gallery_path()))
+
+
+def db() -> gallery.GalleryDatabase:
+    """A fresh gallery connection: use as ``with ui.db() as db:`` (one per operation)."""
+    return gallery.connect(gallery_path())
+
+
+@st.cache_resource(show_spinner=False)
+def device() -> str:
+    return transfer.device_description()
+
+
+@contextlib.contextmanager
+def guard(what: str = "this") -> Iterator[None]:
+    """Show a failure as a message: ours as written, anything else briefly (details in the log)."""
+    try:
+        yield
+    except JaxstyleError as error:
+        st.error(str(error), icon=":material/error:")
+    except Exception as error:  # noqa: BLE001 — the app must never show a raw traceback
+        log.exception("unexpected error in %s", what)
+        st.error(
+            f"Something went wrong with {what}: {type(error).__name__}: {error}. The server log has the details.",
+            icon=":material/error:",
+        )
+
+
+def header(title: str, caption: str) -> None:
+    st.title(title, anchor=False)
+    st.caption(caption)
+
+
+def status_badge(status: str) -> None:
+    label, color, icon = STATUS_BADGES.get(status, (status, "gray", None))
+    st.badge(label, color=color, icon=icon)
+
+
+def ago(when: datetime) -> str:
+    """'3 min ago' style age of a UTC time."""
+    seconds = max(0.0, (datetime.now(when.tzinfo) - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f} {unit} ago"
+    return "just now"
+
+
+def input_label(info: gallery.ImageInfo | images.LoadedImage) -> str:
+    """A short human name of an input image: the painting's title, a file name, a URL's last part."""
+    if info.origin_kind == "catalog":
+        with contextlib.suppress(CatalogError):
+            return catalog.get_style(info.origin).title
+    name = info.origin.rstrip("/").rsplit("/", 1)[-1].split("?")[0] if info.origin_kind == "url" else info.origin
+    return Path(name).stem or info.origin or "image"
+
+
+# ----- system status ------------------------------------------------------------------------------
+
+
+def weights_panel() -> None:
+    """Which VGG19 weights runs use, with a download button while they are the offline fallback."""
+    status = weights.weights_status()
+    if status.get("problem"):
+        st.error(status["problem"], icon=":material/error:")
+    if status["pretrained"]:
+        st.success("Pretrained VGG19 (ImageNet)", icon=":material/verified:")
+        st.caption(status["description"])
+        return
+    st.warning("Offline fallback (random VGG19): results show texture, not painting style.", icon=":material/warning:")
+    if st.button(
+        f"Download pretrained weights ({weights.KERAS_SIZE_MB} MB)", key="download_weights", icon=":material/download:"
+    ):
+        bar = st.progress(0.0, text="Downloading VGG19 weights…")
+
+        def progress(done: int, total: int | None) -> None:
+            text = f"Downloading VGG19 weights… {done / 1e6:.0f} MB" + (f" of {total / 1e6:.0f} MB" if total else "")
+            bar.progress(min(1.0, done / total) if total else 0.0, text=text)
+
+        with guard("the weights download"):
+            weights.download_weights(progress=progress)
+            runner().reset_weights()
+            st.toast("Pretrained weights downloaded; new runs use them.", icon=":material/check:")
+        bar.empty()
+
+
+def sidebar() -> None:
+    """The shared sidebar: what is running now, device and weights in one glance."""
+    with st.sidebar:
+        active, queued = runner().active_ids(), runner().queued_ids()
+        if active or queued:
+            text = " · ".join(
+                part
+                for part in (f"{len(active)} running" if active else "", f"{len(queued)} waiting" if queued else "")
+                if part
+            )
+            st.caption(f":material/autorenew: {text}")
+        status = weights.weights_status()
+        kind = "pretrained VGG19" if status["pretrained"] else "fallback VGG19"
+        st.caption(f":material/memory: {device()} · {kind}")
+
+
+# ----- input images -------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=900, max_entries=8, show_spinner="Fetching the image…")
+def _fetch_url(url: str) -> tuple[bytes | None, str | None]:
+    """The URL's bytes or why not (cached either way, so a slow refusal isn't repeated per rerun).
+
+    Never allows private, loopback or link-local addresses: this is user input.
+    """
+    try:
+        return fetch.fetch_bytes(url, max_bytes=images.MAX_INPUT_BYTES), None
+    except JaxstyleError as error:
+        return None, str(error)
+
+
+def _from_url(url: str) -> images.LoadedImage | None:
+    data, problem = _fetch_url(url.strip())
+    if problem:
+        st.error(problem, icon=":material/link_off:")
+        return None
+    try:
+        return images.LoadedImage(images.open_image(data, name=url), data, "url", url.strip())
+    except JaxstyleError as error:
+        st.error(str(error), icon=":material/broken_image:")
+        return None
+
+
+def _from_file(file: Any) -> images.LoadedImage | None:
+    """An uploaded (or camera) file decoded, or an error under the widget."""
+    if file is None:
+        return None
+    try:
+        return images.from_upload(file.getvalue(), file.name or "upload")
+    except JaxstyleError as error:
+        st.error(str(error), icon=":material/broken_image:")
+        return None
+
+
+def _from_gallery(sha: str, info: gallery.ImageInfo | None) -> images.LoadedImage | None:
+    try:
+        with db() as conn:
+            data = gallery.input_image(conn, sha)
+        kind, origin = (info.origin_kind, info.origin) if info else ("upload", sha[:12])
+        return images.LoadedImage(images.open_image(data, name=origin), data, kind, origin)
+    except JaxstyleError as error:
+        st.error(str(error), icon=":material/error:")
+        return None
+
+
+def _catalog_image(style_id: str) -> images.LoadedImage | None:
+    try:
+        path = catalog.style_image_path(style_id, download=False)
+        data = path.read_bytes()
+        return images.LoadedImage(images.open_image(data, name=str(path)), data, "catalog", style_id)
+    except (JaxstyleError, OSError):
+        return None
+
+
+def _recent_inputs(kind: str) -> dict[str, gallery.ImageInfo]:
+    with db() as conn:
+        return {info.sha256: info for info in gallery.list_inputs(conn, kind)}
+
+
+def preview(image: images.LoadedImage, *, height_px: int = 240) -> None:
+    width, height = image.image.size
+    st.image(
+        images.thumbnail_bytes(image.image, 512),
+        caption=f"{input_label(image)} · {width}×{height}",
+        width=int(min(520, height_px * width / height)),
+    )
+
+
+def content_input() -> images.LoadedImage | None:
+    """Content photo from an upload, a URL, the camera or an earlier run; errors under the input."""
+    st.session_state.setdefault("content_source", "Upload")
+    source = st.segmented_control(
+        "Content from", ["Upload", "URL", "Camera", "Recent"], key="content_source", required=True
+    )
+    loaded = None
+    if source == "Upload":
+        loaded = _from_file(st.file_uploader("Photo", type=IMAGE_TYPES, key="content_upload"))
+    elif source == "URL":
+        url = st.text_input("Image URL", key="content_url", placeholder="https://…/photo.jpg")
+        loaded = _from_url(url) if url.strip() else None
+    elif source == "Camera":
+        loaded = _from_file(st.camera_input("Take a photo", key="content_camera"))
+    else:
+        recent = _recent_inputs("content")
+        if not recent:
+            st.info("No earlier content images yet: they appear here after a run.", icon=":material/history:")
+        else:
+            sha = st.selectbox(
+                "Earlier photo", list(recent), key="content_recent", format_func=lambda s: input_label(recent[s])
+            )
+            loaded = _from_gallery(sha, recent.get(sha)) if sha else None
+    if loaded is not None:
+        preview(loaded)
+    return loaded
+
+
+def download_style(style: catalog.Style, *, key: str) -> None:
+    """A button that downloads a catalog painting with a progress bar (or says why it can't)."""
+    if not st.button("Download", key=key, icon=":material/download:", help=style.url):
+        return
+    bar = st.progress(0.0, text=f"Downloading {style.title}…")
+
+    def progress(done: int, total: int | None) -> None:
+        bar.progress(min(1.0, done / total) if total else 0.0, text=f"Downloading {style.title}… {done / 1e6:.1f} MB")
+
+    try:
+        catalog.style_image_path(style.id, download=True, progress=progress)
+    except CatalogError as error:
+        bar.empty()
+        st.session_state[f"{key}_error"] = str(error)
+    else:
+        bar.empty()
+        st.session_state.pop(f"{key}_error", None)
+        st.rerun()
+
+
+def style_download_error(key: str) -> None:
+    if message := st.session_state.get(f"{key}_error"):
+        st.error(message, icon=":material/cloud_off:")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _style_thumbnail(style_id: str, path: str, mtime: float) -> bytes:
+    del style_id, mtime  # cache key only: a re-downloaded file gets a new thumbnail
+    return images.thumbnail_bytes(images.open_image(path), 256)
+
+
+def style_thumbnail(style_id: str) -> bytes | None:
+    """A catalog painting's thumbnail, or None while its image isn't on this machine."""
+    try:
+        path = catalog.style_image_path(style_id, download=False)
+        return _style_thumbnail(style_id, str(path), path.stat().st_mtime)
+    except (JaxstyleError, OSError):
+        return None
+
+
+def _toggle_style(style_id: str) -> None:
+    chosen = list(st.session_state.get("style_ids", []))
+    st.session_state["style_ids"] = [s for s in chosen if s != style_id] if style_id in chosen else chosen + [style_id]
+
+
+def catalog_browser() -> None:
+    """A popover with every painting's thumbnail and an add/remove button."""
+    with st.popover("Browse paintings", icon=":material/palette:"):
+        chosen = st.session_state.get("style_ids", [])
+        for row in chunks(catalog.list_styles(), 3):
+            for column, style in zip(st.columns(3), row, strict=False):
+                with column:
+                    thumb = style_thumbnail(style.id)
+                    if thumb:
+                        st.image(thumb, width="stretch")
+                    else:
+                        st.caption(":material/cloud_download: not downloaded")
+                    st.caption(f"**{style.title}** · {style.artist}, {style.year}")
+                    st.button(
+                        "Remove" if style.id in chosen else "Add",
+                        key=f"browse_{style.id}",
+                        on_click=_toggle_style,
+                        args=(style.id,),
+                        disabled=style.id not in chosen and len(chosen) >= 4,
+                    )
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _default_style() -> list[str]:
+    available = [style.id for style in catalog.list_styles() if catalog.is_available_offline(style.id)]
+    return available[:1]
+
+
+def style_input() -> tuple[list[images.LoadedImage], list[float] | None]:
+    """Style images (catalog paintings, an upload, a URL or earlier ones) and their blend weights."""
+    st.session_state.setdefault("style_source", "Catalog")
+    source = st.segmented_control(
+        "Style from", ["Catalog", "Upload", "URL", "Recent"], key="style_source", required=True
+    )
+    loaded: list[images.LoadedImage] = []
+    if source == "Catalog":
+        styles = {style.id: style for style in catalog.list_styles()}
+        st.session_state.setdefault("style_ids", _default_style())
+        offline = {style_id: catalog.is_available_offline(style_id) for style_id in styles}
+        chosen = st.multiselect(
+            "Paintings",
+            list(styles),
+            key="style_ids",
+            max_selections=4,
+            placeholder="Choose one or more paintings",
+            format_func=lambda s: styles[s].label + ("" if offline[s] else " (download)"),
+        )
+        catalog_browser()
+        for style_id in chosen:
+            image = _catalog_image(style_id)
+            if image is None:
+                st.warning(f"**{styles[style_id].title}** is not on this machine yet.", icon=":material/cloud_off:")
+                download_style(styles[style_id], key=f"get_{style_id}")
+                style_download_error(f"get_{style_id}")
+            else:
+                loaded.append(image)
+    elif source == "Upload":
+        files = st.file_uploader("Style images", type=IMAGE_TYPES, key="style_upload", accept_multiple_files=True)
+        loaded = [image for image in (_from_file(file) for file in (files or [])[:4]) if image is not None]
+    elif source == "URL":
+        url = st.text_input("Style image URL", key="style_url", placeholder="https://…/painting.jpg")
+        image = _from_url(url) if url.strip() else None
+        loaded = [image] if image else []
+    else:
+        recent = _recent_inputs("style")
+        if not recent:
+            st.info("No earlier style images yet: they appear here after a run.", icon=":material/history:")
+        chosen = st.multiselect(
+            "Earlier styles", list(recent), key="style_recent", max_selections=4,
+            format_func=lambda s: input_label(recent[s]),
+        )  # fmt: skip
+        loaded = [image for image in (_from_gallery(sha, recent.get(sha)) for sha in chosen) if image is not None]
+    return loaded, _blend_input(loaded)
+
+
+def _blend_input(styles: list[images.LoadedImage]) -> list[float] | None:
+    """Thumbnails of the chosen styles; with several, a blend slider under each."""
+    if not styles:
+        return None
+    blend = []
+    for column, style in zip(st.columns(len(styles)), styles, strict=True):
+        with column:
+            st.image(images.thumbnail_bytes(style.image, 256), caption=input_label(style), width="stretch")
+            if len(styles) > 1:
+                key = f"blend_{style.sha256[:12]}"
+                st.session_state.setdefault(key, 1.0)
+                blend.append(st.slider("Weight", 0.0, 1.0, step=0.05, key=key))
+    if len(styles) == 1:
+        return None
+    if sum(blend) <= 0:
+        st.error("At least one style needs a weight above 0.", icon=":material/error:")
+        return None
+    st.caption(
+        "Blend: " + " · ".join(f"{input_label(s)} {w / sum(blend):.0%}" for s, w in zip(styles, blend, strict=True))
+    )
+    return blend
+
+
+# ----- settings -----------------------------------------------------------------------------------
+
+
+def _log_options(low_exp: int, high_exp: int, *, per_decade: int = 4, zero: bool = True) -> list[float]:
+    """Round numbers spaced evenly on a log scale: 1, 1.8, 3.2, 5.6, 10, … (and 0 first)."""
+    values = [float(f"{10 ** (k / per_decade):.2g}") for k in range(low_exp * per_decade, high_exp * per_decade + 1)]
+    return ([0.0] if zero else []) + values
+
+
+_WEIGHT_OPTIONS = _log_options(-3, 5)
+_LR_OPTIONS = _log_options(-4, 0, zero=False)
+_SIZE_OPTIONS = [32, 48, 64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 2048]
+_SCALE_MIN_OPTIONS = [0, 64, 96, 128, 192, 256, 384, 512]
+_EMA_OPTIONS = [0.0, 0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
+
+
+def _with(options: list[Any], value: Any) -> list[Any]:
+    """``options`` plus ``value`` (kept sorted), so a stored run's exact value can be shown."""
+    return options if value in options else sorted([*options, value])
+
+
+def _widget_values(settings: TransferSettings) -> dict[str, Any]:
+    """Session-state values of the settings widgets (keys ``s_<field>``) for ``settings``."""
+    values = {f"s_{name}": value for name, value in settings.to_dict().items() if name != "style_blend"}
+    values["s_content_layers"] = list(settings.content_layers)
+    values["s_style_layers"] = list(settings.style_layers)
+    layer_weights = settings.style_layer_weights
+    values["s_style_layer_weights"] = ", ".join(f"{w:g}" for w in layer_weights) if layer_weights else ""
+    return values
+
+
+def apply_settings(settings: TransferSettings, preset: str | None = None) -> None:
+    """Put ``settings`` into the settings widgets (before they render, or in a callback)."""
+    st.session_state.update(_widget_values(settings))
+    st.session_state["preset"] = preset
+
+
+def _apply_preset() -> None:
+    name = st.session_state.get("preset")
+    if name in PRESETS:
+        seed = st.session_state.get("s_seed", 0)
+        apply_settings(PRESETS[name].replace(seed=seed), name)
+
+
+def default_preset() -> str:
+    return "Quick preview" if device() == "cpu" else "Balanced"
+
+
+def _parse_floats(text: str) -> tuple[float, ...] | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return tuple(float(part) for part in text.replace(";", ",").split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(f"style layer weights must be numbers separated by commas, got {text!r}") from None
+
+
+def _fmt_weight(value: float) -> str:
+    return "0 (off)" if value == 0 else f"{value:g}"
+
+
+def _mark_custom() -> None:
+    st.session_state["preset"] = None
+
+
+def settings_form() -> TransferSettings | None:
+    """Presets plus every engine setting in an Advanced expander; None (and a message) if invalid."""
+    ss = st.session_state
+    if "preset" not in ss:
+        ss["preset"] = default_preset()
+    for key, value in _widget_values(PRESETS[ss["preset"] or default_preset()]).items():
+        ss.setdefault(key, value)  # first visit, or a widget whose value Streamlit dropped
+    st.segmented_control("Preset", list(PRESETS), key="preset", on_change=_apply_preset, persist_state="session")
+    kw: dict[str, Any] = {"on_change": _mark_custom, "persist_state": "session"}
+    with st.expander("Advanced settings", icon=":material/tune:"):
+        image_col, loss_col, opt_col = st.columns(3, gap="medium")
+        with image_col:
+            st.markdown("**Image**")
+            st.select_slider("Size (long side, px)", _with(_SIZE_OPTIONS, ss["s_size_px"]), key="s_size_px", **kw)
+            st.number_input("Iterations", *RANGES["iterations"], step=10, key="s_iterations", **kw)
+            st.number_input("Seed", *RANGES["seed"], step=1, key="s_seed", **kw)
+            st.radio("Start from", INITS, key="s_init", horizontal=True, format_func=str.capitalize, **kw)
+            st.selectbox(
+                "Preserve colors", PRESERVE_COLORS, key="s_preserve_color", **kw,
+                format_func={"none": "No (take the style's colors)", "luminance": "Luminance only",
+                             "histogram": "Match the photo's colors"}.get,
+            )  # fmt: skip
+        with loss_col:
+            st.markdown("**Loss**")
+            for name, label in (
+                ("content", "Content weight"),
+                ("style", "Style weight"),
+                ("tv", "Smoothness (TV) weight"),
+            ):
+                key = f"s_{name}_weight"
+                st.select_slider(label, _with(_WEIGHT_OPTIONS, ss[key]), key=key, format_func=_fmt_weight, **kw)
+            st.radio(
+                "Style loss", STYLE_LOSSES, key="s_style_loss", horizontal=True, **kw,
+                format_func={"gram": "Gram (Gatys)", "w2": "Wasserstein-2"}.get,
+            )  # fmt: skip
+            st.multiselect("Content layers", LAYER_NAMES, key="s_content_layers", **kw)
+            st.multiselect("Style layers", LAYER_NAMES, key="s_style_layers", **kw)
+            st.text_input(
+                "Style layer weights",
+                key="s_style_layer_weights",
+                placeholder="equal (e.g. 1, 1, 0.5, 0.5, 0.25)",
+                **kw,
+            )
+        with opt_col:
+            st.markdown("**Optimizer**")
+            st.radio(
+                "Optimizer", OPTIMIZERS, key="s_optimizer", horizontal=True, **kw,
+                format_func={"adam": "Adam", "lbfgs": "L-BFGS"}.get,
+            )  # fmt: skip
+            st.select_slider(
+                "Learning rate (Adam)", _with(_LR_OPTIONS, ss["s_learning_rate"]), key="s_learning_rate",
+                disabled=ss["s_optimizer"] == "lbfgs", **kw,
+            )  # fmt: skip
+            st.select_slider(
+                "Average of iterates (EMA decay)", _with(_EMA_OPTIONS, ss["s_ema_decay"]), key="s_ema_decay", **kw
+            )
+            st.select_slider(
+                "Coarse-to-fine from (px)", _with(_SCALE_MIN_OPTIONS, ss["s_scale_min_px"]), key="s_scale_min_px",
+                format_func=lambda v: "off" if v == 0 else f"{v}", **kw,
+            )  # fmt: skip
+            st.number_input(
+                "Iterations per coarse scale", *RANGES["scale_iterations"], step=10, key="s_scale_iterations", **kw
+            )
+            st.radio("Pooling", POOLINGS, key="s_pooling", horizontal=True, format_func=str.capitalize, **kw)
+            st.slider("Style scale", 0.25, 2.0, step=0.05, key="s_style_scale", **kw)
+    try:
+        values = {name: ss[f"s_{name}"] for name in _FIELDS}
+        values["style_layer_weights"] = _parse_floats(ss["s_style_layer_weights"])
+        settings = TransferSettings(**values)
+    except SettingsError as error:
+        st.error(str(error), icon=":material/error:")
+        return None
+    ratio = settings.style_weight / settings.content_weight if settings.content_weight else math.inf
+    st.caption(
+        ("" if ss["preset"] else "Custom settings · ")
+        + f"{settings.size_px} px · {settings.total_iterations()} iterations · "
+        + f"{'L-BFGS' if settings.optimizer == 'lbfgs' else 'Adam'} · style/content weight {ratio:g}"
+    )
+    return settings
+
+
+_FIELDS = tuple(
+    f.name for f in dataclasses.fields(TransferSettings) if f.name not in ("style_blend", "style_layer_weights")
+)
+
+
+# ----- runs: live view and results ----------------------------------------------------------------
+
+
+def snapshot(run_id: int) -> Progress | None:
+    """The run's latest state: live from the runner when it follows it, else from the gallery."""
+    live = runner().progress(run_id)
+    if live is not None:
+        return live
+    try:
+        with db() as conn:
+            run = gallery.get_run(conn, run_id)
+    except gallery.RunNotFound:
+        return None
+    return Progress(
+        run.id, run.status, step=run.step, total_steps=run.total_steps or 0,
+        losses=run.final_losses, history=tuple(run.loss_history), error=run.error or None,
+    )  # fmt: skip
+
+
+def loss_chart(history: Sequence[dict[str, Any]], *, height: int = 240, key: str | None = None) -> None:
+    """Loss per component over the steps, on a log scale (components differ by decades)."""
+    frame = pd.DataFrame(list(history))
+    columns = [c for c in LOSS_COMPONENTS if c in frame]
+    if frame.empty or not columns:
+        st.caption("No losses recorded yet.")
+        return
+    long = frame.melt(id_vars=["step"], value_vars=columns, var_name="loss", value_name="value")
+    long = long[long["value"] > 0]
+    chart = (
+        alt.Chart(long)
+        .mark_line()
+        .encode(
+            x=alt.X("step:Q", title="iteration"),
+            y=alt.Y("value:Q", title="loss", scale=alt.Scale(type="log")),
+            color=alt.Color("loss:N", sort=list(LOSS_COMPONENTS), title=None),
+            tooltip=["step", "loss", alt.Tooltip("value:Q", format=".4g")],
+        )
+        .properties(height=height)
+    )
+    st.altair_chart(chart, key=key)
+
+
+def _cancel(run_id: int) -> None:
+    runner().cancel(run_id)
+
+
+@st.fragment(run_every=POLL_S)
+def live_run(run_id: int) -> None:
+    """A queued or running run, refreshed every second; reruns the page once it has ended."""
+    snap = snapshot(run_id)
+    if snap is None or snap.finished:
+        st.rerun()
+    position = runner().position(run_id)
+    top = st.columns([4, 1], vertical_alignment="center")
+    with top[0]:
+        if snap.status == "queued":
+            ahead = (position or 1) - 1
+            st.progress(0.0, text="Waiting for the worker" + (f": {ahead} run(s) ahead" if ahead else "…"))
+        elif snap.step == 0:
+            st.progress(0.0, text="Preparing: compiling for this image size (the first run at a size takes longest)…")
+        else:
+            st.progress(
+                snap.fraction,
+                text=f"Iteration {snap.step} / {snap.total_steps} · {snap.its_per_s:.1f} it/s · "
+                f"{snap.size_px} px · {snap.elapsed_s:.0f} s",
+            )
+    with top[1]:
+        st.button(
+            "Cancel", key="cancel", icon=":material/stop_circle:", on_click=_cancel, args=(run_id,), width="stretch"
+        )
+    image_col, chart_col = st.columns([1, 1])
+    with image_col:
+        preview_png = snap.preview_png
+        if preview_png is None and snap.status == "running":
+            with contextlib.suppress(JaxstyleError), db() as conn:
+                preview_png = gallery.run_preview(conn, run_id)
+        if preview_png:
+            st.image(preview_png, caption=f"Iteration {snap.step}", width="stretch")
+        else:
+            st.skeleton(height=240)
+    with chart_col:
+        loss_chart(snap.history, key=f"live_chart_{run_id}")
+
+
+def settings_table(settings: dict[str, Any]) -> None:
+    rows = [{"setting": name, "value": _fmt_value(value)} for name, value in settings.items()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _fmt_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(_fmt_value(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def run_inputs(run: gallery.Run) -> None:
+    """The content and style images of a stored run, small, with their names."""
+    with db() as conn:
+        content = gallery.input_image(conn, run.content.sha256)
+        styles = [(info, gallery.input_image(conn, info.sha256)) for info in run.styles]
+    st.image(images.thumbnail_bytes(images.open_image(content), 384), caption=f"Content: {input_label(run.content)}")
+    for info, data in styles:
+        blend = f" ({info.blend:.0%})" if len(styles) > 1 and info.blend is not None else ""
+        st.image(images.thumbnail_bytes(images.open_image(data), 384), caption=f"Style: {input_label(info)}{blend}")
+
+
+def run_facts(run: gallery.Run) -> str:
+    """One line: time, device and weights of a finished run."""
+    parts = []
+    if run.run_s is not None:
+        parts.append(f"{run.run_s:.1f} s (+{run.compile_s or 0:.1f} s compile)")
+    if run.device:
+        parts.append(run.device)
+    if run.weights_source:
+        parts.append(f"{run.weights_source} weights")
+    return " · ".join(parts)
+
+
+def result_view(run_id: int, *, key: str = "result") -> None:
+    """A finished run: its image beside the inputs, download, settings, and a link to the gallery."""
+    with db() as conn:
+        run = gallery.get_run(conn, run_id)
+        png = gallery.run_image(conn, run_id)
+    if run.status == "cancelled":
+        st.info(f"Run #{run.id} was cancelled ({run.error}).", icon=":material/cancel:")
+    elif run.status == "failed":
+        st.error(f"Run #{run.id} failed: {run.error}", icon=":material/error:")
+    if png is None:
+        return
+    image_col, inputs_col = st.columns([3, 1])
+    with image_col:
+        st.image(png, caption=run.title or f"Run #{run.id}", width="stretch")
+    with inputs_col:
+        run_inputs(run)
+    actions = st.container(horizontal=True)
+    actions.download_button(
+        "Download PNG", png, file_name=images.safe_filename(f"{run.title or f'run-{run.id}'}.png"),
+        mime="image/png", key=f"{key}_download", icon=":material/download:", on_click="ignore", type="primary",
+    )  # fmt: skip
+    actions.page_link(
+        GALLERY_PAGE, label="Open in the gallery", icon=":material/photo_library:", query_params={"run": run.id}
+    )
+    st.caption(run_facts(run))
+    with st.expander("Settings used", icon=":material/tune:"):
+        settings_table(run.settings)
+    with st.expander("Loss curves", icon=":material/show_chart:"):
+        loss_chart(run.loss_history, key=f"{key}_chart_{run.id}")
+
+
+def run_view(run_id: int) -> None:
+    """Follow a run: live while queued/running, the result once it has ended."""
+    snap = snapshot(run_id)
+    if snap is None:
+        st.info(f"Run #{run_id} is no longer in the gallery.", icon=":material/info:")
+    elif snap.finished:
+        result_view(run_id)
+    else:
+        live_run(run_id)
+
+
+def default_title(content: images.LoadedImage, styles: Sequence[images.LoadedImage]) -> str:
+    return f"{input_label(content)} × {' + '.join(input_label(s) for s in styles)}"
+
+
+# ----- gallery cards and picking runs -------------------------------------------------------------
+
+
+def open_run(run_id: int) -> None:
+    st.query_params["run"] = str(run_id)
+
+
+def run_card(summary: gallery.RunSummary, thumb: bytes | None, *, key: str) -> None:
+    """One gallery card: thumbnail, title, status and age, an Open button."""
+    with st.container(border=True):
+        if thumb:
+            st.image(thumb, width="stretch")
+        else:
+            st.skeleton(height=120)
+        star = ":material/star: " if summary.favorite else ""
+        st.markdown(f"**{star}{summary.title or f'Run #{summary.id}'}**")
+        meta = st.container(horizontal=True, vertical_alignment="center")
+        with meta:
+            if summary.status != "done":
+                status_badge(summary.status)
+            st.caption(f"#{summary.id} · {ago(summary.created)}")
+        st.button("Open", key=f"{key}_{summary.id}", on_click=_go_to_run, args=(summary.id,), width="stretch")
+
+
+def _go_to_run(run_id: int) -> None:
+    st.session_state["goto_run"] = run_id
+
+
+def follow_card_clicks() -> None:
+    """After a card's Open click (a callback can't change page): go to the run in the gallery."""
+    run_id = st.session_state.pop("goto_run", None)
+    if run_id is not None:
+        st.switch_page(GALLERY_PAGE, query_params={"run": run_id})
+
+
+def run_grid(summaries: Sequence[gallery.RunSummary], *, key: str, columns: int = 4) -> None:
+    with db() as conn:
+        thumbs = gallery.thumbnails(conn, [s.id for s in summaries])
+    for row in chunks(list(summaries), columns):
+        for column, summary in zip(st.columns(columns), row, strict=False):
+            with column:
+                run_card(summary, thumbs.get(summary.id), key=key)
+
+
+def run_label(summary: gallery.RunSummary | gallery.Run) -> str:
+    return f"#{summary.id} · {summary.title or 'untitled'}"
+
+
+# ----- re-run: Generate pre-filled from a stored run ----------------------------------------------
+
+
+def request_rerun(run_id: int) -> None:
+    """Open Generate with this run's inputs and settings (the page reads it on its next render)."""
+    st.session_state["prefill_run"] = run_id
+    st.switch_page(GENERATE_PAGE)
+
+
+def prefill_from_run() -> None:
+    """If a re-run was asked for, put the stored run's inputs and settings into Generate's widgets."""
+    run_id = st.session_state.pop("prefill_run", None)
+    if run_id is None:
+        return
+    with guard(f"re-running run #{run_id}"), db() as conn:
+        run = gallery.get_run(conn, run_id)
+        settings = TransferSettings.from_dict(gallery.rerun_settings(conn, run_id))
+        ss = st.session_state
+        ss["content_source"], ss["content_recent"] = "Recent", run.content.sha256
+        ids = [info.origin for info in run.styles if info.origin_kind == "catalog"]
+        if len(ids) == len(run.styles) and all(catalog.is_available_offline(i) for i in ids):
+            ss["style_source"], ss["style_ids"] = "Catalog", ids
+        else:
+            ss["style_source"], ss["style_recent"] = "Recent", [info.sha256 for info in run.styles]
+        for info in run.styles:
+            ss[f"blend_{info.sha256[:12]}"] = round((info.blend if info.blend is not None else 1.0) * 20) / 20
+        preset = next((name for name, p in PRESETS.items() if p.replace(seed=settings.seed) == settings), None)
+        apply_settings(settings.replace(style_blend=None), preset)
+        ss.pop("run_id", None)
+        st.toast(f"Settings and images of run #{run_id} loaded.", icon=":material/replay:")
+
+
+# ----- gallery ------------------------------------------------------------------------------------
+
+GALLERY_PAGE_SIZE = 12
+
+
+def _reset_gallery_page() -> None:
+    st.session_state["g_page"] = 1
+
+
+def gallery_filters() -> dict[str, Any]:
+    """The gallery's filter row; returns keyword arguments for ``gallery.list_runs``."""
+    with db() as conn:
+        styles = {info.sha256: info for info in gallery.list_inputs(conn, "style")}
+        tags = sorted({tag for run in gallery.list_runs(conn, limit=1000) for tag in run.tags}, key=str.lower)
+    kw: dict[str, Any] = {"on_change": _reset_gallery_page, "persist_state": "session"}
+    search, style_col, tag_col, status_col, date_col, fav_col = st.columns(
+        [3, 2, 2, 2, 2, 1.2], vertical_alignment="bottom"
+    )
+    text = search.text_input("Search titles", key="g_text", placeholder="Search titles", icon=":material/search:", **kw)
+    style = style_col.selectbox(
+        "Style", list(styles), key="g_style", index=None, placeholder="Any style",
+        format_func=lambda s: input_label(styles[s]), **kw,
+    )  # fmt: skip
+    tag = tag_col.selectbox("Tag", tags, key="g_tag", index=None, placeholder="Any tag", **kw)
+    status = status_col.multiselect(
+        "Status", gallery.RUN_STATUSES, key="g_status", placeholder="Any status", format_func=str.capitalize, **kw
+    )
+    dates = date_col.date_input("Created", value=(), key="g_dates", **kw)
+    favorite = fav_col.toggle("Favorites", key="g_fav", **kw)
+    since, until = (tuple(dates) + (None, None))[:2] if dates else (None, None)
+    return {
+        "text": text.strip() or None,
+        "style": style,
+        "tag": tag,
+        "status": status or None,
+        "since": since,
+        "until": until or since,
+        "favorite": True if favorite else None,
+    }
+
+
+def gallery_grid(filters: dict[str, Any]) -> None:
+    """The filtered runs, newest first, as pages of thumbnail cards."""
+    with db() as conn:
+        total = gallery.count_runs(conn, **filters)
+        pages = max(1, math.ceil(total / GALLERY_PAGE_SIZE))
+        page = min(int(st.session_state.get("g_page", 1)), pages)
+        runs = gallery.list_runs(conn, **filters, limit=GALLERY_PAGE_SIZE, offset=(page - 1) * GALLERY_PAGE_SIZE)
+    if not runs:
+        filtered = any(value for value in filters.values())
+        st.info(
+            "No runs match these filters." if filtered else "The gallery is empty: generate an image first.",
+            icon=":material/photo_library:",
+        )
+        return
+    st.caption(f"{total} run{'s' if total != 1 else ''}, newest first")
+    run_grid(runs, key="gallery_open")
+    if pages > 1:
+        with st.container(horizontal_alignment="center"):
+            st.pagination(pages, key="g_page", default=page)
+
+
+def _toggle_favorite(run_id: int, favorite: bool) -> None:
+    with db() as conn:
+        gallery.set_favorite(conn, run_id, favorite)
+
+
+def _rename(run_id: int) -> None:
+    with db() as conn:
+        gallery.set_title(conn, run_id, st.session_state[f"title_{run_id}"])
+
+
+def _retag(run_id: int) -> None:
+    with db() as conn:
+        gallery.set_tags(conn, run_id, st.session_state[f"tags_{run_id}"])
+
+
+def _delete(run_id: int) -> None:
+    try:
+        with db() as conn:
+            gallery.delete_run(conn, run_id)
+    except JaxstyleError as error:
+        st.session_state["delete_error"] = str(error)
+        return
+    st.query_params.pop("run", None)
+    st.session_state["compare_ids"] = [i for i in st.session_state.get("compare_ids", []) if i != run_id]
+    st.toast(f"Run #{run_id} deleted.", icon=":material/delete:")
+
+
+def add_to_comparison(run_id: int) -> None:
+    chosen = [i for i in st.session_state.get("compare_ids", []) if i != run_id]
+    st.session_state["compare_ids"] = (chosen + [run_id])[-4:]
+    st.toast(f"Run #{run_id} added to the comparison ({len(st.session_state['compare_ids'])} of up to 4).")
+
+
+def close_run() -> None:
+    st.query_params.pop("run", None)
+
+
+def run_detail(run_id: int) -> None:
+    """One run in full: image, inputs, every setting, loss curves, facts, and what to do with it."""
+    with db() as conn:
+        run = gallery.get_run(conn, run_id)
+        png = gallery.run_image(conn, run_id)
+        all_tags = sorted({t for r in gallery.list_runs(conn, limit=1000) for t in r.tags} | set(run.tags))
+    st.button("Back to the gallery", key="back", icon=":material/arrow_back:", on_click=close_run, type="tertiary")
+    title_col, badge_col = st.columns([6, 1], vertical_alignment="center")
+    title_col.title(("★ " if run.favorite else "") + (run.title or f"Run #{run.id}"), anchor=False)
+    with badge_col:
+        status_badge(run.status)
+    image_col, side_col = st.columns([3, 2], gap="large")
+    with image_col:
+        if png is not None:
+            st.image(png, width="stretch")
+        elif run.status in gallery.ACTIVE_STATUSES:
+            live_run(run.id)
+        else:
+            st.error(f"{run.status.capitalize()}: {run.error}", icon=":material/error:")
+    with side_col:
+        inputs = st.columns(1 + len(run.styles))
+        with db() as conn:
+            datas = [gallery.input_image(conn, info.sha256) for info in (run.content, *run.styles)]
+        for column, info, data, role in zip(
+            inputs, (run.content, *run.styles), datas, ["Content"] + ["Style"] * len(run.styles), strict=True
+        ):
+            blend = f" {info.blend:.0%}" if role == "Style" and len(run.styles) > 1 and info.blend is not None else ""
+            column.image(
+                images.thumbnail_bytes(images.open_image(data), 256),
+                caption=f"{role}: {input_label(info)}{blend}",
+                width="stretch",
+            )
+        st.caption(
+            f"#{run.id} · created {run.created.astimezone():%Y-%m-%d %H:%M}"
+            + (f" · {run_facts(run)}" if run_facts(run) else "")
+            + (f" · group {run.group_id}" if run.group_id else "")
+        )
+        if run.final_losses:
+            st.caption(
+                "Final loss: " + " · ".join(f"{k} {v:.3g}" for k, v in run.final_losses.items() if k in LOSS_COMPONENTS)
+            )
+        st.session_state[f"title_{run.id}"] = run.title
+        st.text_input("Title", key=f"title_{run.id}", on_change=_rename, args=(run.id,))
+        st.session_state[f"tags_{run.id}"] = list(run.tags)
+        st.multiselect(
+            "Tags", all_tags, key=f"tags_{run.id}", accept_new_options=True, placeholder="Add a tag",
+            on_change=_retag, args=(run.id,),
+        )  # fmt: skip
+        actions = st.container(horizontal=True)
+        if png is not None:
+            actions.download_button(
+                "PNG", png, file_name=images.safe_filename(f"{run.title or f'run-{run.id}'}.png"), mime="image/png",
+                key="detail_download", icon=":material/download:", on_click="ignore",
+            )  # fmt: skip
+        actions.button(
+            "Unfavorite" if run.favorite else "Favorite", key="favorite", icon=":material/star:",
+            on_click=_toggle_favorite, args=(run.id, not run.favorite),
+        )  # fmt: skip
+        if actions.button("Re-run", key="rerun", icon=":material/replay:"):
+            request_rerun(run.id)
+        actions.button(
+            "Compare", key="add_compare", icon=":material/compare:", on_click=add_to_comparison, args=(run.id,)
+        )
+        with actions.popover("Delete", icon=":material/delete:"):
+            if run.status in gallery.ACTIVE_STATUSES:
+                st.caption("This run is still going; cancel it first.")
+                st.button("Cancel the run", key="detail_cancel", on_click=_cancel, args=(run.id,))
+            else:
+                st.markdown(f"Delete **{run.title or f'run #{run.id}'}** and its image? This can't be undone.")
+                st.button("Delete for good", key="confirm_delete", type="primary", on_click=_delete, args=(run.id,))
+        if message := st.session_state.pop("delete_error", None):
+            st.error(message, icon=":material/error:")
+        if st.session_state.get("compare_ids"):
+            st.page_link(
+                COMPARE_PAGE, label=f"Compare {len(st.session_state['compare_ids'])} chosen runs",
+                icon=":material/arrow_forward:",
+            )  # fmt: skip
+    settings_tab, losses_tab = st.tabs(["Settings", "Loss curves"])
+    with settings_tab:
+        settings_table(run.settings)
+    with losses_tab:
+        loss_chart(run.loss_history, key=f"detail_chart_{run.id}")
+
+
+# ----- compare and weight sweeps ------------------------------------------------------------------
+
+
+def compare_picker() -> list[int]:
+    """Choose 2–4 finished runs, directly or as a group (e.g. a weight sweep)."""
+    with db() as conn:
+        done = gallery.list_runs(conn, status="done", limit=200)
+        groups = list(dict.fromkeys(run.group_id for run in gallery.list_runs(conn, limit=1000) if run.group_id))
+    by_id = {run.id: run for run in done}
+    ss = st.session_state
+    ss["compare_ids"] = [i for i in ss.get("compare_ids", []) if i in by_id]
+    pick_col, group_col = st.columns([3, 1], vertical_alignment="bottom")
+    chosen = pick_col.multiselect(
+        "Runs to compare", list(by_id), key="compare_ids", max_selections=4, placeholder="Choose 2 to 4 runs",
+        format_func=lambda i: run_label(by_id[i]), persist_state="session",
+    )  # fmt: skip
+    group_col.selectbox(
+        "Or a group", groups, key="cmp_group", index=None, placeholder="Pick a group",
+        on_change=_pick_group, args=(by_id,),
+    )  # fmt: skip
+    return chosen
+
+
+def _pick_group(by_id: dict[int, Any]) -> None:
+    group = st.session_state.get("cmp_group")
+    if group:
+        members = sorted((run for run in by_id.values() if run.group_id == group), key=lambda r: r.style_weight)
+        st.session_state["compare_ids"] = [run.id for run in members][:4]
+
+
+def _highlight(row: pd.Series, differing: set[str]) -> list[str]:
+    style = "background-color: rgba(255, 196, 0, 0.25); font-weight: 600" if row.name in differing else ""
+    return [style] * len(row)
+
+
+def comparison(run_ids: Sequence[int]) -> None:
+    """Runs side by side: images at the same width, a settings table with differences marked, losses overlaid."""
+    with db() as conn:
+        comp = gallery.compare_runs(conn, run_ids)
+        pngs = {run.id: gallery.run_image(conn, run.id) for run in comp.runs}
+    for column, run in zip(st.columns(len(comp.runs)), comp.runs, strict=True):
+        with column:
+            if pngs[run.id]:
+                st.image(pngs[run.id], width="stretch")
+            st.markdown(f"**{run_label(run)}**")
+            st.caption(run_facts(run))
+    labels = [run_label(run) for run in comp.runs]
+    st.subheader("Settings", anchor=False)
+    if comp.differing:
+        st.markdown("Differs: " + ", ".join(f"`{name}`" for name in comp.differing))
+    else:
+        st.markdown("All settings are the same; only the inputs or the randomness differ.")
+    only = st.toggle("Only the differing settings", key="cmp_only_diff", persist_state="session")
+    names = [n for n in comp.settings if not only or n in comp.differing]
+    table = pd.DataFrame({label: [_fmt_value(comp.settings[n][k]) for n in names] for k, label in enumerate(labels)})
+    table.index = names
+    st.dataframe(table.style.apply(_highlight, axis=1, differing=set(comp.differing)), width="stretch", height="auto")
+    st.subheader("Loss curves", anchor=False)
+    component = st.segmented_control(
+        "Loss", LOSS_COMPONENTS, key="cmp_loss", default="total", required=True, persist_state="session"
+    )
+    rows = [
+        {"run": label, "step": entry["step"], "value": entry.get(component)}
+        for label, run in zip(labels, comp.runs, strict=True)
+        for entry in comp.loss_histories[run.id]
+    ]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        st.caption("No loss history recorded.")
+        return
+    frame = frame[frame["value"] > 0]
+    st.altair_chart(
+        alt.Chart(frame)
+        .mark_line()
+        .encode(
+            x=alt.X("step:Q", title="iteration"),
+            y=alt.Y("value:Q", title=f"{component} loss", scale=alt.Scale(type="log")),
+            color=alt.Color("run:N", title=None, legend=alt.Legend(orient="bottom")),
+            tooltip=["run", "step", alt.Tooltip("value:Q", format=".4g")],
+        )
+        .properties(height=300),
+        key="cmp_chart",
+    )
+
+
+SWEEP_RATIOS = _log_options(-2, 6, per_decade=1, zero=False)  # 0.01 … 1e6
+
+
+def sweep_form(content: images.LoadedImage | None, styles: list[images.LoadedImage], blend: list[float] | None) -> None:
+    """Settings of a weight sweep and the button that queues it as one group."""
+    ss = st.session_state
+    ss.setdefault("sw_range", (1.0, 10000.0))
+    ss.setdefault("sw_size", 128 if device() == "cpu" else 384)
+    count_col, range_col, size_col, iter_col = st.columns([1, 2, 1, 1])
+    count = count_col.slider("Values", 2, 7, 5, key="sw_count", persist_state="session")
+    low, high = range_col.select_slider(
+        "Style / content weight from … to", SWEEP_RATIOS, key="sw_range", format_func=lambda v: f"{v:g}",
+        persist_state="session",
+    )  # fmt: skip
+    size_px = size_col.select_slider("Size (px)", _SIZE_OPTIONS, key="sw_size", persist_state="session")
+    iterations = iter_col.number_input(
+        "Iterations", 1, 5000, 100, step=10, key="sw_iterations", persist_state="session"
+    )
+    ratios = sweep_ratios(low, high, count)
+    st.caption("Ratios: " + " · ".join(f"{r:g}" for r in ratios))
+    if st.button(
+        "Start the sweep", key="sweep", type="primary", icon=":material/grid_view:", disabled=not (content and styles)
+    ):
+        with guard("starting the sweep"):
+            base = PRESETS["Quick preview"].replace(size_px=int(size_px), iterations=int(iterations))
+            ss["sweep_group"] = start_sweep(base, content, styles, blend, ratios)
+
+
+def sweep_ratios(low: float, high: float, count: int) -> list[float]:
+    """``count`` style/content weight ratios evenly spaced on a log scale from ``low`` to ``high``."""
+    if count == 1 or low == high:
+        return [low]
+    step = (math.log10(high) - math.log10(low)) / (count - 1)
+    return [float(f"{10 ** (math.log10(low) + k * step):.3g}") for k in range(count)]
+
+
+def start_sweep(
+    base: TransferSettings,
+    content: images.LoadedImage,
+    styles: Sequence[images.LoadedImage],
+    blend: Sequence[float] | None,
+    ratios: Sequence[float],
+) -> str:
+    """Queue one run per ratio (content weight 1, style weight = ratio) as one group; returns its id."""
+    group_id = f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
+    name = default_title(content, styles)
+    for ratio in ratios:
+        settings = base.replace(content_weight=1.0, style_weight=ratio)
+        runner().submit(
+            settings, content, styles, style_blend=blend, group_id=group_id, tags=("sweep",),
+            title=f"{name} · style/content {ratio:g}",
+        )  # fmt: skip
+    return group_id
+
+
+def sweep_groups() -> list[str]:
+    with db() as conn:
+        runs = gallery.list_runs(conn, tag="sweep", limit=1000)
+    return list(dict.fromkeys(run.group_id for run in runs if run.group_id))
+
+
+def sweep_grid(group_id: str) -> None:
+    """A sweep's runs in a row, ordered and labeled by their style/content weight ratio."""
+    with db() as conn:
+        runs = gallery.list_runs(conn, group_id=group_id, limit=50)
+        thumbs = gallery.thumbnails(conn, [run.id for run in runs])
+    runs.sort(key=lambda r: r.style_weight / r.content_weight if r.content_weight else math.inf)
+    if not runs:
+        st.info("This group has no runs left.")
+        return
+    for column, run in zip(st.columns(len(runs)), runs, strict=True):
+        with column:
+            ratio = run.style_weight / run.content_weight if run.content_weight else math.inf
+            st.markdown(f"**style/content {ratio:g}**")
+            if run.id in thumbs:
+                st.image(thumbs[run.id], width="stretch")
+            else:
+                snap = snapshot(run.id)
+                st.skeleton(height=100)
+                if snap is not None:
+                    status_badge(snap.status)
+                    if snap.status == "running":
+                        st.progress(snap.fraction)
+            st.caption(f"#{run.id}")
+    if st.button("Compare these", key="sweep_compare", icon=":material/compare:"):
+        st.session_state["compare_ids"] = [run.id for run in runs if run.id in thumbs][:4]
+        st.rerun()
+
+
+@st.fragment(run_every=2 * POLL_S)
+def _live_sweep_grid(group_id: str) -> None:
+    with db() as conn:
+        active = gallery.count_runs(conn, group_id=group_id, status=gallery.ACTIVE_STATUSES)
+    if not active:
+        st.rerun()
+    sweep_grid(group_id)
+
+
+def sweep_view(group_id: str) -> None:
+    """The sweep's labeled row, refreshing itself while any of its runs is queued or running."""
+    with db() as conn:
+        active = gallery.count_runs(conn, group_id=group_id, status=gallery.ACTIVE_STATUSES)
+    if active:
+        _live_sweep_grid(group_id)
+    else:
+        sweep_grid(group_id)
