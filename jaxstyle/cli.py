@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     generate = commands.add_parser("generate", help="paint a photo in the style of one or more paintings")
     generate.add_argument("--content", required=True, help="photo: a file path, an http(s) URL or a catalog id")
-    generate.add_argument("--style", action="append", required=True, help="painting (path, URL or catalog id); repeat to blend")
+    generate.add_argument(
+        "--style", action="append", required=True, help="painting (path, URL or catalog id); repeat to blend"
+    )
     generate.add_argument("--style-blend", type=_comma_list(float), help="weight per --style, e.g. 0.7,0.3")
     generate.add_argument("--out", required=True, type=Path, help="output PNG path")
     generate.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset; flags override it")
@@ -149,7 +151,13 @@ def _generate(args: argparse.Namespace) -> int:
         from jaxstyle.recorder import GalleryRecorder
 
         recorder = GalleryRecorder.create(
-            args.gallery, settings, content, styles, title=args.title, weights=loaded, device=transfer.device_description()
+            args.gallery,
+            settings,
+            content,
+            styles,
+            title=args.title,
+            weights=loaded,
+            device=transfer.device_description(),
         )
     bar = _progress_bar(settings.total_iterations(), args.quiet)
 

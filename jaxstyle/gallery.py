@@ -34,7 +34,7 @@ Public API (``db`` is what :func:`connect` returns):
 - ``RUN_STATUSES``, ``ORDERS``, ``SCHEMA_VERSION``; errors: :class:`~jaxstyle.errors.GalleryError`
   and its subclass :class:`RunNotFound`.
 
-Reliability: the file is in WAL mode with a busy timeout, every multi-row change is one
+Reliability: the file is in WAL mode (synchronous=NORMAL) with a busy timeout, every multi-row change is one
 ``BEGIN IMMEDIATE`` transaction, and a result image is written in the same transaction that
 marks its run done, so a crash leaves either a finished run or an unfinished one, never half of
 one. Each queued/running run records its owner (pid, host) and a heartbeat; :func:`connect`
@@ -101,7 +101,7 @@ ORDERS = {
     "oldest": "runs.created ASC, runs.id ASC",
     "title": "runs.title COLLATE NOCASE {dir}, runs.id {dir}",
     "loss": "runs.final_loss IS NULL, runs.final_loss {dir}, runs.id {dir}",
-    **{name: f"runs.{name} {{dir}}, runs.id {{dir}}" for name in SETTING_COLUMNS if name not in ("optimizer",)},
+    **{name: f"runs.{name} {{dir}}, runs.id {{dir}}" for name in SETTING_COLUMNS},
 }
 
 
@@ -230,7 +230,9 @@ def _gallery_error(where: str, error: BaseException, timeout_s: float | None = N
     """A person-readable GalleryError for an sqlite3/OS error on the gallery file ``where``."""
     text = str(error)
     lower = text.lower()
-    if "file is not a database" in lower or "malformed" in lower:
+    if "disk image is malformed" in lower:
+        return GalleryError(f"{where} is damaged ({text}); it was left unchanged. Restore it from an export")
+    if "file is not a database" in lower:
         return GalleryError(
             f"{where} is not a jaxstyle gallery (not a readable SQLite database); it was left unchanged. "
             "Move it away or choose another file with --gallery or JAXSTYLE_GALLERY."
@@ -314,6 +316,8 @@ def connect(path: str | os.PathLike | None = None, *, timeout_s: float = 10.0) -
     try:
         db = GalleryDatabase(conn, path=path, timeout_s=timeout_s)
         db.execute("PRAGMA foreign_keys = ON")
+        # SQLite's advice for WAL: still safe from corruption and durable when a process dies;
+        # only a power cut may undo the last commits. FULL costs an fsync per commit.
         db.execute("PRAGMA synchronous = NORMAL")
         _check_is_gallery(db)
         _migrate(db)
@@ -582,18 +586,24 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _float_dict(values: Mapping[str, Any], what: str) -> dict[str, float]:
+def _finite(value: Any) -> float | None:
+    """A float for JSON; NaN/inf (a diverged run) become None, since standard JSON has no NaN."""
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _float_dict(values: Mapping[str, Any], what: str) -> dict[str, float | None]:
     try:
-        return {str(key): float(value) for key, value in dict(values).items()}
+        return {str(key): _finite(value) for key, value in dict(values).items()}
     except (TypeError, ValueError) as error:
         raise GalleryError(f"{what} must map names to numbers: {error}") from None
 
 
-def _history(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
+def _history(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, float | None]]:
     out = []
     for entry in entries:
         try:
-            out.append({str(k): int(v) if k in ("step", "size_px") else float(v) for k, v in dict(entry).items()})
+            out.append({str(k): int(v) if k in ("step", "size_px") else _finite(v) for k, v in dict(entry).items()})
         except (TypeError, ValueError) as error:
             raise GalleryError(f"loss_history entries must map names to numbers: {error}") from None
     return out

@@ -108,4 +108,3 @@ class GalleryRecorder:
             reason = f"stopped: {type(error).__name__}"
         with gallery.connect(self.path) as db:
             gallery.fail_run(db, self.run_id, reason, cancelled=cancelled)
-

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jaxstyle.errors import SettingsError
-from jaxstyle.vgg import LAYER_NAMES, POOLINGS
+from jaxstyle.layers import LAYER_NAMES, POOLINGS
 
 OPTIMIZERS = ("adam", "lbfgs")
 STYLE_LOSSES = ("gram", "w2")

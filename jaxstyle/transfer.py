@@ -396,8 +396,9 @@ def stylize(
         while scale_done < n_steps:
             n = min(chunk, n_steps - scale_done)
             t0 = time.perf_counter()
-            state, rows = compiled(params, targets, state, layer_weights, loss_weights, learning_rate, ema_decay,
-                                   jnp.int32(n))
+            state, rows = compiled(
+                params, targets, state, layer_weights, loss_weights, learning_rate, ema_decay, jnp.int32(n)
+            )
             rows = np.asarray(rows[:n])  # waits for the chunk to finish
             chunk_s = time.perf_counter() - t0
             for row in rows:
@@ -425,8 +426,12 @@ def stylize(
     final = _to_losses(np.asarray(_evaluate(static, params, image, targets, layer_weights, loss_weights)))
     result = np.asarray(image[0])
     if settings.preserve_color == "luminance":
-        result = images.transfer_luminance(result, images.to_array(content.convert("RGB").resize(
-            (result.shape[1], result.shape[0]), Image.Resampling.LANCZOS)))
+        result = images.transfer_luminance(
+            result,
+            images.to_array(
+                content.convert("RGB").resize((result.shape[1], result.shape[0]), Image.Resampling.LANCZOS)
+            ),
+        )
     run_s = time.perf_counter() - started - compile_s
     return TransferResult(
         image=images.from_array(result),

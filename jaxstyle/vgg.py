@@ -16,16 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-# (block, convs in the block, channels) of VGG19.
-_BLOCKS: tuple[tuple[int, int, int], ...] = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
-
-LAYER_NAMES: tuple[str, ...] = tuple(f"conv{b}_{i}" for b, n, _ in _BLOCKS for i in range(1, n + 1))
-LAYER_CHANNELS: dict[str, int] = {f"conv{b}_{i}": c for b, n, c in _BLOCKS for i in range(1, n + 1)}
-# What a layer's input has: 3 for the first, the previous layer's channels otherwise.
-LAYER_IN_CHANNELS: dict[str, int] = {
-    name: (3 if k == 0 else LAYER_CHANNELS[LAYER_NAMES[k - 1]]) for k, name in enumerate(LAYER_NAMES)
-}
-POOLINGS = ("max", "average")
+from jaxstyle.layers import LAYER_CHANNELS, LAYER_IN_CHANNELS, LAYER_NAMES, POOLINGS  # noqa: F401
 
 # Caffe's ImageNet mean, in BGR order, on the 0–255 scale.
 CAFFE_MEAN_BGR = jnp.array([103.939, 116.779, 123.68], dtype=jnp.float32)
@@ -80,9 +71,7 @@ class Conv3x3(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param(
-            "kernel", nn.initializers.he_normal(), (3, 3, x.shape[-1], self.features), jnp.float32
-        )
+        kernel = self.param("kernel", nn.initializers.he_normal(), (3, 3, x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
         return jax.nn.relu(conv3x3(x, kernel.astype(x.dtype)) + bias.astype(x.dtype))
 
@@ -122,9 +111,7 @@ class VGG19(nn.Module):
         return out
 
 
-def features(
-    params: dict, rgb01: jax.Array, layers: Sequence[str], pooling: str = "max"
-) -> dict[str, jax.Array]:
+def features(params: dict, rgb01: jax.Array, layers: Sequence[str], pooling: str = "max") -> dict[str, jax.Array]:
     """Activations of ``layers`` for images ``rgb01`` (N, H, W, 3) in [0, 1].
 
     ``params`` is the full VGG19 params dict (``{"params": …}``); layers past the deepest one

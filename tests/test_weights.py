@@ -17,7 +17,6 @@ import threading
 from pathlib import Path
 
 import h5py
-import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -77,15 +76,6 @@ def write_keras_h5(path: Path, arrays: dict, naming: str = "keras1") -> Path:
             for name, value in zip(names, arrays[layer], strict=True):
                 group.create_dataset(name, data=value)
     return path
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _quick_compiles():
-    """Most XLA optimizations off, as Flax's model tests do: every op here runs once, so compiling dominates."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @pytest.fixture(scope="module")
