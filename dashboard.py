@@ -30,6 +30,8 @@ pages = [
     st.Page(ui.STYLES_PAGE, title="Styles", icon=":material/palette:"),
 ]
 page = st.navigation(pages)
+# Streamlit's default top padding (6rem) pushes every page below the fold on a laptop.
+st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
 with ui.guard("the sidebar"):
     ui.sidebar()
 with ui.guard(f"the {page.title} page"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 import streamlit as st
+from PIL import Image, ImageOps
 
 from jaxstyle import catalog, fetch, gallery, images, paths, transfer, weights
 from jaxstyle.errors import CatalogError, JaxstyleError, SettingsError
@@ -29,11 +31,11 @@ from jaxstyle.vgg import LAYER_NAMES, POOLINGS
 
 log = logging.getLogger("jaxstyle.app")
 
-HOME_PAGE = "pages/home.py"
-GENERATE_PAGE = "pages/generate.py"
-GALLERY_PAGE = "pages/gallery.py"
-COMPARE_PAGE = "pages/compare.py"
-STYLES_PAGE = "pages/styles.py"
+HOME_PAGE = "app_pages/home.py"
+GENERATE_PAGE = "app_pages/generate.py"
+GALLERY_PAGE = "app_pages/gallery.py"
+COMPARE_PAGE = "app_pages/compare.py"
+STYLES_PAGE = "app_pages/styles.py"
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 STATUS_BADGES = {  # status -> (label, color, icon)
@@ -97,6 +99,24 @@ def header(title: str, caption: str) -> None:
 def status_badge(status: str) -> None:
     label, color, icon = STATUS_BADGES.get(status, (status, "gray", None))
     st.badge(label, color=color, icon=icon)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def cover(data: bytes, *, aspect: float = 4 / 3, width_px: int = 384) -> bytes:
+    """The image center-cropped to ``aspect`` (width/height), as JPEG: cards in a row line up."""
+    image = images.open_image(data)
+    tile = ImageOps.fit(image, (width_px, round(width_px / aspect)), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    tile.save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()
+
+
+@st.cache_data(show_spinner=False)
+def placeholder(*, aspect: float = 4 / 3, width_px: int = 384) -> bytes:
+    """A quiet grey tile for an image that isn't there (not downloaded, not finished)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width_px, round(width_px / aspect)), (236, 236, 240)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def ago(when: datetime) -> str:
@@ -225,7 +245,7 @@ def _recent_inputs(kind: str) -> dict[str, gallery.ImageInfo]:
         return {info.sha256: info for info in gallery.list_inputs(conn, kind)}
 
 
-def preview(image: images.LoadedImage, *, height_px: int = 240) -> None:
+def preview(image: images.LoadedImage, *, height_px: int = 200) -> None:
     width, height = image.image.size
     st.image(
         images.thumbnail_bytes(image.image, 512),
@@ -315,11 +335,10 @@ def catalog_browser() -> None:
             for column, style in zip(st.columns(3), row, strict=False):
                 with column:
                     thumb = style_thumbnail(style.id)
-                    if thumb:
-                        st.image(thumb, width="stretch")
-                    else:
-                        st.caption(":material/cloud_download: not downloaded")
-                    st.caption(f"**{style.title}** · {style.artist}, {style.year}")
+                    st.image(cover(thumb) if thumb else placeholder(), width="stretch")
+                    st.caption(
+                        f"**{style.title}** · {style.artist}, {style.year}" + ("" if thumb else " · not downloaded")
+                    )
                     st.button(
                         "Remove" if style.id in chosen else "Add",
                         key=f"browse_{style.id}",
@@ -391,7 +410,7 @@ def _blend_input(styles: list[images.LoadedImage]) -> list[float] | None:
     if not styles:
         return None
     blend = []
-    for column, style in zip(st.columns(len(styles)), styles, strict=True):
+    for column, style in zip(st.columns(4), styles, strict=False):
         with column:
             st.image(images.thumbnail_bytes(style.image, 256), caption=input_label(style), width="stretch")
             if len(styles) > 1:
@@ -485,9 +504,8 @@ def settings_form() -> TransferSettings | None:
     st.segmented_control("Preset", list(PRESETS), key="preset", on_change=_apply_preset, persist_state="session")
     kw: dict[str, Any] = {"on_change": _mark_custom, "persist_state": "session"}
     with st.expander("Advanced settings", icon=":material/tune:"):
-        image_col, loss_col, opt_col = st.columns(3, gap="medium")
+        image_col, loss_col, opt_col = st.tabs(["Image", "Loss", "Optimizer"])
         with image_col:
-            st.markdown("**Image**")
             st.select_slider("Size (long side, px)", _with(_SIZE_OPTIONS, ss["s_size_px"]), key="s_size_px", **kw)
             st.number_input("Iterations", *RANGES["iterations"], step=10, key="s_iterations", **kw)
             st.number_input("Seed", *RANGES["seed"], step=1, key="s_seed", **kw)
@@ -498,7 +516,6 @@ def settings_form() -> TransferSettings | None:
                              "histogram": "Match the photo's colors"}.get,
             )  # fmt: skip
         with loss_col:
-            st.markdown("**Loss**")
             for name, label in (
                 ("content", "Content weight"),
                 ("style", "Style weight"),
@@ -519,7 +536,6 @@ def settings_form() -> TransferSettings | None:
                 **kw,
             )
         with opt_col:
-            st.markdown("**Optimizer**")
             st.radio(
                 "Optimizer", OPTIMIZERS, key="s_optimizer", horizontal=True, **kw,
                 format_func={"adam": "Adam", "lbfgs": "L-BFGS"}.get,
@@ -647,7 +663,7 @@ def live_run(run_id: int) -> None:
 
 def settings_table(settings: dict[str, Any]) -> None:
     rows = [{"setting": name, "value": _fmt_value(value)} for name, value in settings.items()]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height="content")
 
 
 def _fmt_value(value: Any) -> str:
@@ -739,10 +755,7 @@ def open_run(run_id: int) -> None:
 def run_card(summary: gallery.RunSummary, thumb: bytes | None, *, key: str) -> None:
     """One gallery card: thumbnail, title, status and age, an Open button."""
     with st.container(border=True):
-        if thumb:
-            st.image(thumb, width="stretch")
-        else:
-            st.skeleton(height=120)
+        st.image(cover(thumb) if thumb else placeholder(), width="stretch")
         star = ":material/star: " if summary.favorite else ""
         st.markdown(f"**{star}{summary.title or f'Run #{summary.id}'}**")
         meta = st.container(horizontal=True, vertical_alignment="center")
@@ -825,7 +838,7 @@ def gallery_filters() -> dict[str, Any]:
         tags = sorted({tag for run in gallery.list_runs(conn, limit=1000) for tag in run.tags}, key=str.lower)
     kw: dict[str, Any] = {"on_change": _reset_gallery_page, "persist_state": "session"}
     search, style_col, tag_col, status_col, date_col, fav_col = st.columns(
-        [3, 2, 2, 2, 2, 1.2], vertical_alignment="bottom"
+        [3, 2, 2, 2, 2, 1.3], vertical_alignment="bottom"
     )
     text = search.text_input("Search titles", key="g_text", placeholder="Search titles", icon=":material/search:", **kw)
     style = style_col.selectbox(
@@ -837,7 +850,7 @@ def gallery_filters() -> dict[str, Any]:
         "Status", gallery.RUN_STATUSES, key="g_status", placeholder="Any status", format_func=str.capitalize, **kw
     )
     dates = date_col.date_input("Created", value=(), key="g_dates", **kw)
-    favorite = fav_col.toggle("Favorites", key="g_fav", **kw)
+    favorite = fav_col.toggle("Starred", key="g_fav", help="Only favorites", **kw)
     since, until = (tuple(dates) + (None, None))[:2] if dates else (None, None)
     return {
         "text": text.strip() or None,

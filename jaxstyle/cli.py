@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     weights = commands.add_parser("weights", help="say where the VGG19 weights come from; download them if missing")
     weights.add_argument("--no-download", action="store_true", help="only say, never download")
+    weights.add_argument("--weights", help="a local weight file to check instead (Keras .h5 or .npz)")
 
     commands.add_parser("styles", help="list the style catalog")
 
@@ -232,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "weights":
             from jaxstyle import weights
 
-            return weights.weights_command(download=not args.no_download)
+            return weights.weights_command(download=not args.no_download, path=args.weights)
         if args.command == "styles":
             return _styles()
         from jaxstyle import cli_gallery

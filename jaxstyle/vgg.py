@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxstyle.errors import SettingsError
 from jaxstyle.layers import LAYER_CHANNELS, LAYER_IN_CHANNELS, LAYER_NAMES, POOLINGS  # noqa: F401
 
 # Caffe's ImageNet mean, in BGR order, on the 0–255 scale.
@@ -64,6 +65,16 @@ def _conv3x3_bwd(residuals, g: jax.Array):
 conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
+def _check_layers(layers: Sequence[str], pooling: str) -> None:
+    if not layers:
+        raise SettingsError("no VGG19 layer asked for")
+    unknown = sorted(set(layers) - set(LAYER_NAMES))
+    if unknown:
+        raise SettingsError(f"unknown VGG19 layer(s) {', '.join(unknown)}; known: {', '.join(LAYER_NAMES)}")
+    if pooling not in POOLINGS:
+        raise SettingsError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+
+
 class Conv3x3(nn.Module):
     """One VGG convolution with bias and ReLU."""
 
@@ -92,11 +103,7 @@ class VGG19(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
-        unknown = set(self.layers) - set(LAYER_NAMES)
-        if unknown:
-            raise ValueError(f"unknown VGG19 layer(s) {sorted(unknown)}; known: {', '.join(LAYER_NAMES)}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        _check_layers(self.layers, self.pooling)
         last = max(LAYER_NAMES.index(name) for name in self.layers)
         out: dict[str, jax.Array] = {}
         for k, name in enumerate(LAYER_NAMES[: last + 1]):
@@ -117,6 +124,7 @@ def features(params: dict, rgb01: jax.Array, layers: Sequence[str], pooling: str
     ``params`` is the full VGG19 params dict (``{"params": …}``); layers past the deepest one
     asked for are simply not read. Pure and undecorated: the caller jits.
     """
+    _check_layers(layers, pooling)
     model = VGG19(layers=tuple(layers), pooling=pooling)
     last = max(LAYER_NAMES.index(name) for name in layers)
     used = {name: params["params"][name] for name in LAYER_NAMES[: last + 1]}

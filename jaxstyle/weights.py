@@ -264,7 +264,8 @@ def download_weights(
 
     Args:
         progress: called as ``progress(done_bytes, total_bytes)`` while downloading; ``total_bytes``
-            is None when the server does not say.
+            is None when the server does not say. An exception it raises (e.g. ``Cancelled``)
+            stops the download, leaves no file and propagates.
         urls: where to try, in order; default :data:`KERAS_URLS`.
         md5: the expected md5; default :data:`KERAS_MD5`.
         dest_dir: the folder to put it in; default :func:`weights_dir`.
@@ -369,10 +370,16 @@ def convert_to_npz(h5_path: str | os.PathLike, dest: str | os.PathLike | None = 
     The ``.npz`` records a format version and the md5 of its source, so a stale cache (older
     format) or a foreign one (from another file) is recognized instead of trusted.
     """
-    h5_path = Path(h5_path)
+    dest = Path(dest) if dest is not None else cached_npz_path()
+    _convert(Path(h5_path), dest, md5_of(h5_path))
+    return dest
+
+
+def _convert(h5_path: Path, dest: Path, md5: str) -> Params:
+    """:func:`convert_to_npz` for a file whose md5 is already known; returns the params too."""
     params = load_keras_h5(h5_path)
-    meta = {"format_version": NPZ_FORMAT_VERSION, "kind": _KIND_KERAS, "source_md5": md5_of(h5_path)}
-    return _save_npz(Path(dest) if dest is not None else cached_npz_path(), params, meta)
+    _save_npz(dest, params, {"format_version": NPZ_FORMAT_VERSION, "kind": _KIND_KERAS, "source_md5": md5})
+    return params
 
 
 # --- offline fallback ------------------------------------------------------------------------
@@ -435,6 +442,7 @@ def fallback_npz_path(seed: int = 0) -> Path:
 
 
 def fallback_description(seed: int = 0) -> str:
+    """The one line that labels the fallback everywhere (CLI, app, result metadata)."""
     return (
         f"offline fallback: random He-initialized VGG19 (seed {seed}), layers rescaled to mean activation 1 "
         "— not the pretrained model"
@@ -499,6 +507,13 @@ def _weights_from_npz(path: Path) -> Weights:
     )
 
 
+def _converted_weights(h5: Path, npz: Path) -> Weights:
+    """Weights from the cached ``.h5`` (md5 already verified), converting it to ``npz`` on the way."""
+    params = _convert(h5, npz, KERAS_MD5)
+    description = _pretrained_description(KERAS_MD5, npz, converted=True)
+    return Weights(_to_device(params), True, SOURCE_PRETRAINED, description, KERAS_MD5, npz)
+
+
 def _weights_from_file(path: Path, origin: str) -> Weights:
     """An explicitly named ``.h5`` or ``.npz`` (told apart by content); any problem is an error."""
     if not path.is_file():
@@ -538,7 +553,9 @@ def load_weights(
     ``allow_download``) → the offline fallback (only if ``allow_fallback``; labeled).
 
     A named file that is missing or bad raises, and so does a damaged cache that cannot be
-    rebuilt: only a plain absence of pretrained weights leads to the fallback.
+    rebuilt: only a plain absence of pretrained weights leads to the fallback. A named ``.h5`` is
+    checked for layout and shapes, not md5 (a copy re-saved by another Keras is fine); its md5 is
+    in the description and ``checksum``.
 
     Args:
         path: an explicit weight file; wins over everything else.
@@ -569,13 +586,12 @@ def load_weights(
     if h5.exists():
         got = md5_of(h5)
         if got == KERAS_MD5:
-            return _weights_from_npz(convert_to_npz(h5, npz))
+            return _converted_weights(h5, npz)
         problems.append(f"{h5} has md5 {got}, not {KERAS_MD5}: incomplete or damaged")
     download_problem = None
     if allow_download:
         try:
-            h5 = download_weights(progress=progress)
-            return _weights_from_npz(convert_to_npz(h5, npz))
+            return _converted_weights(download_weights(progress=progress), npz)
         except WeightsError as error:
             download_problem = str(error)
     if problems:
@@ -692,11 +708,16 @@ def weights_command(download: bool = True, out: IO[str] | None = None, *, path: 
     """
     out = out if out is not None else sys.stdout
     status = weights_status(path)
-    print(f"VGG19 weights: {status['description']}", file=out)
     if status["kind"] == "fallback" and not download:
+        print(f"VGG19 weights: {status['description']}", file=out)
         return 0
     if status["kind"] == "fallback":
+        print(
+            f"VGG19 weights: not downloaded yet; until they are, jaxstyle uses the {fallback_description()}", file=out
+        )
         print(f"downloading {KERAS_FILE_NAME} ({KERAS_SIZE_MB} MB) to {weights_dir()}", file=out)
+    else:
+        print(f"VGG19 weights: {status['description']}", file=out)
     progress = _TqdmProgress(out)
     try:
         weights = load_weights(path, allow_download=download, allow_fallback=False, progress=progress)

@@ -88,7 +88,9 @@ def test_luminance_preservation_keeps_the_content_colours(small_content, small_s
     result = run(small_content, [small_style], fallback_weights, preserve_color="luminance", init="noise")
     content = images.to_array(small_content.resize(result.image.size))
     out = images.rgb_to_ycbcr(images.to_array(result.image))
-    np.testing.assert_allclose(out[..., 1:], images.rgb_to_ycbcr(content)[..., 1:], atol=0.03)
+    chroma_error = np.abs(out[..., 1:] - images.rgb_to_ycbcr(content)[..., 1:])
+    # Equal but for rounding, and for the few pixels whose new luma pushed them out of the RGB gamut.
+    assert chroma_error.mean() < 0.005 and np.quantile(chroma_error, 0.99) < 0.02
 
 
 def test_histogram_preservation_runs(small_content, small_style, fallback_weights):
@@ -108,3 +110,18 @@ def test_progress_reports_previews_and_cancel(small_content, small_style, fallba
 
     with pytest.raises(Cancelled, match="iteration 4 of 12"):
         transfer.stylize(small_content, [small_style], TINY, fallback_weights, callback=lambda r: True, report_every=4)
+
+
+def test_the_result_moves_towards_the_paintings_colours(small_content, small_style, fallback_weights):
+    """What makes it a style transfer even with the offline fallback: the colour statistics of
+    the result come closer to the painting's than the photo's were."""
+    result = run(small_content, [small_style], fallback_weights, iterations=30, style_weight=100.0)
+
+    def colour_stats(image):
+        pixels = images.to_array(image).reshape(-1, 3)
+        return np.concatenate([pixels.mean(0), pixels.std(0)])
+
+    style = colour_stats(small_style)
+    before = np.abs(colour_stats(small_content) - style).sum()
+    after = np.abs(colour_stats(result.image) - style).sum()
+    assert after < 0.8 * before

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from jaxstyle import vgg, weights
-from jaxstyle.errors import WeightsError
+from jaxstyle.errors import Cancelled, WeightsError
 
 # (block, convolutions) of VGG19, written out here rather than taken from the code under test.
 BLOCKS = ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
@@ -284,7 +284,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         declared_length, body = route
         self.send_response(200)
-        self.send_header("Content-Length", str(declared_length))
+        if declared_length is not None:
+            self.send_header("Content-Length", str(declared_length))
         self.end_headers()
         self.wfile.write(body)  # shorter than declared for /truncated.h5; HTTP/1.0 then closes
 
@@ -292,16 +293,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that hangs up early (a cancelled download) is expected here
+
+
 @pytest.fixture(scope="module")
 def server(keras_h5):
     data = keras_h5.read_bytes()
     other = bytearray(data)
     other[len(other) // 2] ^= 0xFF  # same size, one bit pattern changed
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.routes = {
         "/weights.h5": (len(data), data),
         "/truncated.h5": (len(data), data[: len(data) // 3]),
         "/other.h5": (len(other), bytes(other)),
+        "/no-length.h5": (None, data),  # read until the server closes
     }
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -332,6 +339,30 @@ def test_download_verifies_and_reports_progress(server, keras_h5, keras_md5, tmp
     assert len(calls) > 10 and calls[-1] == (size, size)
     assert all(total == size for _, total in calls)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_download_of_unknown_length_reports_bytes_so_far(server, keras_h5, keras_md5, tmp_path):
+    calls = []
+    weights.download_weights(
+        progress=lambda done, total: calls.append((done, total)),
+        urls=[f"{server}/no-length.h5"],
+        md5=keras_md5,
+        dest_dir=tmp_path,
+    )
+    assert all(total is None for _, total in calls)
+    assert calls[-1][0] >= keras_h5.stat().st_size  # pooch counts whole chunks
+
+
+def test_a_progress_callback_can_cancel_the_download(server, keras_md5, tmp_path):
+    def cancel_halfway(done, total):
+        if done > total // 2:
+            raise Cancelled("stopped by the user")
+
+    with pytest.raises(Cancelled):
+        weights.download_weights(
+            progress=cancel_halfway, urls=[f"{server}/weights.h5"], md5=keras_md5, dest_dir=tmp_path
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("route", ["/truncated.h5", "/other.h5"])
@@ -416,7 +447,7 @@ def test_fallback_mean_activation_is_near_one_on_a_photo(fallback, content_path)
         name: float(a.mean())
         for name, a in vgg.features(computed, photo(content_path, (128, 96)), vgg.LAYER_NAMES).items()
     }
-    print("fallback mean activations on tubingen.jpg at 128×96:", {k: round(v, 2) for k, v in means.items()})
+    print(f"fallback mean activations on {content_path.name} at 128×96:", {k: round(v, 2) for k, v in means.items()})
     assert all(0.3 < mean < 3.0 for mean in means.values()), means
 
 

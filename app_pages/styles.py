@@ -13,10 +13,7 @@ for row in ui.chunks(styles, 4):
     for column, style in zip(st.columns(4), row, strict=False):
         with column, st.container(border=True):
             thumb = ui.style_thumbnail(style.id)
-            if thumb:
-                st.image(thumb, width="stretch")
-            else:
-                st.skeleton(height=140)
+            st.image(ui.cover(thumb) if thumb else ui.placeholder(), width="stretch")
             st.markdown(f"**{style.title}**")
             st.caption(f"{style.artist}, {style.year} · {style.license}")
             if offline[style.id]:
