@@ -11,7 +11,8 @@ import streamlit as st
 import ui
 from jaxstyle import paths, transfer
 
-st.set_page_config(page_title="jaxstyle", page_icon=":material/palette:", layout="wide")
+st.set_page_config(page_title="jaxstyle", page_icon=ui.app_icon(), layout="wide")
+st.logo(ui.app_icon(), size="large")
 
 
 @st.cache_resource(show_spinner=False)
@@ -30,8 +31,7 @@ pages = [
     st.Page(ui.STYLES_PAGE, title="Styles", icon=":material/palette:"),
 ]
 page = st.navigation(pages)
-# Streamlit's default top padding (6rem) pushes every page below the fold on a laptop.
-st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
+st.html(ui.CSS)
 with ui.guard("the sidebar"):
     ui.sidebar()
 with ui.guard(f"the {page.title} page"):

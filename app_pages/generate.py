@@ -30,7 +30,7 @@ with inputs_col:
             title = ui.default_title(content, styles)
             st.session_state["run_id"] = ui.runner().submit(settings, content, styles, style_blend=blend, title=title)
 
-with output_col:
+with output_col, st.container(key="run_output"):
     run_id = st.session_state.get("run_id")
     if run_id is None:
         with st.container(border=True):

@@ -45,12 +45,19 @@ def gallery_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def fallback_weights(tmp_path_factory):
+def warm_cache_dir(tmp_path_factory) -> Path:
+    """A cache dir shared by the whole session, holding the fallback weights once made (and the
+    compile cache of CLI runs), so subprocesses don't each recompute them."""
+    return tmp_path_factory.mktemp("warm-cache")
+
+
+@pytest.fixture(scope="session")
+def fallback_weights(warm_cache_dir):
     """The offline fallback VGG19 (what runs here, without the pretrained file), made once."""
     from jaxstyle import weights
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JAXSTYLE_CACHE_DIR", str(tmp_path_factory.mktemp("weights-cache")))
+        patch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))
         patch.delenv("JAXSTYLE_WEIGHTS", raising=False)
         loaded = weights.load_weights()
     assert not loaded.pretrained

@@ -6,18 +6,25 @@ import os
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from jaxstyle import gallery
 from tests.conftest import REPO
 
 
-def jaxstyle(*args: str, cwd=None) -> subprocess.CompletedProcess:
+@pytest.fixture(autouse=True)
+def _warm_cache(fallback_weights, warm_cache_dir, monkeypatch):
+    """CLI processes share the session's cache: the fallback weights are made once."""
+    monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))
+
+
+def jaxstyle(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "jaxstyle", *args],
         capture_output=True,
         text=True,
-        cwd=cwd or REPO,
+        cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         timeout=300,
     )
