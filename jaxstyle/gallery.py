@@ -48,7 +48,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import io
 import json
 import math
@@ -68,7 +67,7 @@ import sqlite_utils
 from PIL import Image
 from sqlite_utils.migrations import Migrations
 
-from jaxstyle import paths
+from jaxstyle import images, paths
 from jaxstyle.errors import GalleryError, ImageError, SettingsError
 
 RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
@@ -621,14 +620,10 @@ def _thumbnail(png: bytes, what: str) -> tuple[bytes, int, int]:
     """A small JPEG of an image (long side THUMBNAIL_PX), and the image's full width and height."""
     try:
         with Image.open(io.BytesIO(png)) as image:
-            size = image.size
-            small = image.convert("RGB")
-            small.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
-            out = io.BytesIO()
-            small.save(out, format="JPEG", quality=80, optimize=True)
+            image.load()
+            return images.thumbnail_bytes(image, THUMBNAIL_PX), image.width, image.height
     except Exception as error:  # noqa: BLE001 — PIL raises many kinds for a bad file
         raise ImageError(f"{what} is not an image we can read ({type(error).__name__})") from None
-    return out.getvalue(), size[0], size[1]
 
 
 def _normalize_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -685,7 +680,7 @@ def store_image(db: sqlite_utils.Database, data: bytes, *, origin_kind: str, ori
         raise GalleryError(f"origin_kind must be one of {', '.join(ORIGIN_KINDS)}, got {origin_kind!r}")
     data = bytes(data)
     width, height = _image_size(data, origin or "the input image")
-    sha = hashlib.sha256(data).hexdigest()
+    sha = images.sha256_hex(data)
     db.execute(
         "INSERT OR IGNORE INTO images (sha256, origin_kind, origin, width, height, data, created) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -1394,7 +1389,7 @@ def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[tuple], dic
             where = f"{zip_path}: input {str(sha)[:12]}…"
             _expect(info, dict, where)
             data = member(_expect(info.get("file"), str, f"{where} file"), f"input image {sha}")
-            if hashlib.sha256(data).hexdigest() != sha:
+            if images.sha256_hex(data) != sha:
                 raise GalleryError(f"{where} is damaged: its bytes don't match its SHA-256")
             kind = info.get("origin_kind")
             if kind not in ORIGIN_KINDS:
