@@ -53,7 +53,7 @@ POLL_S = 1.0  # how often a running run's view refreshes
 # stays in view after clicking Generate at the bottom of a long form.
 CSS = """<style>
 [data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }
-[data-testid='stColumn']:has(> div > .st-key-run_output) { position: sticky; top: 1rem; align-self: flex-start; }
+[data-testid='stColumn']:has(.st-key-run_output) { position: sticky; top: 1rem; align-self: flex-start; }
 </style>"""
 
 
@@ -116,6 +116,28 @@ def guard(what: str = "this") -> Iterator[None]:
             f"Something went wrong with {what}: {type(error).__name__}: {error}. The server log has the details.",
             icon=":material/error:",
         )
+
+
+def recall(defaults: dict[str, Any]) -> dict[str, Any]:
+    """The current value of each widget (by key): its state, else its value before a page switch,
+    else the default. Pass it as the widget's ``value``/``default``/``index``.
+
+    Streamlit drops a widget's value when a page without it runs, so the values are also kept in
+    a plain dict that survives. Handing them back as the widget's default (rather than writing the
+    widget's key) keeps the browser and the server in agreement: when a widget is (re)created the
+    browser starts from its default, and a default that differed from the state could be sent back
+    as a change. (The same is why ``persist_state`` isn't used: in 1.67 it sometimes replays stale
+    values after a quick succession of changes.)
+    """
+    ss = st.session_state
+    kept = ss.setdefault("_kept", {})
+    values = {key: ss[key] if key in ss else kept.get(key, default) for key, default in defaults.items()}
+    kept.update(values)
+    return values
+
+
+def _index(options: Sequence[Any], value: Any) -> int | None:
+    return list(options).index(value) if value in options else None
 
 
 def header(title: str, caption: str) -> None:
@@ -283,15 +305,16 @@ def preview(image: images.LoadedImage, *, height_px: int = 200) -> None:
 
 def content_input() -> images.LoadedImage | None:
     """Content photo from an upload, a URL, the camera or an earlier run; errors under the input."""
-    st.session_state.setdefault("content_source", "Upload")
+    now = recall({"content_source": "Upload", "content_url": ""})
     source = st.segmented_control(
-        "Content from", ["Upload", "URL", "Camera", "Recent"], key="content_source", required=True
-    )
+        "Content from", ["Upload", "URL", "Camera", "Recent"], default=now["content_source"], key="content_source",
+        required=True,
+    )  # fmt: skip
     loaded = None
     if source == "Upload":
         loaded = _from_file(st.file_uploader("Photo", type=IMAGE_TYPES, key="content_upload"))
     elif source == "URL":
-        url = st.text_input("Image URL", key="content_url", placeholder="https://…/photo.jpg")
+        url = st.text_input("Image URL", now["content_url"], key="content_url", placeholder="https://…/photo.jpg")
         loaded = _from_url(url) if url.strip() else None
     elif source == "Camera":
         loaded = _from_file(st.camera_input("Take a photo", key="content_camera"))
@@ -300,9 +323,11 @@ def content_input() -> images.LoadedImage | None:
         if not recent:
             st.info("No earlier content images yet: they appear here after a run.", icon=":material/history:")
         else:
+            choice = recall({"content_recent": None})["content_recent"]
             sha = st.selectbox(
-                "Earlier photo", list(recent), key="content_recent", format_func=lambda s: input_label(recent[s])
-            )
+                "Earlier photo", list(recent), index=_index(list(recent), choice) or 0, key="content_recent",
+                format_func=lambda s: input_label(recent[s]),
+            )  # fmt: skip
             loaded = _from_gallery(sha, recent.get(sha)) if sha else None
     if loaded is not None:
         preview(loaded)
@@ -387,18 +412,20 @@ def _default_style() -> list[str]:
 
 def style_input() -> tuple[list[images.LoadedImage], list[float] | None]:
     """Style images (catalog paintings, an upload, a URL or earlier ones) and their blend weights."""
-    st.session_state.setdefault("style_source", "Catalog")
+    now = recall({"style_source": "Catalog", "style_url": ""})
     source = st.segmented_control(
-        "Style from", ["Catalog", "Upload", "URL", "Recent"], key="style_source", required=True
-    )
+        "Style from", ["Catalog", "Upload", "URL", "Recent"], default=now["style_source"], key="style_source",
+        required=True,
+    )  # fmt: skip
     loaded: list[images.LoadedImage] = []
     if source == "Catalog":
         styles = {style.id: style for style in catalog.list_styles()}
-        st.session_state.setdefault("style_ids", _default_style())
+        chosen_now = recall({"style_ids": _default_style()})["style_ids"]
         offline = {style_id: catalog.is_available_offline(style_id) for style_id in styles}
         chosen = st.multiselect(
             "Paintings",
             list(styles),
+            default=[s for s in chosen_now if s in styles],
             key="style_ids",
             max_selections=4,
             placeholder="Choose one or more paintings",
@@ -417,16 +444,17 @@ def style_input() -> tuple[list[images.LoadedImage], list[float] | None]:
         files = st.file_uploader("Style images", type=IMAGE_TYPES, key="style_upload", accept_multiple_files=True)
         loaded = [image for image in (_from_file(file) for file in (files or [])[:4]) if image is not None]
     elif source == "URL":
-        url = st.text_input("Style image URL", key="style_url", placeholder="https://…/painting.jpg")
+        url = st.text_input("Style image URL", now["style_url"], key="style_url", placeholder="https://…/painting.jpg")
         image = _from_url(url) if url.strip() else None
         loaded = [image] if image else []
     else:
         recent = _recent_inputs("style")
         if not recent:
             st.info("No earlier style images yet: they appear here after a run.", icon=":material/history:")
+        chosen_now = recall({"style_recent": []})["style_recent"]
         chosen = st.multiselect(
-            "Earlier styles", list(recent), key="style_recent", max_selections=4,
-            format_func=lambda s: input_label(recent[s]),
+            "Earlier styles", list(recent), default=[s for s in chosen_now if s in recent], key="style_recent",
+            max_selections=4, format_func=lambda s: input_label(recent[s]),
         )  # fmt: skip
         loaded = [image for image in (_from_gallery(sha, recent.get(sha)) for sha in chosen) if image is not None]
     return loaded, _blend_input(loaded)
@@ -442,8 +470,8 @@ def _blend_input(styles: list[images.LoadedImage]) -> list[float] | None:
             st.image(images.thumbnail_bytes(style.image, 256), caption=input_label(style), width="stretch")
             if len(styles) > 1:
                 key = f"blend_{style.sha256[:12]}"
-                st.session_state.setdefault(key, 1.0)
-                blend.append(st.slider("Weight", 0.0, 1.0, step=0.05, key=key))
+                weight = recall({key: 1.0})[key]
+                blend.append(st.slider("Weight", 0.0, 1.0, weight, step=0.05, key=key))
     if len(styles) == 1:
         return None
     if sum(blend) <= 0:
@@ -524,21 +552,24 @@ def _mark_custom() -> None:
 def settings_form() -> TransferSettings | None:
     """Presets plus every engine setting in an Advanced expander; None (and a message) if invalid."""
     ss = st.session_state
-    if "preset" not in ss:
-        ss["preset"] = default_preset()
-    for key, value in _widget_values(PRESETS[ss["preset"] or default_preset()]).items():
-        ss.setdefault(key, value)  # first visit, or a widget whose value Streamlit dropped
-    st.segmented_control("Preset", list(PRESETS), key="preset", on_change=_apply_preset, persist_state="session")
-    kw: dict[str, Any] = {"on_change": _mark_custom, "persist_state": "session"}
+    preset = recall({"preset": default_preset()})["preset"]
+    v = recall(_widget_values(PRESETS[preset or default_preset()]))  # first visit, or back from another page
+    st.segmented_control("Preset", list(PRESETS), default=preset, key="preset", on_change=_apply_preset)
+    kw: dict[str, Any] = {"on_change": _mark_custom}
     with st.expander("Advanced settings", icon=":material/tune:"):
         image_col, loss_col, opt_col = st.tabs(["Image", "Loss", "Optimizer"])
         with image_col:
-            st.select_slider("Size (long side, px)", _with(_SIZE_OPTIONS, ss["s_size_px"]), key="s_size_px", **kw)
-            st.number_input("Iterations", *RANGES["iterations"], step=10, key="s_iterations", **kw)
-            st.number_input("Seed", *RANGES["seed"], step=1, key="s_seed", **kw)
-            st.radio("Start from", INITS, key="s_init", horizontal=True, format_func=str.capitalize, **kw)
+            size_options = _with(_SIZE_OPTIONS, v["s_size_px"])
+            st.select_slider("Size (long side, px)", size_options, v["s_size_px"], key="s_size_px", **kw)
+            st.number_input("Iterations", *RANGES["iterations"], v["s_iterations"], step=10, key="s_iterations", **kw)
+            st.number_input("Seed", *RANGES["seed"], v["s_seed"], step=1, key="s_seed", **kw)
+            st.radio(
+                "Start from", INITS, _index(INITS, v["s_init"]), key="s_init", horizontal=True,
+                format_func=str.capitalize, **kw,
+            )  # fmt: skip
             st.selectbox(
-                "Preserve colors", PRESERVE_COLORS, key="s_preserve_color", **kw,
+                "Preserve colors", PRESERVE_COLORS, _index(PRESERVE_COLORS, v["s_preserve_color"]),
+                key="s_preserve_color", **kw,
                 format_func={"none": "No (take the style's colors)", "luminance": "Luminance only",
                              "histogram": "Match the photo's colors"}.get,
             )  # fmt: skip
@@ -549,40 +580,56 @@ def settings_form() -> TransferSettings | None:
                 ("tv", "Smoothness (TV) weight"),
             ):
                 key = f"s_{name}_weight"
-                st.select_slider(label, _with(_WEIGHT_OPTIONS, ss[key]), key=key, format_func=_fmt_weight, **kw)
+                options = _with(_WEIGHT_OPTIONS, v[key])
+                st.select_slider(label, options, v[key], key=key, format_func=_fmt_weight, **kw)
             st.radio(
-                "Style loss", STYLE_LOSSES, key="s_style_loss", horizontal=True, **kw,
+                "Style loss", STYLE_LOSSES, _index(STYLE_LOSSES, v["s_style_loss"]), key="s_style_loss",
+                horizontal=True, **kw,
                 format_func={"gram": "Gram (Gatys)", "w2": "Wasserstein-2"}.get,
             )  # fmt: skip
-            st.multiselect("Content layers", LAYER_NAMES, key="s_content_layers", **kw)
-            st.multiselect("Style layers", LAYER_NAMES, key="s_style_layers", **kw)
+            st.multiselect("Content layers", LAYER_NAMES, v["s_content_layers"], key="s_content_layers", **kw)
+            st.multiselect("Style layers", LAYER_NAMES, v["s_style_layers"], key="s_style_layers", **kw)
             st.text_input(
                 "Style layer weights",
+                v["s_style_layer_weights"],
                 key="s_style_layer_weights",
                 placeholder="equal (e.g. 1, 1, 0.5, 0.5, 0.25)",
                 **kw,
             )
         with opt_col:
             st.radio(
-                "Optimizer", OPTIMIZERS, key="s_optimizer", horizontal=True, **kw,
+                "Optimizer", OPTIMIZERS, _index(OPTIMIZERS, v["s_optimizer"]), key="s_optimizer", horizontal=True, **kw,
                 format_func={"adam": "Adam", "lbfgs": "L-BFGS"}.get,
             )  # fmt: skip
             st.select_slider(
-                "Learning rate (Adam)", _with(_LR_OPTIONS, ss["s_learning_rate"]), key="s_learning_rate",
-                disabled=ss["s_optimizer"] == "lbfgs", **kw,
+                "Learning rate (Adam)", _with(_LR_OPTIONS, v["s_learning_rate"]), v["s_learning_rate"],
+                key="s_learning_rate", disabled=v["s_optimizer"] == "lbfgs", **kw,
             )  # fmt: skip
             st.select_slider(
-                "Average of iterates (EMA decay)", _with(_EMA_OPTIONS, ss["s_ema_decay"]), key="s_ema_decay", **kw
+                "Average of iterates (EMA decay)",
+                _with(_EMA_OPTIONS, v["s_ema_decay"]),
+                v["s_ema_decay"],
+                key="s_ema_decay",
+                **kw,
             )
             st.select_slider(
-                "Coarse-to-fine from (px)", _with(_SCALE_MIN_OPTIONS, ss["s_scale_min_px"]), key="s_scale_min_px",
+                "Coarse-to-fine from (px)", _with(_SCALE_MIN_OPTIONS, v["s_scale_min_px"]), v["s_scale_min_px"],
+                key="s_scale_min_px",
                 format_func=lambda v: "off" if v == 0 else f"{v}", **kw,
             )  # fmt: skip
             st.number_input(
-                "Iterations per coarse scale", *RANGES["scale_iterations"], step=10, key="s_scale_iterations", **kw
+                "Iterations per coarse scale",
+                *RANGES["scale_iterations"],
+                v["s_scale_iterations"],
+                step=10,
+                key="s_scale_iterations",
+                **kw,
             )
-            st.radio("Pooling", POOLINGS, key="s_pooling", horizontal=True, format_func=str.capitalize, **kw)
-            st.slider("Style scale", 0.25, 2.0, step=0.05, key="s_style_scale", **kw)
+            st.radio(
+                "Pooling", POOLINGS, _index(POOLINGS, v["s_pooling"]), key="s_pooling", horizontal=True,
+                format_func=str.capitalize, **kw,
+            )  # fmt: skip
+            st.slider("Style scale", 0.25, 2.0, v["s_style_scale"], step=0.05, key="s_style_scale", **kw)
     try:
         values = {name: ss[f"s_{name}"] for name in _FIELDS}
         values["style_layer_weights"] = _parse_floats(ss["s_style_layer_weights"])
@@ -674,18 +721,16 @@ def live_run(run_id: int) -> None:
         st.button(
             "Cancel", key="cancel", icon=":material/stop_circle:", on_click=_cancel, args=(run_id,), width="stretch"
         )
-    image_col, chart_col = st.columns([1, 1])
-    with image_col:
-        preview_png = snap.preview_png
-        if preview_png is None and snap.status == "running":
-            with contextlib.suppress(JaxstyleError), db() as conn:
-                preview_png = gallery.run_preview(conn, run_id)
-        if preview_png:
-            st.image(preview_png, caption=f"Iteration {snap.step}", width="stretch")
-        else:
-            st.skeleton(height=240)
-    with chart_col:
-        loss_chart(snap.history, key=f"live_chart_{run_id}")
+    preview_png = snap.preview_png
+    if preview_png is None and snap.status == "running":
+        with contextlib.suppress(JaxstyleError), db() as conn:
+            preview_png = gallery.run_preview(conn, run_id)
+    if preview_png:
+        st.image(preview_png, caption=f"Iteration {snap.step}: the image so far", width="stretch")
+    else:
+        st.image(placeholder(), width="stretch")
+    if snap.history:
+        loss_chart(snap.history, height=160, key=f"live_chart_{run_id}")
 
 
 def settings_table(settings: dict[str, Any]) -> None:
@@ -739,7 +784,7 @@ def result_view(run_id: int, *, key: str = "result") -> None:
         return
     image_col, inputs_col = st.columns([3, 1])
     with image_col:
-        st.image(png, caption=run.title or f"Run #{run.id}", width="stretch")
+        st.image(png, width="stretch")
     with inputs_col:
         run_inputs(run)
     actions = st.container(horizontal=True)
@@ -760,6 +805,8 @@ def result_view(run_id: int, *, key: str = "result") -> None:
 def run_view(run_id: int) -> None:
     """Follow a run: live while queued/running, the result once it has ended."""
     snap = snapshot(run_id)
+    with contextlib.suppress(gallery.RunNotFound), db() as conn:
+        st.markdown(f"**{run_label(gallery.get_run(conn, run_id))}**")
     if snap is None:
         st.info(f"Run #{run_id} is no longer in the gallery.", icon=":material/info:")
     elif snap.finished:
@@ -790,7 +837,7 @@ def run_card(summary: gallery.RunSummary, thumb: bytes | None, *, key: str) -> N
             if summary.status != "done":
                 status_badge(summary.status)
             st.caption(f"#{summary.id} · {ago(summary.created)}")
-        st.button("Open", key=f"{key}_{summary.id}", on_click=_go_to_run, args=(summary.id,), width="stretch")
+        st.button("View", key=f"{key}_{summary.id}", on_click=_go_to_run, args=(summary.id,), width="stretch")
 
 
 def _go_to_run(run_id: int) -> None:
@@ -863,21 +910,30 @@ def gallery_filters() -> dict[str, Any]:
     with db() as conn:
         styles = {info.sha256: info for info in gallery.list_inputs(conn, "style")}
         tags = sorted({tag for run in gallery.list_runs(conn, limit=1000) for tag in run.tags}, key=str.lower)
-    kw: dict[str, Any] = {"on_change": _reset_gallery_page, "persist_state": "session"}
+    now = recall({"g_text": "", "g_style": None, "g_tag": None, "g_status": [], "g_fav": False})
+    kw: dict[str, Any] = {"on_change": _reset_gallery_page}
     search, style_col, tag_col, status_col, date_col, fav_col = st.columns(
-        [3, 2, 2, 2, 2, 1.3], vertical_alignment="bottom"
+        [3, 2, 2, 2, 2, 1.6], vertical_alignment="bottom"
     )
-    text = search.text_input("Search titles", key="g_text", placeholder="Search titles", icon=":material/search:", **kw)
+    text = search.text_input(
+        "Search titles", now["g_text"], key="g_text", placeholder="Search titles", icon=":material/search:", **kw
+    )
     style = style_col.selectbox(
-        "Style", list(styles), key="g_style", index=None, placeholder="Any style",
+        "Style", list(styles), key="g_style", index=_index(list(styles), now["g_style"]), placeholder="Any style",
         format_func=lambda s: input_label(styles[s]), **kw,
     )  # fmt: skip
-    tag = tag_col.selectbox("Tag", tags, key="g_tag", index=None, placeholder="Any tag", **kw)
+    tag = tag_col.selectbox("Tag", tags, _index(tags, now["g_tag"]), key="g_tag", placeholder="Any tag", **kw)
     status = status_col.multiselect(
-        "Status", gallery.RUN_STATUSES, key="g_status", placeholder="Any status", format_func=str.capitalize, **kw
+        "Status",
+        gallery.RUN_STATUSES,
+        now["g_status"],
+        key="g_status",
+        placeholder="Any status",
+        format_func=str.capitalize,
+        **kw,
     )
     dates = date_col.date_input("Created", value=(), key="g_dates", **kw)
-    favorite = fav_col.toggle("Starred", key="g_fav", help="Only favorites", **kw)
+    favorite = fav_col.toggle("Starred", now["g_fav"], key="g_fav", help="Only favorites", **kw)
     since, until = (tuple(dates) + (None, None))[:2] if dates else (None, None)
     return {
         "text": text.strip() or None,
@@ -939,7 +995,7 @@ def _delete(run_id: int) -> None:
 
 
 def add_to_comparison(run_id: int) -> None:
-    chosen = [i for i in st.session_state.get("compare_ids", []) if i != run_id]
+    chosen = [i for i in recall({"compare_ids": []})["compare_ids"] if i != run_id]
     st.session_state["compare_ids"] = (chosen + [run_id])[-4:]
     st.toast(f"Run #{run_id} added to the comparison ({len(st.session_state['compare_ids'])} of up to 4).")
 
@@ -976,7 +1032,7 @@ def run_detail(run_id: int) -> None:
         ):
             blend = f" {info.blend:.0%}" if role == "Style" and len(run.styles) > 1 and info.blend is not None else ""
             column.image(
-                images.thumbnail_bytes(images.open_image(data), 256),
+                cover(data),
                 caption=f"{role}: {input_label(info)}{blend}",
                 width="stretch",
             )
@@ -1042,11 +1098,14 @@ def compare_picker() -> list[int]:
         groups = list(dict.fromkeys(run.group_id for run in gallery.list_runs(conn, limit=1000) if run.group_id))
     by_id = {run.id: run for run in done}
     ss = st.session_state
-    ss["compare_ids"] = [i for i in ss.get("compare_ids", []) if i in by_id]
+    chosen_now = [i for i in recall({"compare_ids": []})["compare_ids"] if i in by_id]
+    if "compare_ids" in ss and ss["compare_ids"] != chosen_now:  # some were deleted meanwhile
+        ss["compare_ids"] = chosen_now
     pick_col, group_col = st.columns([3, 1], vertical_alignment="bottom")
     chosen = pick_col.multiselect(
-        "Runs to compare", list(by_id), key="compare_ids", max_selections=4, placeholder="Choose 2 to 4 runs",
-        format_func=lambda i: run_label(by_id[i]), persist_state="session",
+        "Runs to compare", list(by_id), chosen_now, key="compare_ids", max_selections=4,
+        placeholder="Choose 2 to 4 runs",
+        format_func=lambda i: run_label(by_id[i]),
     )  # fmt: skip
     group_col.selectbox(
         "Or a group", groups, key="cmp_group", index=None, placeholder="Pick a group",
@@ -1072,7 +1131,8 @@ def comparison(run_ids: Sequence[int]) -> None:
     with db() as conn:
         comp = gallery.compare_runs(conn, run_ids)
         pngs = {run.id: gallery.run_image(conn, run.id) for run in comp.runs}
-    for column, run in zip(st.columns(len(comp.runs)), comp.runs, strict=True):
+    # At least three slots, so two runs don't fill the screen and push the table out of view.
+    for column, run in zip(st.columns(max(3, len(comp.runs))), comp.runs, strict=False):
         with column:
             if pngs[run.id]:
                 st.image(pngs[run.id], width="stretch")
@@ -1084,15 +1144,16 @@ def comparison(run_ids: Sequence[int]) -> None:
         st.markdown("Differs: " + ", ".join(f"`{name}`" for name in comp.differing))
     else:
         st.markdown("All settings are the same; only the inputs or the randomness differ.")
-    only = st.toggle("Only the differing settings", key="cmp_only_diff", persist_state="session")
+    now = recall({"cmp_only_diff": False, "cmp_loss": "total"})
+    only = st.toggle("Only the differing settings", now["cmp_only_diff"], key="cmp_only_diff")
     names = [n for n in comp.settings if not only or n in comp.differing]
     table = pd.DataFrame({label: [_fmt_value(comp.settings[n][k]) for n in names] for k, label in enumerate(labels)})
     table.index = names
-    st.dataframe(table.style.apply(_highlight, axis=1, differing=set(comp.differing)), width="stretch", height="auto")
-    st.subheader("Loss curves", anchor=False)
-    component = st.segmented_control(
-        "Loss", LOSS_COMPONENTS, key="cmp_loss", default="total", required=True, persist_state="session"
+    st.dataframe(
+        table.style.apply(_highlight, axis=1, differing=set(comp.differing)), width="stretch", height="content"
     )
+    st.subheader("Loss curves", anchor=False)
+    component = st.segmented_control("Loss", LOSS_COMPONENTS, default=now["cmp_loss"], key="cmp_loss", required=True)
     rows = [
         {"run": label, "step": entry["step"], "value": entry.get(component)}
         for label, run in zip(labels, comp.runs, strict=True)
@@ -1123,18 +1184,17 @@ SWEEP_RATIOS = _log_options(-2, 6, per_decade=1, zero=False)  # 0.01 … 1e6
 def sweep_form(content: images.LoadedImage | None, styles: list[images.LoadedImage], blend: list[float] | None) -> None:
     """Settings of a weight sweep and the button that queues it as one group."""
     ss = st.session_state
-    ss.setdefault("sw_range", (1.0, 10000.0))
-    ss.setdefault("sw_size", 128 if device() == "cpu" else 384)
     count_col, range_col, size_col, iter_col = st.columns([1, 2, 1, 1])
-    count = count_col.slider("Values", 2, 7, 5, key="sw_count", persist_state="session")
-    low, high = range_col.select_slider(
-        "Style / content weight from … to", SWEEP_RATIOS, key="sw_range", format_func=lambda v: f"{v:g}",
-        persist_state="session",
-    )  # fmt: skip
-    size_px = size_col.select_slider("Size (px)", _SIZE_OPTIONS, key="sw_size", persist_state="session")
-    iterations = iter_col.number_input(
-        "Iterations", 1, 5000, 100, step=10, key="sw_iterations", persist_state="session"
+    now = recall(
+        {"sw_count": 5, "sw_range": (1.0, 10000.0), "sw_size": 128 if device() == "cpu" else 384, "sw_iterations": 100}
     )
+    count = count_col.slider("Values", 2, 7, now["sw_count"], key="sw_count")
+    low, high = range_col.select_slider(
+        "Style / content weight from … to", SWEEP_RATIOS, tuple(now["sw_range"]), key="sw_range",
+        format_func=lambda v: f"{v:g}",
+    )  # fmt: skip
+    size_px = size_col.select_slider("Size (px)", _SIZE_OPTIONS, now["sw_size"], key="sw_size")
+    iterations = iter_col.number_input("Iterations", 1, 5000, now["sw_iterations"], step=10, key="sw_iterations")
     ratios = sweep_ratios(low, high, count)
     st.caption("Ratios: " + " · ".join(f"{r:g}" for r in ratios))
     if st.button(
@@ -1172,10 +1232,19 @@ def start_sweep(
     return group_id
 
 
-def sweep_groups() -> list[str]:
+def sweep_groups() -> dict[str, str]:
+    """Weight sweeps, newest first: group id → a label such as "chicago × Udnie · 5 runs · 26 Nov 18:41"."""
     with db() as conn:
         runs = gallery.list_runs(conn, tag="sweep", limit=1000)
-    return list(dict.fromkeys(run.group_id for run in runs if run.group_id))
+    groups: dict[str, list[gallery.RunSummary]] = {}
+    for run in runs:
+        if run.group_id:
+            groups.setdefault(run.group_id, []).append(run)
+    return {
+        group: f"{members[0].title.rsplit(' · ', 1)[0]} · {len(members)} runs · "
+        f"{members[0].created.astimezone():%d %b %H:%M}"
+        for group, members in groups.items()
+    }
 
 
 def sweep_grid(group_id: str) -> None:
@@ -1192,10 +1261,10 @@ def sweep_grid(group_id: str) -> None:
             ratio = run.style_weight / run.content_weight if run.content_weight else math.inf
             st.markdown(f"**style/content {ratio:g}**")
             if run.id in thumbs:
-                st.image(thumbs[run.id], width="stretch")
+                st.image(cover(thumbs[run.id]), width="stretch")
             else:
                 snap = snapshot(run.id)
-                st.skeleton(height=100)
+                st.image(placeholder(), width="stretch")
                 if snap is not None:
                     status_badge(snap.status)
                     if snap.status == "running":

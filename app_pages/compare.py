@@ -32,5 +32,5 @@ with sweep_tab, ui.guard("the weight sweep"):
         st.divider()
         if st.session_state.get("sweep_group") in groups:
             st.session_state["sw_group"] = st.session_state.pop("sweep_group")
-        group = st.selectbox("Sweep", groups, key="sw_group")
+        group = st.selectbox("Sweep", list(groups), key="sw_group", format_func=groups.get)
         ui.sweep_view(group)

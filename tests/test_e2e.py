@@ -1,0 +1,193 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run`.
+
+Upload a photo, choose a painting, generate at a tiny size, wait for the result, then find the
+run in the gallery. Screenshots go to the test's tmp dir. Without Chromium the test skips (saying
+how to install it), unless JAXSTYLE_REQUIRE_BROWSER=1 (set by .ci/run) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.e2e
+
+
+def _missing_browser() -> str | None:
+    if not (Path(CHROMIUM).is_file() or shutil.which("chromium")):
+        return f"no Chromium at {CHROMIUM}: install it with `apt-get install chromium` (never `playwright install`)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is missing: `pip install -r requirements-dev.txt`"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    problem = _missing_browser()
+    if problem:
+        if os.environ.get("JAXSTYLE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"JAXSTYLE_REQUIRE_BROWSER=1 but {problem}")
+        pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tmp_path: Path):
+    """`streamlit run dashboard.py` on a free local port, with its own gallery file."""
+    port = _free_port()
+    log_path = tmp_path / "streamlit.log"
+    env = {
+        **os.environ,
+        "JAXSTYLE_GALLERY": str(tmp_path / "gallery.db"),
+        "NO_PROXY": "127.0.0.1,localhost",
+        "STREAMLIT_SERVER_HEADLESS": "true",
+    }
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "dashboard.py",
+                "--server.address=127.0.0.1",
+                f"--server.port={port}",
+                "--server.headless=true",
+                "--browser.gatherUsageStats=false",
+                "--server.fileWatcherType=none",
+            ],  # fmt: skip
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"streamlit exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{url}/_stcore/health", timeout=2).text == "ok":
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer on {url} within 90 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def settle(page) -> None:
+    """Wait for the rerun an interaction started: acting during one can race with it."""
+    from playwright.sync_api import expect
+
+    page.wait_for_timeout(300)
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=60_000)
+
+
+@pytest.mark.timeout(600)
+def test_upload_generate_and_find_the_run_in_the_gallery(browser, app_url, shared_data, tmp_path):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        page.goto(app_url)
+        expect(page.get_by_role("heading", name="jaxstyle")).to_be_visible()
+        page.get_by_role("button", name="Generate an image").click()
+        expect(page.get_by_role("heading", name="Generate")).to_be_visible()
+
+        # A photo from the shared test images.
+        uploader = page.get_by_test_id("stFileUploader").first
+        uploader.locator("input[type=file]").set_input_files(str(shared_data / "content" / "tubingen.jpg"))
+        expect(page.get_by_text("tubingen · 1024×768")).to_be_visible()
+        settle(page)
+
+        # A painting: replace the default with The Great Wave.
+        paintings = page.get_by_role("combobox", name="Paintings")
+        paintings.click()
+        paintings.press("Backspace")
+        settle(page)
+        paintings.fill("Great Wave")
+        paintings.press("Enter")
+        paintings.press("Escape")
+        settle(page)
+        expect(page.get_by_text("The Great Wave off Kanagawa — Katsushika Hokusai, c. 1831")).to_be_visible()
+
+        # A tiny run: the smallest size and 3 iterations.
+        page.get_by_test_id("stExpander").get_by_text("Advanced settings").click()
+        settle(page)
+        page.get_by_role("group", name="Size (long side, px)").get_by_role("slider").press("Home")
+        settle(page)
+        iterations = page.get_by_label("Iterations", exact=True)
+        iterations.fill("3")
+        iterations.press("Enter")
+        settle(page)
+        expect(page.get_by_text("32 px · 3 iterations", exact=False)).to_be_visible()
+        page.screenshot(path=tmp_path / "1-generate-ready.png")
+
+        page.get_by_role("button", name="Generate", exact=True).click()
+        expect(page.get_by_role("button", name="Download PNG")).to_be_visible(timeout=420_000)
+        expect(page.get_by_text("Content: tubingen")).to_be_visible()
+        page.screenshot(path=tmp_path / "2-generate-done.png")
+
+        title = "tubingen × The Great Wave off Kanagawa"
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Gallery").click()
+        expect(page.get_by_role("heading", name="Gallery")).to_be_visible()
+        expect(page.get_by_text(title)).to_be_visible()
+        page.screenshot(path=tmp_path / "3-gallery.png")
+
+        page.get_by_role("button", name="View", exact=True).first.click()
+        expect(page.get_by_role("heading", name=title)).to_be_visible()
+        expect(page.get_by_text("Style: The Great Wave off Kanagawa")).to_be_visible()
+        page.screenshot(path=tmp_path / "4-run-detail.png")
+    except Exception:
+        page.screenshot(path=tmp_path / "failure.png")
+        raise
+    finally:
+        page.close()
+    for name in ("1-generate-ready", "2-generate-done", "3-gallery", "4-run-detail"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
