@@ -129,7 +129,10 @@ def stylize_adam(
         feats = model(image)
         c = sum(content_loss(feats[n], content_targets[n]) for n in settings.content_layers)
         c = c / len(settings.content_layers)
-        s = sum(w * style_loss(feats[n], style_targets[n]) for w, n in zip(layer_weights, settings.style_layers))
+        s = sum(
+            w * style_loss(feats[n], style_targets[n])
+            for w, n in zip(layer_weights, settings.style_layers, strict=True)
+        )
         t = tv_loss(image)
         total = settings.content_weight * c + settings.style_weight * s + settings.tv_weight * t
         return torch.stack([total, c, s, t])
