@@ -23,7 +23,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, ImageOps
 
-from jaxstyle import catalog, fetch, gallery, images, paths, transfer, weights
+from jaxstyle import catalog, fetch, gallery, images, jobs, paths, transfer, weights
 from jaxstyle.errors import CatalogError, JaxstyleError, SettingsError
 from jaxstyle.jobs import JobRunner, Progress
 from jaxstyle.settings import INITS, OPTIMIZERS, PRESERVE_COLORS, PRESETS, RANGES, STYLE_LOSSES, TransferSettings
@@ -85,7 +85,8 @@ def gallery_path() -> Path:
 
 @st.cache_resource(show_spinner=False)
 def _runner(path: str) -> JobRunner:
-    return JobRunner(path)
+    # Concurrent runs and queue length: JAXSTYLE_WORKERS (default 1) and JAXSTYLE_MAX_QUEUED (16).
+    return JobRunner(path, **jobs.options_from_env())
 
 
 def runner() -> JobRunner:

@@ -43,7 +43,7 @@ class PeerVGG(nn.Module):
             conv = nn.Conv2d(kernel.shape[2], kernel.shape[3], 3, padding=1)
             with torch.no_grad():
                 conv.weight.copy_(torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()))  # → OIHW
-                conv.bias.copy_(torch.from_numpy(np.asarray(params["params"][name]["bias"], np.float32)))
+                conv.bias.copy_(torch.from_numpy(np.array(params["params"][name]["bias"], np.float32)))
             conv.requires_grad_(False)
             self.convs.append(conv)
         self.register_buffer("mean", torch.tensor(_CAFFE_MEAN_BGR).view(1, 3, 1, 1))

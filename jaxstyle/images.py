@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 
 from jaxstyle import fetch
 from jaxstyle.errors import ImageError
@@ -116,11 +116,54 @@ def _high_depth_to_uint8(image: Image.Image) -> np.ndarray:
     return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
 
 
-def _apply_exif_orientation(image: Image.Image) -> Image.Image:
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose does).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Modes whose pixels can be box-averaged; palette indices and PIL's 16-bit modes cannot.
+_REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F")
+
+
+def _upright_transpose(image: Image.Image) -> Image.Transpose | None:
+    """The transpose its EXIF orientation asks for, read before any resize drops the EXIF."""
     try:
-        return ImageOps.exif_transpose(image) or image
+        return _UPRIGHT.get(image.getexif().get(ExifTags.Base.Orientation, 1))
     except Exception:  # a malformed EXIF block should not cost the user the image
+        return None
+
+
+def _shrink_decoded(image: Image.Image) -> Image.Image:
+    """Cut a decoded image far above the working size down by an integer factor, in its own mode.
+
+    Done before EXIF rotation and colour conversion so that those copy a small image: converting
+    an 80-megapixel RGBA PNG (a few hundred KB on disk) at full size peaks above 1.5 GB; shrinking
+    first keeps the peak near the decoded image itself. The result stays at least the working size,
+    so the final Lanczos resize still sets the exact size.
+    """
+    width, height = image.size
+    if image.mode in _REDUCIBLE_MODES:
+        factor = max(width, height) // MAX_WORKING_PX
+        if factor < 2:
+            return image
+        # A box filter (anti-aliased), a strip at a time: PIL's reduce copies RGBA/LA images whole
+        # to premultiply their alpha, which would double the peak.
+        reduced = Image.new(image.mode, (-(-width // factor), -(-height // factor)))
+        strip_px = 64 * factor
+        for top in range(0, height, strip_px):
+            strip = image.crop((0, top, width, min(height, top + strip_px)))
+            reduced.paste(strip.reduce(factor), (0, top // factor))
+        return reduced
+    # Nearest neighbour keeps palette indices valid; keep twice the working size for the final filter.
+    factor = max(width, height) // (2 * MAX_WORKING_PX)
+    if factor < 2:
         return image
+    return image.resize((max(1, width // factor), max(1, height // factor)), Image.Resampling.NEAREST)
 
 
 def _working_size(width: int, height: int) -> tuple[int, int]:
@@ -185,8 +228,10 @@ def open_image(data: bytes | str | os.PathLike, *, name: str = "") -> Image.Imag
             image.draft(None, _working_size(width, height))
         # load() forces the full decode, so a truncated or corrupt file fails here, not later.
         image.load()
-        image = _apply_exif_orientation(image)
-        image = _to_rgb(image)
+        upright = _upright_transpose(image)
+        image = _to_rgb(_shrink_decoded(image))
+        if upright is not None:
+            image = image.transpose(upright)
     except Exception as exc:  # same zoo of decoder errors as above
         raise ImageError(f"{label}: the image is truncated or corrupt ({exc})") from None
 

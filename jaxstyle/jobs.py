@@ -6,6 +6,13 @@ so a run outlives the browser tab that started it and always ends in the gallery
 cancelled). Everything is keyed by run id: runs of different sessions never share images or
 progress. Nothing here knows about Streamlit; pages poll :meth:`JobRunner.progress` (live, in
 memory) or the gallery (for runs this process no longer follows).
+
+Faults: the workers are supervised. Whatever escapes a run, even a ``BaseException`` such as
+``SystemExit`` that ends its thread, marks that run failed with the reason, and a fresh worker
+takes the dead one's place, so the queue goes on. An outcome the gallery can't take (a full
+disk, a locked file) stays in memory, is shown by :meth:`JobRunner.progress`, and is written again
+until it lands. A process killed outright leaves its runs queued/running in the gallery;
+:func:`jaxstyle.gallery.connect` marks them failed, naming the dead pid, at the next open.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +38,11 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
+
+DEFAULT_WORKERS = 1  # one run already keeps every CPU core busy
+DEFAULT_MAX_QUEUED = 16
+_LIMITS = {"workers": (1, 16), "max_queued": (1, 1000)}
+_RETRY_RECORD_S = 5.0  # how often an outcome the gallery refused is written again
 
 
 class QueueFullError(JaxstyleError):
@@ -91,6 +104,33 @@ def _default_weights_loader() -> Weights:
     return weights.load_weights(allow_fallback=True)
 
 
+def options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, int]:
+    """The runner's ``workers`` and ``max_queued`` from ``JAXSTYLE_WORKERS`` and ``JAXSTYLE_MAX_QUEUED``.
+
+    Args:
+        environ: the environment to read (default ``os.environ``).
+
+    Returns:
+        ``{"workers": …, "max_queued": …}``, defaults 1 and 16 where a variable is unset.
+
+    Raises:
+        SettingsError: a value is not a whole number in its range (workers 1–16, max_queued 1–1000).
+    """
+    environ = os.environ if environ is None else environ
+    options = {}
+    for name, default in (("workers", DEFAULT_WORKERS), ("max_queued", DEFAULT_MAX_QUEUED)):
+        variable = f"JAXSTYLE_{name.upper()}"
+        text = environ.get(variable, "").strip()
+        low, high = _LIMITS[name]
+        if not text:
+            options[name] = default
+            continue
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise SettingsError(f"{variable} must be a whole number between {low} and {high}, got {text!r}")
+        options[name] = int(text)
+    return options
+
+
 class JobRunner:
     """Runs style transfers one after another (or ``workers`` at a time) in daemon threads.
 
@@ -100,8 +140,10 @@ class JobRunner:
             (with ``weights_loader``), so creating a runner is instant.
         weights_loader: how to load weights when ``weights`` is None; defaults to
             ``weights.load_weights(allow_fallback=True)``.
-        workers: runs optimized at the same time. One suits a CPU (a run already uses every core).
-        max_queued: runs that may wait; :meth:`submit` refuses more with :class:`QueueFullError`.
+        workers: runs optimized at the same time. One suits a CPU (a run already uses every core);
+            the app reads it from ``JAXSTYLE_WORKERS`` (see :func:`options_from_env`).
+        max_queued: runs that may wait; :meth:`submit` refuses more with :class:`QueueFullError`
+            (the app: ``JAXSTYLE_MAX_QUEUED``).
         report_every: steps between progress reports (each one updates memory and the gallery).
         preview_every: steps between preview images.
         keep_finished: finished runs whose last snapshot stays in memory.
@@ -113,8 +155,8 @@ class JobRunner:
         *,
         weights: Weights | None = None,
         weights_loader: Callable[[], Weights] | None = None,
-        workers: int = 1,
-        max_queued: int = 16,
+        workers: int = DEFAULT_WORKERS,
+        max_queued: int = DEFAULT_MAX_QUEUED,
         report_every: int = 10,
         preview_every: int = 20,
         keep_finished: int = 64,
@@ -134,12 +176,14 @@ class JobRunner:
         self._active: dict[int, _Job] = {}
         self._progress: dict[int, Progress] = {}
         self._finished_order: collections.deque[int] = collections.deque()
+        self._unrecorded: dict[int, BaseException] = {}  # outcomes the gallery refused, by run id
         self._closing = False
-        self._threads = [
-            threading.Thread(target=self._work, name=f"jaxstyle-worker-{k}", daemon=True) for k in range(workers)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._workers_started = 0
+        self.worker_deaths = 0  # workers that died and were replaced (read-only, for status and tests)
+        self._threads: list[threading.Thread] = []
+        with self._cond:
+            for _ in range(workers):
+                self._start_worker()
 
     # ----- what pages call -------------------------------------------------------------------
 
@@ -273,27 +317,68 @@ class JobRunner:
             self._cond.notify_all()
         for job in dropped:
             self._end(job, None, CANCELLED, Cancelled("cancelled: the app shut down before it started"))
-        for thread in self._threads:
+        with self._cond:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout_s)
+        self._record_unrecorded()
 
     # ----- the worker ------------------------------------------------------------------------
 
+    def _start_worker(self) -> None:
+        """Start one more worker thread (call with ``self._cond`` held)."""
+        thread = threading.Thread(target=self._work, name=f"jaxstyle-worker-{self._workers_started}", daemon=True)
+        self._workers_started += 1
+        self._threads.append(thread)
+        thread.start()
+
     def _work(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closing:
-                    self._cond.wait()
-                if self._closing:
-                    return
-                job = self._pending.popleft()
-                self._active[job.run_id] = job
-            try:
-                self._run(job)
-            except Exception:  # noqa: BLE001 — a worker must survive anything a run does
-                log.exception("run %s: unexpected failure while recording its result", job.run_id)
-            finally:
+        """One worker's loop. It is supervised: whatever escapes a run, even a BaseException that
+        ends this thread, fails that run with the reason, and another worker takes this one's place."""
+        job: _Job | None = None
+        try:
+            while True:
+                self._record_unrecorded()
                 with self._cond:
-                    self._active.pop(job.run_id, None)
+                    if not self._pending and not self._closing:
+                        # Wake up now and then while a refused outcome waits to be written again.
+                        self._cond.wait(_RETRY_RECORD_S if self._unrecorded else None)
+                    if self._closing:
+                        return
+                    if not self._pending:
+                        continue
+                    job = self._pending.popleft()
+                    self._active[job.run_id] = job
+                try:
+                    self._run(job)
+                except Exception:  # noqa: BLE001 — a worker must survive anything a run does
+                    log.exception("run %s: unexpected failure while recording its result", job.run_id)
+                finally:
+                    with self._cond:
+                        self._active.pop(job.run_id, None)
+                job = None
+        except BaseException as error:  # noqa: BLE001 — SystemExit, KeyboardInterrupt, … end this thread
+            self._worker_died(job, error)
+
+    def _worker_died(self, job: _Job | None, error: BaseException) -> None:
+        """Fail the run a dying worker held (unless it had ended) and start a replacement."""
+        thread = threading.current_thread()
+        log.error("worker %s died (%s)%s", thread.name, _describe(error), f" during run {job.run_id}" if job else "")
+        if job is not None:
+            with self._cond:
+                self._active.pop(job.run_id, None)
+                ended = self._progress.get(job.run_id)
+            if ended is None or not ended.finished:
+                reason = RuntimeError(
+                    f"the worker running it stopped unexpectedly ({_describe(error)}); "
+                    "a new worker has taken its place, so you can start the run again"
+                )
+                self._end(job, None, FAILED, reason)
+        with self._cond:
+            self._threads.remove(thread)
+            self.worker_deaths += 1
+            if not self._closing:
+                self._start_worker()
 
     def _load_weights(self) -> Weights:
         with self._weights_lock:
@@ -336,14 +421,34 @@ class JobRunner:
             self._retire(job.run_id)
 
     def _end(self, job: _Job, recorder: GalleryRecorder | None, status: str, error: BaseException) -> None:
-        """Record a failed or cancelled run in the gallery and in memory; never raises."""
+        """Record a failed or cancelled run in the gallery and in memory; never raises.
+
+        If the gallery refuses the record (e.g. the disk is full), the outcome stays in memory and
+        the workers write it again every few seconds, so the run never stays "running" there.
+        """
         recorder = recorder or GalleryRecorder(self.gallery_path, job.run_id)
         try:
             recorder.fail(error)
         except Exception:  # noqa: BLE001
-            log.exception("run %s: could not record that it %s", job.run_id, status)
+            log.exception("run %s: could not record that it %s; will try again", job.run_id, status)
+            with self._cond:
+                self._unrecorded[job.run_id] = error
+                self._cond.notify()
         self._update(job.run_id, status=status, error=str(error) or status)
         self._retire(job.run_id)
+
+    def _record_unrecorded(self) -> None:
+        """Write again the failures the gallery refused before; keep those it still refuses."""
+        with self._cond:
+            waiting = dict(self._unrecorded)
+        for run_id, error in waiting.items():
+            try:
+                GalleryRecorder(self.gallery_path, run_id).fail(error)
+            except Exception:  # noqa: BLE001 — still full or locked: the next round tries again
+                log.debug("run %s: its outcome still can't be recorded", run_id, exc_info=True)
+                continue
+            with self._cond:
+                self._unrecorded.pop(run_id, None)
 
     def _update(self, run_id: int, **changes: Any) -> None:
         with self._cond:
@@ -356,6 +461,11 @@ class JobRunner:
             self._finished_order.append(run_id)
             while len(self._finished_order) > self._keep_finished:
                 self._progress.pop(self._finished_order.popleft(), None)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class _Reporter:

@@ -1,0 +1,77 @@
+"""The benchmark runs end to end and writes its report, and its PyTorch peer computes the same
+losses as jaxstyle. Nothing here times anything: the benchmark's figures are not tested."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxstyle import images, transfer
+from jaxstyle.paths import PROJECT_ROOT
+from jaxstyle.settings import TransferSettings
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "jaxstyle.bench", *args], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=600
+    )
+
+
+def test_a_tiny_run_prints_the_table_and_writes_the_json_report(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = bench("--sizes", "32", "--iterations", "3", "--configs", "adam,ms", "--repeats", "1", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "| 32 (32×" in proc.stdout and "jaxstyle adam (reference)" in proc.stdout
+
+    report = json.loads(out.read_text())
+    assert report["iterations"] == 3
+    assert report["weights_source"] == "random-fallback"  # and the table says so
+    assert "fallback" in proc.stdout
+    assert report["device"] == "cpu"
+    assert len(report["machine"]["load_average_start"]) == 3
+    rows = {row["config"]: row for row in report["rows"]}
+    assert set(rows) == {"adam", "ms"}
+    adam, multiscale = rows["adam"], rows["ms"]
+    assert adam["size_px"] == 32 and adam["optimizer"] == "adam" and adam["scales"] == [32]
+    assert multiscale["scales"][-1] == 32 and len(multiscale["scales"]) > 1
+    # Without the peer, jaxstyle's own Adam sets the bar, and the multi-scale run is measured against it.
+    assert adam["ttq_reached"] and multiscale["ttq_s"] is not None
+    assert adam["threshold"] == multiscale["threshold"] < adam["initial_losses"][0]
+    for value in (adam["compile_s"], adam["second_process_overhead_s"], adam["s_per_it"], adam["peak_gib"]):
+        assert math.isfinite(value) and value >= 0
+    assert adam["peak_gib"] > 0.05 and adam["memory_kind"] == "rss"
+    assert multiscale["s_per_it"] is None  # speed is measured per optimizer, at one scale
+    assert report["peer"] == {}
+
+
+def test_bad_arguments_end_in_a_usage_error():
+    proc = bench("--configs", "adam,sgd")
+    assert proc.returncode == 2 and "unknown configuration(s) sgd" in proc.stderr
+
+
+def test_the_pytorch_peer_computes_the_same_losses_as_jaxstyle(small_content, small_style, fallback_weights):
+    """Same network, params, preprocessing and loss definitions: the initial losses agree to float
+    precision and a few Adam steps stay together, so the peer's loss is a fair quality bar."""
+    pytest.importorskip("torch", reason="the peer is optional: pip install torch==2.13.0")
+    from jaxstyle import bench_peer
+
+    settings = TransferSettings(size_px=48, iterations=4)
+    shape = transfer.working_shape(small_content, 48, settings.content_layers + settings.style_layers)
+    content = small_content.resize(shape[::-1], Image.Resampling.LANCZOS)
+    style = small_style.resize(shape[::-1], Image.Resampling.LANCZOS)  # already working shapes: no resizing
+
+    ours = transfer.stylize(content, [style], settings, fallback_weights, report_every=2)
+    peer = bench_peer.stylize_adam(
+        fallback_weights.params, images.to_array(content), images.to_array(style), settings, 4
+    )
+    ours_history = np.array([[h[k] for k in transfer.LOSS_NAMES] for h in ours.loss_history])
+    np.testing.assert_allclose(peer["losses"][0], ours_history[0], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(peer["losses"], ours_history, rtol=2e-3, atol=1e-6)
+    assert peer["final_loss"] == pytest.approx(ours.final_losses["total"], rel=2e-3)
+    assert peer["final_loss"] < peer["losses"][0][0]
