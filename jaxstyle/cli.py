@@ -57,6 +57,10 @@ def _flag_type(field: dataclasses.Field) -> tuple[type | typing.Callable, str]:
     return hint, hint.__name__.upper()
 
 
+# Short spellings users type (the issue and the README use --size).
+_ALIASES = {"size": "size_px"}
+
+
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (defaults from the preset, else TransferSettings)")
     for field in dataclasses.fields(TransferSettings):
@@ -67,8 +71,10 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         if field.name in RANGES:
             low, high = RANGES[field.name]
             help_text += f"; {low:g}–{high:g}"
+        flags = ["--" + field.name.replace("_", "-")]
+        flags += [f"--{alias}" for alias, name in _ALIASES.items() if name == field.name]
         group.add_argument(
-            "--" + field.name.replace("_", "-"),
+            *flags,
             dest=field.name,
             type=kind,
             choices=_CHOICES.get(field.name),

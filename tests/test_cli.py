@@ -64,7 +64,7 @@ def test_no_gallery_stores_nothing(tmp_path, content_path):
     db = tmp_path / "runs.db"
     done = jaxstyle(
         "generate", "--content", str(content_path), "--style", "the_scream", "--out", str(tmp_path / "a.png"),
-        "--size-px", "32", "--iterations", "2", "--no-gallery", "--gallery", str(db), "--quiet",
+        "--size", "32", "--iterations", "2", "--no-gallery", "--gallery", str(db), "--quiet",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert not db.exists()
