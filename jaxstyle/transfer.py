@@ -251,11 +251,17 @@ def _run_chunk(
     """
     optimizer = _optimizer(static, learning_rate)
 
-    def total_loss(image):
-        return _total_and_terms(static, params, image, targets, layer_weights, loss_weights)[0]
-
     def value_and_terms(image):
+        if static.optimizer == "lbfgs":
+            # L-BFGS minimizes the loss of the clipped image instead of projecting its iterates
+            # into the box: a projection would move the point away from where the line search
+            # left its value and gradient (which the next step reuses) and feed the curvature
+            # memory pairs that are not the function's, stalling it well above Adam's loss.
+            image = image.clip(0.0, 1.0)
         return _total_and_terms(static, params, image, targets, layer_weights, loss_weights)
+
+    def total_loss(image):
+        return value_and_terms(image)[0]
 
     def step(i, carry):
         state, history = carry
@@ -272,7 +278,9 @@ def _run_chunk(
         else:
             (value, terms), grad = jax.value_and_grad(value_and_terms, has_aux=True)(state.image)
             updates, opt_state = optimizer.update(grad, state.opt_state, state.image)
-        image = optax.projections.projection_box(optax.apply_updates(state.image, updates), 0.0, 1.0)
+        image = optax.apply_updates(state.image, updates)
+        if static.optimizer != "lbfgs":
+            image = optax.projections.projection_box(image, 0.0, 1.0)
         ema = ema_decay * state.ema + (1 - ema_decay) * image if static.use_ema else state.ema
         history = history.at[i].set(terms)
         return TransferState(image, opt_state, ema, state.step + 1), history
@@ -302,9 +310,9 @@ def _compiled_chunk(static: _Static, max_steps: int, treedef: Any, avals: tuple)
 @functools.partial(jax.jit, static_argnums=0)
 def _result_image(static: _Static, state: TransferState, ema_decay: jax.Array) -> jax.Array:
     if not static.use_ema:
-        return state.image
+        return state.image.clip(0.0, 1.0)  # L-BFGS's iterates may leave the box (see _run_chunk)
     # Bias-corrected EMA: without the correction early averages lean towards the zero start.
-    return state.ema / (1 - ema_decay ** state.step.astype(jnp.float32))
+    return (state.ema / (1 - ema_decay ** state.step.astype(jnp.float32))).clip(0.0, 1.0)
 
 
 @functools.partial(jax.jit, static_argnums=0)
