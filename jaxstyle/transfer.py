@@ -255,8 +255,9 @@ def _run_chunk(
         if static.optimizer == "lbfgs":
             # L-BFGS minimizes the loss of the clipped image instead of projecting its iterates
             # into the box: a projection would move the point away from where the line search
-            # left its value and gradient (which the next step reuses) and feed the curvature
-            # memory pairs that are not the function's, stalling it well above Adam's loss.
+            # left its value and gradient (which the next step reuses) and hand the curvature
+            # memory pairs that are not the function's. (Measured at 128 px it changes the final
+            # loss by under 1%; it is for consistency, not speed.)
             image = image.clip(0.0, 1.0)
         return _total_and_terms(static, params, image, targets, layer_weights, loss_weights)
 
@@ -275,12 +276,11 @@ def _run_chunk(
             updates, opt_state = optimizer.update(
                 grad, state.opt_state, state.image, value=value, grad=grad, value_fn=total_loss
             )
+            image = optax.apply_updates(state.image, updates)  # may leave the box: the loss clips
         else:
             (value, terms), grad = jax.value_and_grad(value_and_terms, has_aux=True)(state.image)
             updates, opt_state = optimizer.update(grad, state.opt_state, state.image)
-        image = optax.apply_updates(state.image, updates)
-        if static.optimizer != "lbfgs":
-            image = optax.projections.projection_box(image, 0.0, 1.0)
+            image = optax.projections.projection_box(optax.apply_updates(state.image, updates), 0.0, 1.0)
         ema = ema_decay * state.ema + (1 - ema_decay) * image if static.use_ema else state.ema
         history = history.at[i].set(terms)
         return TransferState(image, opt_state, ema, state.step + 1), history
