@@ -498,6 +498,7 @@ _LR_OPTIONS = _log_options(-4, 0, zero=False)
 _SIZE_OPTIONS = [32, 48, 64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 2048]
 _SCALE_MIN_OPTIONS = [0, 64, 96, 128, 192, 256, 384, 512]
 _EMA_OPTIONS = [0.0, 0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
+_PYRAMID_OPTIONS = list(range(1, 7))
 
 
 def _with(options: list[Any], value: Any) -> list[Any]:
@@ -606,6 +607,12 @@ def settings_form() -> TransferSettings | None:
                 "Learning rate (Adam)", _with(_LR_OPTIONS, v["s_learning_rate"]), v["s_learning_rate"],
                 key="s_learning_rate", disabled=v["s_optimizer"] == "lbfgs", **kw,
             )  # fmt: skip
+            st.number_input(
+                "Warm-up iterations (Adam)", *RANGES["warmup_iterations"], v["s_warmup_iterations"], step=10,
+                key="s_warmup_iterations", disabled=v["s_optimizer"] == "lbfgs",
+                help="Adam's step rises from 12% of the learning rate to all of it over these iterations, "
+                "at each scale: full steps at the start overshoot and add noise.", **kw,
+            )  # fmt: skip
             st.select_slider(
                 "Average of iterates (EMA decay)",
                 _with(_EMA_OPTIONS, v["s_ema_decay"]),
@@ -613,6 +620,12 @@ def settings_form() -> TransferSettings | None:
                 key="s_ema_decay",
                 **kw,
             )
+            st.select_slider(
+                "Image pyramid levels", _with(_PYRAMID_OPTIONS, v["s_pyramid_levels"]), v["s_pyramid_levels"],
+                key="s_pyramid_levels", help="The image is optimized as a sum of levels of halving resolution: "
+                "broad shapes settle early, so fewer iterations reach the same loss. 1 optimizes the pixels directly.",
+                format_func=lambda v: "1 (pixels)" if v == 1 else f"{v}", **kw,
+            )  # fmt: skip
             st.select_slider(
                 "Coarse-to-fine from (px)", _with(_SCALE_MIN_OPTIONS, v["s_scale_min_px"]), v["s_scale_min_px"],
                 key="s_scale_min_px",

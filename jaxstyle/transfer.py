@@ -77,7 +77,7 @@ class TransferResult:
 class TransferState(NamedTuple):
     """Everything that changes from one step to the next, as a pytree."""
 
-    image: jax.Array  # (1, H, W, 3) in [0, 1]
+    levels: tuple[jax.Array, ...]  # what is optimized: the image's pyramid levels (see compose)
     opt_state: Any
     ema: jax.Array  # running average of the iterates, not debiased
     step: jax.Array  # iterations done at this scale
@@ -93,6 +93,7 @@ class _Static:
     style_loss: str
     optimizer: str
     use_ema: bool
+    pyramid_levels: int
 
     @classmethod
     def of(cls, settings: TransferSettings) -> _Static:
@@ -103,6 +104,7 @@ class _Static:
             style_loss=settings.style_loss,
             optimizer=settings.optimizer,
             use_ema=settings.ema_decay > 0,
+            pyramid_levels=settings.pyramid_levels,
         )
 
     @property
@@ -203,15 +205,72 @@ def _total_and_terms(static, params, image, targets, layer_weights, loss_weights
     return total, jnp.stack([total, content, style, tv])
 
 
-def _optimizer(static: _Static, learning_rate: jax.Array) -> optax.GradientTransformationExtraArgs:
+# Adam's step size starts at this fraction of the learning rate and rises linearly to all of it
+# over the warm-up (see warmup_schedule).
+WARMUP_START = 0.12
+
+
+def warmup_schedule(learning_rate: jax.Array, warmup_iterations: jax.Array) -> optax.Schedule:
+    """Adam's step size at each iteration of a scale: a linear ramp from WARMUP_START × the learning
+    rate to the whole of it over ``warmup_iterations`` (0: constant). Both are traced values, so
+    changing them never recompiles.
+
+    Differs from the usual constant step: Adam's first steps are about the learning rate on every
+    pixel whatever the gradient, and at a full step they overshoot, tearing up the content and
+    adding noise that takes a long tail of iterations to smooth out again. Measured at 256 px
+    with 4 pyramid levels: the peer's 300-iteration loss in 100 iterations (peak 0.05, 80 warm-up
+    iterations) instead of 150 (constant 0.03, the best constant step).
+    """
+
+    def schedule(count: jax.Array) -> jax.Array:
+        ramp = jnp.where(warmup_iterations > 0, jnp.minimum(1.0, count / jnp.maximum(warmup_iterations, 1)), 1.0)
+        return learning_rate * (WARMUP_START + (1.0 - WARMUP_START) * ramp)
+
+    return schedule
+
+
+def _optimizer(
+    static: _Static, learning_rate: jax.Array, warmup_iterations: jax.Array
+) -> optax.GradientTransformationExtraArgs:
     if static.optimizer == "lbfgs":
         return optax.lbfgs()
-    return optax.adam(learning_rate)
+    return optax.adam(warmup_schedule(learning_rate, warmup_iterations))
+
+
+# --- the image's parametrization -----------------------------------------------------------
+
+
+def pyramid(image: jax.Array, n_levels: int) -> tuple[jax.Array, ...]:
+    """The starting levels for ``image`` (N, H, W, C): the image itself at full resolution, then
+    ``n_levels - 1`` zero levels, each half the size of the one before (at least 1 px)."""
+    n, height, width, channels = image.shape
+    coarse = tuple(
+        jnp.zeros((n, max(1, height >> k), max(1, width >> k), channels), image.dtype) for k in range(1, n_levels)
+    )
+    return (image, *coarse)
+
+
+def compose(levels: Sequence[jax.Array]) -> jax.Array:
+    """The image that pyramid ``levels`` stand for: the finest level plus every coarser level,
+    bilinearly upsampled to full size.
+
+    Differs from Gatys et al. (who optimize pixels): with more than one level the optimizer moves
+    coarse levels too, and a step of Adam's size on a coarse level moves a whole region of the
+    image as far as one on the finest level moves a pixel. The loss is the same function of the
+    image; only the path to its minimum changes: the broad structure that pixel steps build
+    slowly settles early. (STROTSS, Kolkin et al. 2019, optimizes a Laplacian pyramid for the same
+    reason.) Measured at 256 px: the loss pixel-space Adam reaches in 300 iterations, in ~150.
+    """
+    image = levels[0]
+    for coarse in levels[1:]:
+        image = image + jax.image.resize(coarse, image.shape, "linear")
+    return image
 
 
 def _init_state(static: _Static, image: jax.Array) -> TransferState:
-    opt_state = _optimizer(static, jnp.float32(0)).init(image)
-    return TransferState(image=image, opt_state=opt_state, ema=jnp.zeros_like(image), step=jnp.int32(0))
+    levels = pyramid(image, static.pyramid_levels)
+    opt_state = _optimizer(static, jnp.float32(0), jnp.float32(0)).init(levels)
+    return TransferState(levels=levels, opt_state=opt_state, ema=jnp.zeros_like(image), step=jnp.int32(0))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -241,6 +300,7 @@ def _run_chunk(
     layer_weights: jax.Array,
     loss_weights: jax.Array,
     learning_rate: jax.Array,
+    warmup_iterations: jax.Array,
     ema_decay: jax.Array,
     n_steps: jax.Array,
     max_steps: int,
@@ -249,9 +309,10 @@ def _run_chunk(
 
     Row i of the returned (max_steps, 4) array holds LOSS_NAMES at the image *before* step i.
     """
-    optimizer = _optimizer(static, learning_rate)
+    optimizer = _optimizer(static, learning_rate, warmup_iterations)
 
-    def value_and_terms(image):
+    def value_and_terms(levels):
+        image = compose(levels)
         if static.optimizer == "lbfgs":
             # L-BFGS minimizes the loss of the clipped image instead of projecting its iterates
             # into the box: a projection would move the point away from where the line search
@@ -261,35 +322,41 @@ def _run_chunk(
             image = image.clip(0.0, 1.0)
         return _total_and_terms(static, params, image, targets, layer_weights, loss_weights)
 
-    def total_loss(image):
-        return value_and_terms(image)[0]
+    def total_loss(levels):
+        return value_and_terms(levels)[0]
 
     def step(i, carry):
         state, history = carry
         if static.optimizer == "lbfgs":
             # The line search ended the previous step with the value and gradient at this very
-            # image; reuse them (only the first step of a scale computes them). The line search
+            # point; reuse them (only the first step of a scale computes them). The line search
             # keeps the total only, so the terms for the history take one forward pass, about a
             # third of what a second value_and_grad would cost.
-            value, grad = optax.value_and_grad_from_state(total_loss)(state.image, state=state.opt_state)
-            terms = value_and_terms(state.image)[1]
+            value, grad = optax.value_and_grad_from_state(total_loss)(state.levels, state=state.opt_state)
+            terms = value_and_terms(state.levels)[1]
             updates, opt_state = optimizer.update(
-                grad, state.opt_state, state.image, value=value, grad=grad, value_fn=total_loss
+                grad, state.opt_state, state.levels, value=value, grad=grad, value_fn=total_loss
             )
-            image = optax.apply_updates(state.image, updates)  # may leave the box: the loss clips
+            levels = optax.apply_updates(state.levels, updates)  # may leave the box: the loss clips
+            image = compose(levels)
         else:
-            (value, terms), grad = jax.value_and_grad(value_and_terms, has_aux=True)(state.image)
-            updates, opt_state = optimizer.update(grad, state.opt_state, state.image)
-            image = optax.projections.projection_box(optax.apply_updates(state.image, updates), 0.0, 1.0)
+            (value, terms), grad = jax.value_and_grad(value_and_terms, has_aux=True)(state.levels)
+            updates, opt_state = optimizer.update(grad, state.opt_state, state.levels)
+            levels = optax.apply_updates(state.levels, updates)
+            # Project the image onto the [0, 1] box through its finest level, which moves each
+            # pixel by exactly its own overshoot (with one level this is projection_box).
+            unclipped = compose(levels)
+            image = optax.projections.projection_box(unclipped, 0.0, 1.0)
+            levels = (levels[0] + (image - unclipped), *levels[1:])
         ema = ema_decay * state.ema + (1 - ema_decay) * image if static.use_ema else state.ema
         history = history.at[i].set(terms)
-        return TransferState(image, opt_state, ema, state.step + 1), history
+        return TransferState(levels, opt_state, ema, state.step + 1), history
 
     history = jnp.zeros((max_steps, len(LOSS_NAMES)), jnp.float32)
     return jax.lax.fori_loop(0, n_steps, step, (state, history))
 
 
-# The state is donated: its buffers (the image, Adam's moments, L-BFGS's memory of 20 images)
+# The state is donated: its buffers (the levels, Adam's moments, L-BFGS's memory of 20 of them)
 # are updated in place instead of being allocated anew every chunk.
 _run_chunk_jit = jax.jit(_run_chunk, static_argnames=("static", "max_steps"), donate_argnames="state")
 
@@ -310,7 +377,7 @@ def _compiled_chunk(static: _Static, max_steps: int, treedef: Any, avals: tuple)
 @functools.partial(jax.jit, static_argnums=0)
 def _result_image(static: _Static, state: TransferState, ema_decay: jax.Array) -> jax.Array:
     if not static.use_ema:
-        return state.image.clip(0.0, 1.0)  # L-BFGS's iterates may leave the box (see _run_chunk)
+        return compose(state.levels).clip(0.0, 1.0)  # L-BFGS's iterates may leave the box (see _run_chunk)
     # Bias-corrected EMA: without the correction early averages lean towards the zero start.
     return (state.ema / (1 - ema_decay ** state.step.astype(jnp.float32))).clip(0.0, 1.0)
 
@@ -466,7 +533,10 @@ def stylize(
     loss_weights = np.array([settings.content_weight, settings.style_weight, settings.tv_weight], np.float32)
     loss_weights = jnp.asarray(loss_weights)
     learning_rate = jnp.float32(settings.learning_rate)
+    warmup_iterations = jnp.float32(settings.warmup_iterations)
     ema_decay = jnp.float32(settings.ema_decay)
+    # The chunk's traced arguments after the state, in _run_chunk's order.
+    traced = (layer_weights, loss_weights, learning_rate, warmup_iterations, ema_decay)
 
     scales = settings.scales()
     steps_per_scale = settings.steps_per_scale()
@@ -498,7 +568,7 @@ def stylize(
         targets, state = _start_scale(static, params, content_batch, style_batches, blend, start)
 
         t0 = time.perf_counter()
-        args = (params, targets, state, layer_weights, loss_weights, learning_rate, ema_decay, jnp.int32(chunk))
+        args = (params, targets, state, *traced, jnp.int32(chunk))
         compiled = _compiled_chunk(static, chunk, *_abstract(args))
         compile_s += time.perf_counter() - t0
 
@@ -506,9 +576,7 @@ def stylize(
         while scale_done < n_steps:
             n = min(chunk, n_steps - scale_done)
             t0 = time.perf_counter()
-            state, rows = compiled(
-                params, targets, state, layer_weights, loss_weights, learning_rate, ema_decay, jnp.int32(n)
-            )
+            state, rows = compiled(params, targets, state, *traced, jnp.int32(n))
             rows = np.asarray(rows)[:n]  # waits for the chunk to finish
             chunk_s = time.perf_counter() - t0
             for row in rows:

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from jaxstyle import images, transfer
+from jaxstyle.bench import CLASSIC
 from jaxstyle.paths import PROJECT_ROOT
 from jaxstyle.settings import TransferSettings
 
@@ -25,7 +26,9 @@ def bench(*args: str) -> subprocess.CompletedProcess:
 
 def test_a_tiny_run_prints_the_table_and_writes_the_json_report(tmp_path):
     out = tmp_path / "bench.json"
-    proc = bench("--sizes", "32", "--iterations", "3", "--configs", "adam,ms", "--repeats", "1", "--json", str(out))
+    proc = bench(
+        "--sizes", "32", "--iterations", "3", "--configs", "adam,default,ms", "--repeats", "1", "--json", str(out)
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "| 32 (32×" in proc.stdout and "jaxstyle adam (reference)" in proc.stdout
 
@@ -36,13 +39,14 @@ def test_a_tiny_run_prints_the_table_and_writes_the_json_report(tmp_path):
     assert report["device"] == "cpu"
     assert len(report["machine"]["load_average_start"]) == 3
     rows = {row["config"]: row for row in report["rows"]}
-    assert set(rows) == {"adam", "ms"}
-    adam, multiscale = rows["adam"], rows["ms"]
+    assert set(rows) == {"adam", "default", "ms"}
+    adam, default, multiscale = rows["adam"], rows["default"], rows["ms"]
     assert adam["size_px"] == 32 and adam["optimizer"] == "adam" and adam["scales"] == [32]
     assert multiscale["scales"][-1] == 32 and len(multiscale["scales"]) > 1
-    # Without the peer, jaxstyle's own Adam sets the bar, and the multi-scale run is measured against it.
-    assert adam["ttq_reached"] and multiscale["ttq_s"] is not None
-    assert adam["threshold"] == multiscale["threshold"] < adam["initial_losses"][0]
+    # Without the peer, jaxstyle's classic Adam sets the bar, and the other recipes are measured against it.
+    assert adam["ttq_reached"] and multiscale["ttq_s"] is not None and default["ttq_s"] is not None
+    assert adam["threshold"] == multiscale["threshold"] == default["threshold"] < adam["initial_losses"][0]
+    assert default["s_per_it"] > 0  # the default recipe's speed is measured too
     for value in (adam["compile_s"], adam["second_process_overhead_s"], adam["s_per_it"], adam["peak_gib"]):
         assert math.isfinite(value) and value >= 0
     assert adam["peak_gib"] > 0.05 and adam["memory_kind"] == "rss"
@@ -61,7 +65,7 @@ def test_the_pytorch_peer_computes_the_same_losses_as_jaxstyle(small_content, sm
     pytest.importorskip("torch", reason="the peer is optional: pip install torch==2.13.0")
     from jaxstyle import bench_peer
 
-    settings = TransferSettings(size_px=48, iterations=4)
+    settings = TransferSettings(size_px=48, iterations=4, **CLASSIC)
     shape = transfer.working_shape(small_content, 48, settings.content_layers + settings.style_layers)
     content = small_content.resize(shape[::-1], Image.Resampling.LANCZOS)
     style = small_style.resize(shape[::-1], Image.Resampling.LANCZOS)  # already working shapes: no resizing
@@ -75,3 +79,13 @@ def test_the_pytorch_peer_computes_the_same_losses_as_jaxstyle(small_content, sm
     np.testing.assert_allclose(peer["losses"], ours_history, rtol=2e-3, atol=1e-6)
     assert peer["final_loss"] == pytest.approx(ours.final_losses["total"], rel=2e-3)
     assert peer["final_loss"] < peer["losses"][0][0]
+
+
+def test_the_peer_refuses_what_it_does_not_implement(small_content, small_style, fallback_weights):
+    """The peer is the classic recipe; jaxstyle's pyramid and warm-up have no twin there."""
+    pytest.importorskip("torch", reason="the peer is optional: pip install torch==2.13.0")
+    from jaxstyle import bench_peer
+
+    array = images.to_array(small_content.resize((32, 32)))
+    with pytest.raises(ValueError, match="classic recipe only"):
+        bench_peer.stylize_adam(fallback_weights.params, array, array, TransferSettings(size_px=32), 1)

@@ -245,7 +245,7 @@ def test_style_blend_weights_appear_for_several_paintings(app_gallery):
 def test_a_preset_fills_the_advanced_settings(app_gallery):
     at = open_app("generate")
     at.button_group(key="preset").set_value("High quality").run()
-    assert (at.session_state["s_optimizer"], at.session_state["s_size_px"]) == ("lbfgs", 512)
+    assert (at.session_state["s_size_px"], at.session_state["s_iterations"]) == (512, 300)
     at.number_input(key="s_iterations").set_value(7).run()
     assert at.session_state["preset"] is None  # edited: now custom
     assert any(c.value.startswith("Custom settings") for c in at.caption)

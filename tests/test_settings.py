@@ -6,6 +6,14 @@ from jaxstyle.errors import SettingsError
 from jaxstyle.settings import PRESETS, TransferSettings
 
 
+def test_settings_stored_before_a_field_existed_rebuild_as_they_ran():
+    """A run stored before pyramid levels and warm-up existed optimized pixels at a constant step."""
+    stored = {k: v for k, v in TransferSettings().to_dict().items() if k not in ("pyramid_levels", "warmup_iterations")}
+    old = TransferSettings.from_dict(stored)
+    assert old.pyramid_levels == 1 and old.warmup_iterations == 0
+    assert TransferSettings().pyramid_levels > 1 and TransferSettings().warmup_iterations > 0
+
+
 def test_defaults_are_valid_and_round_trip_through_a_dict():
     settings = TransferSettings(style_blend=(0.7, 0.3), style_layer_weights=(1, 2, 3, 4, 5))
     assert TransferSettings.from_dict(settings.to_dict()) == settings
@@ -26,6 +34,8 @@ def test_defaults_are_valid_and_round_trip_through_a_dict():
         ({"style_layer_weights": (1, 2)}, "one weight per style layer (5)"),
         ({"style_blend": (0, 0)}, "positive sum"),
         ({"scale_min_px": 8}, "scale_min_px must be 0 (off) or at least 16"),
+        ({"pyramid_levels": 0}, "pyramid_levels must be between 1 and 8"),
+        ({"warmup_iterations": -1}, "warmup_iterations must be between 0 and 5000"),
     ],
 )
 def test_bad_values_name_the_setting_and_its_range(changes, message):
