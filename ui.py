@@ -610,8 +610,8 @@ def settings_form() -> TransferSettings | None:
             st.number_input(
                 "Warm-up iterations (Adam)", *RANGES["warmup_iterations"], v["s_warmup_iterations"], step=10,
                 key="s_warmup_iterations", disabled=v["s_optimizer"] == "lbfgs",
-                help="Adam's step rises from 12% of the learning rate to all of it over these iterations, "
-                "at each scale: full steps at the start overshoot and add noise.", **kw,
+                help=f"Adam's step rises from {transfer.WARMUP_START:.0%} of the learning rate to all of it over "
+                "these iterations, at each scale: full steps at the start overshoot and add noise.", **kw,
             )  # fmt: skip
             st.select_slider(
                 "Average of iterates (EMA decay)",

@@ -83,8 +83,9 @@ class TransferSettings:
                 raise SettingsError(f"{name} must be a number between {low:g} and {high:g}, got {value!r}")
             if not low <= value <= high:
                 raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
-        whole_numbers = ("size_px", "iterations", "scale_iterations", "scale_min_px", "seed")
-        for name in (*whole_numbers, "pyramid_levels", "warmup_iterations"):
+        for name in (
+            "size_px", "iterations", "scale_iterations", "scale_min_px", "seed", "pyramid_levels", "warmup_iterations"
+        ):  # fmt: skip
             if int(getattr(self, name)) != getattr(self, name):
                 raise SettingsError(f"{name} must be a whole number, got {getattr(self, name)!r}")
             object.__setattr__(self, name, int(getattr(self, name)))
