@@ -391,16 +391,20 @@ def _finish(static, params, state, targets, layer_weights, loss_weights, ema_dec
 
 
 # One compiled call instead of one per layer, for the same reason as _start_scale.
-_with_backward_kernels = jax.jit(vgg.with_backward_kernels)
+_with_backward_kernels = jax.jit(vgg.with_backward_kernels, static_argnums=1)
 
 
 @functools.lru_cache(maxsize=4)
 def _step_params(weights: Weights, layers: tuple[str, ...]) -> dict:
     """The params the step needs: the layers up to the deepest of ``layers``, with their input-
-    gradient kernels computed once (see vgg.with_backward_kernels), kept per weights object."""
+    gradient kernels and, on CPU, their Winograd forms computed once (see vgg.with_backward_kernels),
+    kept per weights object."""
     deepest = max(vgg.LAYER_NAMES.index(name) for name in layers)
     used = {name: weights.params["params"][name] for name in vgg.LAYER_NAMES[: deepest + 1]}
-    return _with_backward_kernels({"params": jax.tree.map(jnp.asarray, used)})
+    # Winograd is for XLA:CPU (see vgg.WINOGRAD_MAX_PIXELS); GPU convolution libraries choose
+    # their own algorithms.
+    winograd = jax.default_backend() == "cpu"
+    return _with_backward_kernels({"params": jax.tree.map(jnp.asarray, used)}, winograd)
 
 
 # --- inputs ---------------------------------------------------------------------------------

@@ -119,3 +119,45 @@ def test_conv3x3_gradient_equals_autodiff_of_lax_conv():
     step = jax.jit(lambda x: jax.lax.fori_loop(0, 2, lambda _, y: y - 0.1 * jax.grad(loss(vgg.conv3x3))(y, kernel), x))
     step_plain = jax.jit(lambda x: jax.lax.fori_loop(0, 2, lambda _, y: y - 0.1 * jax.grad(loss(plain))(y, kernel), x))
     np.testing.assert_allclose(step(x), step_plain(x), rtol=1e-4, atol=1e-4)
+
+
+def test_winograd_conv_equals_the_direct_conv_and_its_gradient():
+    rng = np.random.default_rng(3)
+    # Odd sizes: the last tile row and column are partly padding.
+    x = jnp.asarray(rng.standard_normal((2, 9, 7, 6)), jnp.float32)
+    kernel = jnp.asarray(rng.standard_normal((3, 3, 6, 5)), jnp.float32)
+    weight = jnp.asarray(rng.standard_normal((2, 9, 7, 5)), jnp.float32)
+    fast = (vgg.winograd_kernel(kernel), vgg.winograd_kernel(vgg.backward_kernel(kernel)))
+
+    def plain(x, k):
+        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    np.testing.assert_allclose(vgg.winograd_conv3x3(x, fast[0]), plain(x, kernel), rtol=1e-5, atol=1e-4)
+    got = jax.grad(lambda x, k: jnp.sum(vgg.conv3x3(x, k, winograd=fast) * weight), argnums=(0, 1))(x, kernel)
+    want = jax.grad(lambda x, k: jnp.sum(plain(x, k) * weight), argnums=(0, 1))(x, kernel)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_winograd_runs_the_deep_layers_of_small_images_only():
+    assert vgg.uses_winograd((1, 48, 64, 256), (3, 3, 256, 256))
+    assert not vgg.uses_winograd((1, 48, 64, 64), (3, 3, 64, 128))  # too few channels
+    assert not vgg.uses_winograd((1, 192, 256, 256), (3, 3, 256, 256))  # too many pixels
+
+
+def test_features_with_winograd_kernels_match_and_use_them():
+    layers = vgg.LAYER_NAMES[: vgg.LAYER_NAMES.index("conv3_1") + 1]
+    params = random_params(layers)
+    x = jnp.asarray(np.random.default_rng(4).uniform(size=(1, 48, 64, 3)), jnp.float32)
+    plain = vgg.with_backward_kernels(params)
+    fast = vgg.with_backward_kernels(params, winograd=True)
+    assert set(fast["winograd"]) == {"conv2_2", "conv3_1"}  # ≥ 128 channels in and out
+
+    def loss(p, x):
+        return sum(jnp.mean(f**2) for f in vgg.features(p, x, ["conv2_1", "conv3_1"]).values())
+
+    want, got = vgg.features(plain, x, ["conv3_1"]), vgg.features(fast, x, ["conv3_1"])
+    np.testing.assert_allclose(got["conv3_1"], want["conv3_1"], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(jax.grad(loss, 1)(fast, x), jax.grad(loss, 1)(plain, x), rtol=1e-3, atol=1e-4)
+    convs = str(jax.make_jaxpr(lambda p, x: vgg.features(p, x, ["conv3_1"]))(fast, x)).count("conv_general_dilated")
+    assert convs == 5 - 2  # conv1_1, conv1_2, conv2_1 direct; conv2_2 and conv3_1 as Winograd
