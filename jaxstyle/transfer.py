@@ -285,6 +285,9 @@ def _start_scale(
     which depend only on the inputs and so are computed once per scale, and the initial state,
     from ``start`` resized to the content's shape. Being outputs of one computation, the state's
     buffers are distinct, as the chunk's donation of them requires."""
+    # The targets take one forward pass per scale: Winograd would save less there than it costs
+    # to compile (about a second).
+    params = {k: v for k, v in params.items() if k != vgg.WINOGRAD}
     per_style = [_style_stats(static, params, style) for style in styles]
     targets = {
         "content": vgg.features(params, content, static.content_layers, static.pooling),

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxstyle.errors import SettingsError
 from jaxstyle.layers import LAYER_CHANNELS, LAYER_IN_CHANNELS, LAYER_NAMES, POOLINGS  # noqa: F401
@@ -27,7 +26,7 @@ _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 # The params key of precomputed input-gradient kernels (see with_backward_kernels).
 _BACKWARD = "backward"
 # The params key of precomputed Winograd kernels (see with_backward_kernels).
-_WINOGRAD = "winograd"
+WINOGRAD = "winograd"
 
 
 def preprocess(rgb01: jax.Array) -> jax.Array:
@@ -107,15 +106,18 @@ _conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 # Results match the direct conv to ~1e-6 relative.
 WINOGRAD_MIN_CHANNELS = 128
 WINOGRAD_MAX_PIXELS = 96 * 128
-# The kernel transform G (4×3).
-_WINOGRAD_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]], np.float32)
+def _kernel_transform(k: jax.Array, axis: int) -> jax.Array:
+    """G·g along ``axis`` (of length 3), stacked first; G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]].
+    Written as sums: as an einsum, XLA:CPU took 0.35 s instead of 0.15 s for VGG19's kernels."""
+    k0, k1, k2 = (jax.lax.index_in_dim(k, i, axis, keepdims=False) for i in range(3))
+    return jnp.stack([k0, (k0 + k1 + k2) * 0.5, (k0 - k1 + k2) * 0.5, k2])
 
 
 def winograd_kernel(kernel: jax.Array) -> jax.Array:
     """A 3×3 HWIO kernel transformed for :func:`winograd_conv3x3`: G·g·Gᵀ per channel pair, as
     (16, C_in, C_out), tile positions in (column, row) order as winograd_conv3x3 makes them."""
-    g = jnp.asarray(_WINOGRAD_G, kernel.dtype)
-    return jnp.einsum("ai,ijcd,bj->bacd", g, kernel, g).reshape(16, *kernel.shape[2:])
+    rows = _kernel_transform(kernel, 0)  # (4 row, 3 col, C_in, C_out)
+    return _kernel_transform(rows, 1).reshape(16, *kernel.shape[2:])  # (4 col, 4 row, …)
 
 
 def _tile_transform(x: jax.Array, n_tiles: int, axis: int) -> jax.Array:
@@ -264,7 +266,7 @@ def features(params: dict, rgb01: jax.Array, layers: Sequence[str], pooling: str
     _check_layers(layers, pooling)
     last = max(LAYER_NAMES.index(name) for name in layers)
     backward = params.get(_BACKWARD, {})
-    winograd = params.get(_WINOGRAD, {})
+    winograd = params.get(WINOGRAD, {})
     x = preprocess(rgb01)
     out: dict[str, jax.Array] = {}
     for k, name in enumerate(LAYER_NAMES[: last + 1]):
@@ -289,7 +291,7 @@ def with_backward_kernels(params: dict, winograd: bool = False) -> dict:
     backward = {name: backward_kernel(layer["kernel"]) for name, layer in layers.items()}
     extra: dict = {_BACKWARD: {name: {"kernel": kernel} for name, kernel in backward.items()}}
     if winograd:
-        extra[_WINOGRAD] = {
+        extra[WINOGRAD] = {
             name: {"forward": winograd_kernel(layer["kernel"]), "backward": winograd_kernel(backward[name])}
             for name, layer in layers.items()
             if min(layer["kernel"].shape[2:]) >= WINOGRAD_MIN_CHANNELS
