@@ -101,11 +101,13 @@ _conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 # between an input and an output transform made of additions. The transforms are memory-bound, so
 # it pays where channels are many and the image is small. Which layers use it was chosen on the
 # whole step (2 Xeon cores, XLA:CPU), where the direct convs run slower than they do alone:
-# 256 px 0.277 → 0.215 s/it, 512 px 1.11 → 0.85 s/it. Alone, 512→512 channels at 24×32 px take
+# 256 px 0.277 → 0.217 s/it, 512 px 1.11 → 0.85 s/it. Alone, 512→512 channels at 24×32 px take
 # 0.58× the direct conv's time and 256→256 at 48×64 0.66×, but 128→128 at 192×256 1.7×.
 # Results match the direct conv to ~1e-6 relative.
 WINOGRAD_MIN_CHANNELS = 128
 WINOGRAD_MAX_PIXELS = 96 * 128
+
+
 def _kernel_transform(k: jax.Array, axis: int) -> jax.Array:
     """G·g along ``axis`` (of length 3), stacked first; G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]].
     Written as sums: as an einsum, XLA:CPU took 0.35 s instead of 0.15 s for VGG19's kernels."""
