@@ -285,9 +285,6 @@ def _start_scale(
     which depend only on the inputs and so are computed once per scale, and the initial state,
     from ``start`` resized to the content's shape. Being outputs of one computation, the state's
     buffers are distinct, as the chunk's donation of them requires."""
-    # The targets take one forward pass per scale: Winograd would save less there than it costs
-    # to compile (about a second).
-    params = {k: v for k, v in params.items() if k != vgg.WINOGRAD}
     per_style = [_style_stats(static, params, style) for style in styles]
     targets = {
         "content": vgg.features(params, content, static.content_layers, static.pooling),
@@ -538,6 +535,9 @@ def stylize(
     blend = jnp.asarray(_blend_weights(settings, len(styles)))
     content_in, styles_in = _prepare_inputs(content, styles, settings)
     params = _step_params(weights, static.layers)
+    # The targets (once per scale) and the final losses are single forward passes: they run the
+    # direct convolutions, and only the chunk compiles Winograd's (about a second per graph).
+    forward_params = vgg.without_winograd(params)
     layer_weights = np.asarray(settings.style_layer_weights or (1.0,) * len(settings.style_layers), np.float32)
     layer_weights = jnp.asarray(layer_weights / layer_weights.sum())
     loss_weights = np.array([settings.content_weight, settings.style_weight, settings.tv_weight], np.float32)
@@ -575,7 +575,7 @@ def stylize(
         style_batches = tuple(_as_batch(s, working_shape(s, style_size, static.layers)) for s in styles_in)
         # Later scales start from the previous result, resized inside _start_scale.
         start = _initial_image(settings, content_batch, styles_in[0]) if image is None else image
-        targets, state = _start_scale(static, params, content_batch, style_batches, blend, start)
+        targets, state = _start_scale(static, forward_params, content_batch, style_batches, blend, start)
 
         t0 = time.perf_counter()
         args = (params, targets, state, *traced, jnp.int32(chunk))
@@ -612,7 +612,7 @@ def stylize(
         if size_px != scales[-1]:
             image = _result_image(static, state, ema_decay)
 
-    image, final_terms = _finish(static, params, state, targets, layer_weights, loss_weights, ema_decay)
+    image, final_terms = _finish(static, forward_params, state, targets, layer_weights, loss_weights, ema_decay)
     final = _to_losses(np.asarray(final_terms))
     result = images.to_array(_output_image(image, out_shape))
     if settings.preserve_color == "luminance":

@@ -26,7 +26,7 @@ _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 # The params key of precomputed input-gradient kernels (see with_backward_kernels).
 _BACKWARD = "backward"
 # The params key of precomputed Winograd kernels (see with_backward_kernels).
-WINOGRAD = "winograd"
+_WINOGRAD = "winograd"
 
 
 def preprocess(rgb01: jax.Array) -> jax.Array:
@@ -152,10 +152,15 @@ def winograd_conv3x3(x: jax.Array, transformed: jax.Array) -> jax.Array:
     return out[:, :height, :width]
 
 
+def _winograd_channels(kernel_shape: tuple[int, ...]) -> bool:
+    """Whether an HWIO kernel has channels enough, in and out, for Winograd to pay."""
+    return min(kernel_shape[2:]) >= WINOGRAD_MIN_CHANNELS
+
+
 def uses_winograd(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> bool:
     """Whether a conv of an NHWC input of ``x_shape`` with an HWIO kernel is faster as Winograd on
     XLA:CPU (see WINOGRAD_MAX_PIXELS): deep layers on small images."""
-    return min(kernel_shape[2:]) >= WINOGRAD_MIN_CHANNELS and x_shape[1] * x_shape[2] <= WINOGRAD_MAX_PIXELS
+    return _winograd_channels(kernel_shape) and x_shape[1] * x_shape[2] <= WINOGRAD_MAX_PIXELS
 
 
 @jax.custom_vjp
@@ -268,7 +273,7 @@ def features(params: dict, rgb01: jax.Array, layers: Sequence[str], pooling: str
     _check_layers(layers, pooling)
     last = max(LAYER_NAMES.index(name) for name in layers)
     backward = params.get(_BACKWARD, {})
-    winograd = params.get(WINOGRAD, {})
+    winograd = params.get(_WINOGRAD, {})
     x = preprocess(rgb01)
     out: dict[str, jax.Array] = {}
     for k, name in enumerate(LAYER_NAMES[: last + 1]):
@@ -293,12 +298,18 @@ def with_backward_kernels(params: dict, winograd: bool = False) -> dict:
     backward = {name: backward_kernel(layer["kernel"]) for name, layer in layers.items()}
     extra: dict = {_BACKWARD: {name: {"kernel": kernel} for name, kernel in backward.items()}}
     if winograd:
-        extra[WINOGRAD] = {
+        extra[_WINOGRAD] = {
             name: {"forward": winograd_kernel(layer["kernel"]), "backward": winograd_kernel(backward[name])}
             for name, layer in layers.items()
-            if min(layer["kernel"].shape[2:]) >= WINOGRAD_MIN_CHANNELS
+            if _winograd_channels(layer["kernel"].shape)
         }
     return {**params, **extra}
+
+
+def without_winograd(params: dict) -> dict:
+    """``params`` without the Winograd kernels of :func:`with_backward_kernels`: for a one-off
+    forward pass, where Winograd saves less time than it costs to compile."""
+    return {k: v for k, v in params.items() if k != _WINOGRAD}
 
 
 def init_params(seed: int = 0) -> dict:

@@ -159,5 +159,9 @@ def test_features_with_winograd_kernels_match_and_use_them():
     want, got = vgg.features(plain, x, ["conv3_1"]), vgg.features(fast, x, ["conv3_1"])
     np.testing.assert_allclose(got["conv3_1"], want["conv3_1"], rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(jax.grad(loss, 1)(fast, x), jax.grad(loss, 1)(plain, x), rtol=1e-3, atol=1e-4)
-    convs = str(jax.make_jaxpr(lambda p, x: vgg.features(p, x, ["conv3_1"]))(fast, x)).count("conv_general_dilated")
-    assert convs == 5 - 2  # conv1_1, conv1_2, conv2_1 direct; conv2_2 and conv3_1 as Winograd
+
+    def direct_convs(p):
+        return str(jax.make_jaxpr(lambda p, x: vgg.features(p, x, ["conv3_1"]))(p, x)).count("conv_general_dilated")
+
+    assert direct_convs(fast) == 5 - 2  # conv1_1, conv1_2, conv2_1 direct; conv2_2 and conv3_1 as Winograd
+    assert direct_convs(vgg.without_winograd(fast)) == 5  # for one-off forward passes: every conv direct again
