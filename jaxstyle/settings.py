@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jaxstyle.errors import SettingsError
@@ -41,6 +41,37 @@ RANGES: dict[str, tuple[float, float]] = {
 
 # Fields added after runs were first stored, with the value those runs had (see from_dict).
 LEGACY_VALUES: dict[str, Any] = {"pyramid_levels": 1, "warmup_iterations": 0}
+
+
+def _check_weights(name: str, weights: Sequence[float]) -> tuple[float, ...]:
+    """``weights`` as floats; they must be finite, non-negative and have a positive sum."""
+    try:
+        weights = tuple(float(w) for w in weights)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be non-negative numbers with a positive sum, got {weights!r}") from None
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise SettingsError(f"{name} must be non-negative numbers with a positive sum, got {weights}")
+    return weights
+
+
+def blend_weights(style_blend: Sequence[float] | None, n_styles: int) -> tuple[float, ...]:
+    """The blend rule, in one place: the weight of each of ``n_styles`` style images, summing to 1.
+
+    ``style_blend`` is normalized; None means equal weights.
+
+    Raises:
+        SettingsError: no style image, a weight count other than ``n_styles``, or weights that are
+            negative, not finite or sum to 0.
+    """
+    if n_styles < 1:
+        raise SettingsError("at least one style image is needed")
+    if style_blend is None:
+        return (1.0 / n_styles,) * n_styles
+    weights = _check_weights("style_blend", style_blend)
+    if len(weights) != n_styles:
+        raise SettingsError(f"style_blend has {len(weights)} weights for {n_styles} style image(s)")
+    total = sum(weights)
+    return tuple(w / total for w in weights)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -106,16 +137,14 @@ class TransferSettings:
             unknown = [layer for layer in layers if layer not in LAYER_NAMES]
             if unknown:
                 raise SettingsError(f"{name}: unknown layer(s) {', '.join(unknown)}; known: {', '.join(LAYER_NAMES)}")
-        for name, count in (("style_layer_weights", len(self.style_layers)), ("style_blend", None)):
-            weights = getattr(self, name)
-            if weights is None:
-                continue
-            weights = tuple(float(w) for w in weights)
-            object.__setattr__(self, name, weights)
-            if count is not None and len(weights) != count:
-                raise SettingsError(f"{name} needs one weight per style layer ({count}), got {len(weights)}")
-            if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-                raise SettingsError(f"{name} must be non-negative numbers with a positive sum, got {weights}")
+        if self.style_layer_weights is not None:
+            weights = _check_weights("style_layer_weights", self.style_layer_weights)
+            object.__setattr__(self, "style_layer_weights", weights)
+            if len(weights) != len(self.style_layers):
+                count, got = len(self.style_layers), len(weights)
+                raise SettingsError(f"style_layer_weights needs one weight per style layer ({count}), got {got}")
+        if self.style_blend is not None:
+            object.__setattr__(self, "style_blend", _check_weights("style_blend", self.style_blend))
         if 0 < self.scale_min_px < 16:
             raise SettingsError(f"scale_min_px must be 0 (off) or at least 16, got {self.scale_min_px}")
 
@@ -143,6 +172,10 @@ class TransferSettings:
             return cls(**values)
         except TypeError as error:  # e.g. a string where a number belongs
             raise SettingsError(f"invalid settings: {error}") from None
+
+    def blend_for(self, n_styles: int) -> tuple[float, ...]:
+        """The weight of each of ``n_styles`` style images, summing to 1: see :func:`blend_weights`."""
+        return blend_weights(self.style_blend, n_styles)
 
     def scales(self) -> list[int]:
         """The long-side sizes of the coarse-to-fine schedule, ending at ``size_px``."""

@@ -60,3 +60,17 @@ def test_coarse_to_fine_schedule_grows_by_sqrt2_to_the_target():
 def test_presets_are_valid_settings():
     assert set(PRESETS) == {"Quick preview", "Balanced", "High quality"}
     assert all(isinstance(p, TransferSettings) for p in PRESETS.values())
+
+
+def test_blend_rule_normalizes_and_checks_the_count():
+    from jaxstyle.settings import blend_weights
+
+    assert blend_weights(None, 2) == (0.5, 0.5)
+    assert blend_weights((3, 1), 2) == (0.75, 0.25)
+    assert TransferSettings(style_blend=(1, 3)).blend_for(2) == (0.25, 0.75)
+    with pytest.raises(SettingsError, match="2 weights for 3 style"):
+        blend_weights((1, 1), 3)
+    with pytest.raises(SettingsError, match="positive sum"):
+        blend_weights((0, 0), 2)
+    with pytest.raises(SettingsError, match="at least one style"):
+        blend_weights(None, 0)
