@@ -1,0 +1,15 @@
+"""The vocabulary of a run, in one place: its statuses and the names of its loss terms.
+
+Plain constants with no dependencies, so the gallery (SQL included), the job runners, the CLI and
+the app all spell them the same way.
+"""
+
+from __future__ import annotations
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+RUN_STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
+ACTIVE_STATUSES = (QUEUED, RUNNING)  # not finished yet
+FINISHED_STATUSES = (DONE, FAILED, CANCELLED)
+
+# The weighted total and the unweighted terms, in the order the optimizer reports them.
+LOSS_NAMES = ("total", "content", "style", "tv")
