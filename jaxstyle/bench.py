@@ -41,7 +41,7 @@ DEFAULT_STYLE = "styles/starry_night.jpg"
 # and time-to-quality is checked every CHUNK iterations.
 CHUNK = 5
 # The classic recipe, which the PyTorch peer runs: Adam on the pixels at a constant step of 0.02.
-CLASSIC: dict[str, Any] = {"pyramid_levels": 1, "warmup_iterations": 0, "learning_rate": 0.02}
+CLASSIC: dict[str, Any] = {"pyramid_levels": 1, "warmup_iterations": 0, "decay_power": 0.0, "learning_rate": 0.02}
 # Configurations, as changes to the default settings. "adam" and "lbfgs" are the classic recipes
 # (adam is the peer's algorithm, for like-for-like seconds per iteration); "default" is what
 # jaxstyle runs by default (pyramid levels, warm-up: see README, Speed); "ms" is the default recipe
@@ -451,13 +451,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with content/ and styles/")
     parser.add_argument("--content", default=DEFAULT_CONTENT, help="content image, relative to --data")
     parser.add_argument("--style", default=DEFAULT_STYLE, help="style image, relative to --data")
+    evaluation = parser.add_argument_group(
+        "evaluation set (--eval): quality and time-to-quality of recipes on every photo × painting pair"
+    )
+    evaluation.add_argument("--eval", action="store_true", help="run the evaluation set instead of the speed table")
+    evaluation.add_argument(
+        "--recipes", default="default", help="recipes to evaluate, comma-separated (default default)"
+    )
+    evaluation.add_argument(
+        "--pairs", help="PHOTO:PAINTING,… instead of every pair (file stems; default: all at 256/384 px, six at 512)"
+    )
+    evaluation.add_argument("--eval-sizes", help="sizes instead of the presets' (each with --eval-iterations)")
+    evaluation.add_argument("--eval-iterations", type=int, default=100, help="iterations with --eval-sizes")
+    evaluation.add_argument("--images", type=Path, help="keep every result image (PNG) in this folder")
+    evaluation.add_argument("--contact-sheet", type=Path, help="draw every pair at the first size and checkpoint here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
         spec = json.loads(args.worker)
-        print(_RESULT_PREFIX + json.dumps(_WORKERS[spec["kind"]](spec)), flush=True)
+        if spec["kind"].startswith("eval_"):
+            from jaxstyle import bench_eval
+
+            worker = getattr(bench_eval, spec["kind"].removeprefix("eval_") + "_worker")
+        else:
+            worker = _WORKERS[spec["kind"]]
+        print(_RESULT_PREFIX + json.dumps(worker(spec)), flush=True)
         return 0
+    if args.eval:
+        if args.peer:
+            try:
+                import torch  # noqa: F401
+            except ImportError:
+                parser.error("--peer needs PyTorch: pip install torch==2.13.0 (the CPU wheel)")
+        from jaxstyle import bench_eval
+
+        return bench_eval.main(args, parser.error, lambda message: print(message, file=sys.stderr, flush=True))
 
     # adam first: without the peer, its run sets the quality bar for the others.
     configs = sorted(_parse_list(args.configs), key=lambda c: c != "adam")

@@ -111,8 +111,8 @@ def stylize_adam(
         ``final_loss``: the total after the last step; ``step_end_s``: wall time at the end of
         each step since the start (targets included); ``targets_s``; ``image`` (H, W, 3).
     """
-    if settings.pyramid_levels != 1 or settings.warmup_iterations != 0:
-        raise ValueError("the peer runs the classic recipe only: pyramid_levels=1, warmup_iterations=0")
+    if settings.pyramid_levels != 1 or settings.warmup_iterations != 0 or settings.decay_power != 0:
+        raise ValueError("the peer runs the classic recipe only: pyramid_levels=1, warmup_iterations=0, decay_power=0")
     if threads:
         torch.set_num_threads(threads)
     layers = tuple(dict.fromkeys(settings.content_layers + settings.style_layers))

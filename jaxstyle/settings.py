@@ -32,6 +32,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "tv_weight": (0.0, 1e6),
     "learning_rate": (1e-5, 1.0),
     "warmup_iterations": (0, 5000),
+    "decay_power": (0.0, 2.0),
     "ema_decay": (0.0, 0.9999),
     "pyramid_levels": (1, 8),
     "style_scale": (0.1, 4.0),
@@ -40,7 +41,7 @@ RANGES: dict[str, tuple[float, float]] = {
 
 
 # Fields added after runs were first stored, with the value those runs had (see from_dict).
-LEGACY_VALUES: dict[str, Any] = {"pyramid_levels": 1, "warmup_iterations": 0}
+LEGACY_VALUES: dict[str, Any] = {"pyramid_levels": 1, "warmup_iterations": 0, "decay_power": 0.0}
 
 
 def _check_weights(name: str, weights: Sequence[float]) -> tuple[float, ...]:
@@ -96,6 +97,7 @@ class TransferSettings:
     optimizer: str = "adam"  # "adam" or "lbfgs" (optax.lbfgs with line search)
     learning_rate: float = 0.05  # Adam's (peak) step size on the [0, 1] pixel range, 1e-5–1 (not for L-BFGS)
     warmup_iterations: int = 80  # Adam's step rises from 12% to learning_rate over these, at each scale; 0–5000
+    decay_power: float = 0.5  # then falls as (warmup_iterations / iteration)^decay_power; 0 = constant, 0–2
     ema_decay: float = 0.0  # >0: return the exponential moving average of the iterates, 0–0.9999
     pyramid_levels: int = 4  # image optimized as this many pyramid levels (transfer.compose); 1 = pixels, 1–8
     scale_min_px: int = 0  # >0: coarse-to-fine from this size up by √2 steps; 0 = single scale

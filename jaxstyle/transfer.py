@@ -19,7 +19,7 @@ one compiled step and every pooling halves exactly; the result is resized to the
 at the end. Compiled steps are kept per (static settings, shape) for the life of the process,
 and across processes by JAX's persistent cache (:func:`enable_compilation_cache`). On CPU the deep
 layers' convolutions, forward and backward, run as Winograd F(2×2, 3×3) with kernels transformed
-once per run (vgg.winograd_conv3x3; about a fifth of a step at 256 px).
+once per run (winograd.py; about a fifth of a step at 256 px).
 """
 
 from __future__ import annotations
@@ -208,35 +208,43 @@ def _total_and_terms(static, params, image, targets, layer_weights, loss_weights
 
 
 # Adam's step size starts at this fraction of the learning rate and rises linearly to all of it
-# over the warm-up (see warmup_schedule).
+# over the warm-up (see step_schedule).
 WARMUP_START = 0.12
 
 
-def warmup_schedule(learning_rate: jax.Array, warmup_iterations: jax.Array) -> optax.Schedule:
+def step_schedule(learning_rate: jax.Array, warmup_iterations: jax.Array, decay_power: jax.Array) -> optax.Schedule:
     """Adam's step size at each iteration of a scale: a linear ramp from WARMUP_START × the learning
-    rate to the whole of it over ``warmup_iterations`` (0: constant). Both are traced values, so
-    changing them never recompiles.
+    rate to the whole of it over ``warmup_iterations``, then a decay as
+    ``(warmup_iterations / iteration) ** decay_power`` (0: constant; 0.5: inverse square root). All
+    three are traced values, so changing them never recompiles. The step at an iteration does not
+    depend on how many iterations the run has, so a run of 100 iterations is the first 100 of a run
+    of 500, and the live preview shows the very images a shorter run would end with.
 
     Differs from the usual constant step: Adam's first steps are about the learning rate on every
     pixel whatever the gradient, and at a full step they overshoot, tearing up the content and
-    adding noise that takes a long tail of iterations to smooth out again. Measured at 256 px
-    with 4 pyramid levels: the peer's 300-iteration loss in 100 iterations (peak 0.05, 80 warm-up
-    iterations) instead of 150 (constant 0.03, the best constant step).
+    adding noise that takes a long tail of iterations to smooth out again (hence the warm-up). And
+    a constant step never settles: Adam's normalized step stays near the learning rate while the
+    gradients shrink, and as its second-moment estimate forgets the large gradients of the first
+    iterations, the steps grow relative to the gradients and the loss rises again (by 17–240% at
+    300 iterations with the pyramid at a constant 0.05, README "Quality"). The decay keeps the
+    early speed and lets the image settle.
     """
 
     def schedule(count: jax.Array) -> jax.Array:
-        ramp = jnp.where(warmup_iterations > 0, jnp.minimum(1.0, count / jnp.maximum(warmup_iterations, 1)), 1.0)
-        return learning_rate * (WARMUP_START + (1.0 - WARMUP_START) * ramp)
+        warmup = jnp.maximum(warmup_iterations, 1.0)
+        ramp = jnp.where(warmup_iterations > 0, jnp.minimum(1.0, count / warmup), 1.0)
+        decay = jnp.minimum(1.0, warmup / jnp.maximum(count, 1.0)) ** decay_power
+        return learning_rate * (WARMUP_START + (1.0 - WARMUP_START) * ramp) * decay
 
     return schedule
 
 
 def _optimizer(
-    static: _Static, learning_rate: jax.Array, warmup_iterations: jax.Array
+    static: _Static, learning_rate: jax.Array, warmup_iterations: jax.Array, decay_power: jax.Array
 ) -> optax.GradientTransformationExtraArgs:
     if static.optimizer == "lbfgs":
         return optax.lbfgs()
-    return optax.adam(warmup_schedule(learning_rate, warmup_iterations))
+    return optax.adam(step_schedule(learning_rate, warmup_iterations, decay_power))
 
 
 # --- the image's parametrization -----------------------------------------------------------
@@ -272,7 +280,7 @@ def compose(levels: Sequence[jax.Array]) -> jax.Array:
 
 def _init_state(static: _Static, image: jax.Array) -> TransferState:
     levels = pyramid(image, static.pyramid_levels)
-    opt_state = _optimizer(static, jnp.float32(0), jnp.float32(0)).init(levels)
+    opt_state = _optimizer(static, jnp.float32(0), jnp.float32(0), jnp.float32(0)).init(levels)
     return TransferState(levels=levels, opt_state=opt_state, ema=jnp.zeros_like(image), step=jnp.int32(0))
 
 
@@ -304,6 +312,7 @@ def _run_chunk(
     loss_weights: jax.Array,
     learning_rate: jax.Array,
     warmup_iterations: jax.Array,
+    decay_power: jax.Array,
     ema_decay: jax.Array,
     n_steps: jax.Array,
     max_steps: int,
@@ -312,7 +321,7 @@ def _run_chunk(
 
     Row i of the returned (max_steps, 4) array holds LOSS_NAMES at the image *before* step i.
     """
-    optimizer = _optimizer(static, learning_rate, warmup_iterations)
+    optimizer = _optimizer(static, learning_rate, warmup_iterations, decay_power)
 
     def value_and_terms(levels):
         image = compose(levels)
@@ -403,7 +412,7 @@ def _step_params(weights: Weights, layers: tuple[str, ...]) -> dict:
     kept per weights object."""
     deepest = max(vgg.LAYER_NAMES.index(name) for name in layers)
     used = {name: weights.params["params"][name] for name in vgg.LAYER_NAMES[: deepest + 1]}
-    # Winograd is for XLA:CPU (see vgg.WINOGRAD_MAX_PIXELS); GPU convolution libraries choose
+    # Winograd is for XLA:CPU (see winograd.MAX_PIXELS); GPU convolution libraries choose
     # their own algorithms.
     winograd = jax.default_backend() == "cpu"
     return _with_backward_kernels({"params": jax.tree.map(jnp.asarray, used)}, winograd)
@@ -471,14 +480,6 @@ def _prepare_inputs(
     return content, styles
 
 
-def _blend_weights(settings: TransferSettings, n_styles: int) -> np.ndarray:
-    blend = settings.style_blend or (1.0,) * n_styles
-    if len(blend) != n_styles:
-        raise SettingsError(f"style_blend has {len(blend)} weights for {n_styles} style image(s)")
-    blend = np.asarray(blend, np.float32)
-    return blend / blend.sum()
-
-
 def _initial_image(settings: TransferSettings, content: jax.Array, style: Image.Image) -> jax.Array:
     if settings.init == "content":
         return content
@@ -532,7 +533,7 @@ def stylize(
     if report_every < 1 or preview_every < 1:
         raise SettingsError("report_every and preview_every must be at least 1")
     static = _Static.of(settings)
-    blend = jnp.asarray(_blend_weights(settings, len(styles)))
+    blend = jnp.asarray(settings.blend_for(len(styles)), jnp.float32)
     content_in, styles_in = _prepare_inputs(content, styles, settings)
     params = _step_params(weights, static.layers)
     # The targets (once per scale) and the final losses are single forward passes: they run the
@@ -544,9 +545,10 @@ def stylize(
     loss_weights = jnp.asarray(loss_weights)
     learning_rate = jnp.float32(settings.learning_rate)
     warmup_iterations = jnp.float32(settings.warmup_iterations)
+    decay_power = jnp.float32(settings.decay_power)
     ema_decay = jnp.float32(settings.ema_decay)
     # The chunk's traced arguments after the state, in _run_chunk's order.
-    traced = (layer_weights, loss_weights, learning_rate, warmup_iterations, ema_decay)
+    traced = (layer_weights, loss_weights, learning_rate, warmup_iterations, decay_power, ema_decay)
 
     scales = settings.scales()
     steps_per_scale = settings.steps_per_scale()

@@ -7,10 +7,10 @@ published md5 and converted to an ``.npz`` of the params pytree, which later run
 
 :func:`load_weights` looks in this order: an explicit path (``--weights``), ``JAXSTYLE_WEIGHTS``,
 the cached ``.npz``, the cached ``.h5``, a download (only when allowed), and last the offline
-fallback. The fallback is a random He-initialized VGG19 with each layer rescaled to a mean
-activation of 1; it still transfers style recognizably, but everything made with it is labeled
-(``Weights.pretrained`` is False, ``Weights.description`` says so). A bad file is always an error,
-never a silent switch to the fallback.
+fallback. The fallback is a VGG19 with smooth random filters (see :func:`smooth_random_params`),
+each layer rescaled to a mean activation of 1; it still transfers style recognizably, but
+everything made with it is labeled (``Weights.pretrained`` is False, ``Weights.description``
+says so). A bad file is always an error, never a silent switch to the fallback.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ KERAS_SIZE_MB = 80
 # Bump when the .npz layout changes; older caches are then rebuilt from the cached .h5.
 NPZ_FORMAT_VERSION = 1
 # Bump when the fallback's recipe changes (init, calibration images), so old caches are not reused.
-FALLBACK_VERSION = 1
+FALLBACK_VERSION = 2
 # requests' timeout: for connecting and for each read, not for the whole 80 MB.
 DOWNLOAD_TIMEOUT_S = 30.0
 _CHUNK_BYTES = 256 * 1024
@@ -436,6 +436,75 @@ def _rescale_to_unit_mean(params: Params, images01: np.ndarray) -> Params:
     return {"params": scaled}
 
 
+# The fallback's filters are built from three smooth 3×3 shapes: a binomial blob and its two Sobel
+# derivatives. Each has a zero at the highest frequency along both axes (a 2 px stripe pattern gives
+# no response), as the filters of a trained VGG19 nearly do: trained on photos, it has learned to
+# ignore pixel-level noise. Random 3×3 filters (He initialization) instead respond to every
+# frequency alike; optimizing an image against them fills it with coloured speckle that neither the
+# photo nor the painting has, since noise is the cheapest way to raise their activations.
+_BINOMIAL_1D = np.array([1.0, 2.0, 1.0])
+_DERIVATIVE_1D = np.array([-1.0, 0.0, 1.0])
+SMOOTH_BASIS = np.stack(
+    [
+        np.outer(_BINOMIAL_1D, _BINOMIAL_1D),  # blob
+        np.outer(_BINOMIAL_1D, _DERIVATIVE_1D),  # d/dx (Sobel)
+        np.outer(_DERIVATIVE_1D, _BINOMIAL_1D),  # d/dy (Sobel)
+    ]
+)
+SMOOTH_BASIS = SMOOTH_BASIS / np.linalg.norm(SMOOTH_BASIS, axis=(1, 2), keepdims=True)
+# Colour directions on the RGB cube: luma (grey), and an orthonormal pair spanning the colour
+# differences (whose RGB components sum to 0, so they leave the luma untouched).
+_LUMA = np.ones(3) / np.sqrt(3)
+_OPPONENT = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]]) / np.array([[np.sqrt(2)], [np.sqrt(6)]])
+# conv1_1's 64 filters by kind, in the proportions a trained VGG19's first layer shows: mostly
+# oriented luma edges and colour-opponent blobs, some luma blobs and colour edges.
+FIRST_LAYER_FILTERS = {"luma_edge": 28, "luma_blob": 8, "colour_blob": 16, "colour_edge": 12}
+
+
+def _first_layer(rng: np.random.Generator) -> np.ndarray:
+    """conv1_1's kernel (3, 3, 3 BGR, 64): each filter a smooth shape times a colour direction."""
+    blob, d_dx, d_dy = SMOOTH_BASIS
+    filters = []
+    for kind, count in FIRST_LAYER_FILTERS.items():
+        for _ in range(count):
+            if kind.endswith("edge"):
+                angle = rng.uniform(0, 2 * np.pi)
+                shape = np.cos(angle) * d_dx + np.sin(angle) * d_dy
+            else:
+                shape = blob * rng.choice([-1.0, 1.0])
+            if kind.startswith("luma"):
+                colour = _LUMA
+            else:
+                hue = rng.uniform(0, 2 * np.pi)
+                colour = np.cos(hue) * _OPPONENT[0] + np.sin(hue) * _OPPONENT[1]
+            filters.append(shape[:, :, None] * colour[None, None, ::-1])  # the network sees BGR
+    return np.stack(filters, axis=-1)
+
+
+def _smooth_random_kernel(rng: np.random.Generator, in_channels: int, out_channels: int) -> np.ndarray:
+    """A (3, 3, in, out) kernel whose every in→out filter is a random mix of SMOOTH_BASIS."""
+    coefficients = rng.standard_normal((len(SMOOTH_BASIS), in_channels, out_channels))
+    return np.einsum("bhw,bio->hwio", SMOOTH_BASIS, coefficients)
+
+
+def smooth_random_params(seed: int = 0) -> Params:
+    """VGG19 params with smooth random filters (see SMOOTH_BASIS), before calibration: conv1_1
+    built from luma and colour-opponent edges and blobs, every later layer random mixes of the three
+    smooth shapes, biases 0. Scales are arbitrary (each layer is rescaled afterwards)."""
+    rng = np.random.default_rng(seed)
+    layers = {}
+    for name in vgg.LAYER_NAMES:
+        if name == "conv1_1":
+            kernel = _first_layer(rng)
+        else:
+            kernel = _smooth_random_kernel(rng, vgg.LAYER_IN_CHANNELS[name], vgg.LAYER_CHANNELS[name])
+        layers[name] = {
+            "kernel": kernel.astype(np.float32),
+            "bias": np.zeros(vgg.LAYER_CHANNELS[name], np.float32),
+        }
+    return {"params": layers}
+
+
 def fallback_npz_path(seed: int = 0) -> Path:
     """Where the fallback params for ``seed`` are cached."""
     return weights_dir() / f"random_fallback_seed{seed}_v{FALLBACK_VERSION}.npz"
@@ -444,13 +513,13 @@ def fallback_npz_path(seed: int = 0) -> Path:
 def fallback_description(seed: int = 0) -> str:
     """The one line that labels the fallback everywhere (CLI, app, result metadata)."""
     return (
-        f"offline fallback: random He-initialized VGG19 (seed {seed}), layers rescaled to mean activation 1 "
+        f"offline fallback: VGG19 with smooth random filters (seed {seed}), layers rescaled to mean activation 1 "
         "— not the pretrained model"
     )
 
 
 def random_fallback_params(seed: int = 0) -> Params:
-    """The offline fallback: He-initialized VGG19 (:func:`vgg.init_params`), layers rescaled to mean 1.
+    """The offline fallback: :func:`smooth_random_params`, each layer rescaled to mean activation 1.
 
     Computed once per seed (a few seconds on a CPU) and cached in :func:`fallback_npz_path`.
     Same seed, same params, on every machine.
@@ -467,7 +536,7 @@ def random_fallback_params(seed: int = 0) -> Params:
         except WeightsError as error:
             log.warning("ignoring unreadable fallback cache, recomputing it: %s", error)
     start_s = time.perf_counter()
-    params = _rescale_to_unit_mean(vgg.init_params(seed), natural_like_images())
+    params = _rescale_to_unit_mean(smooth_random_params(seed), natural_like_images())
     elapsed_s = time.perf_counter() - start_s
     log.info("computed the random VGG19 fallback (seed %d) in %.1f s", seed, elapsed_s)
     meta = {"format_version": NPZ_FORMAT_VERSION, "kind": _KIND_FALLBACK, "source_md5": "", "seed": seed}

@@ -89,3 +89,49 @@ def test_the_peer_refuses_what_it_does_not_implement(small_content, small_style,
     array = images.to_array(small_content.resize((32, 32)))
     with pytest.raises(ValueError, match="classic recipe only"):
         bench_peer.stylize_adam(fallback_weights.params, array, array, TransferSettings(size_px=32), 1)
+
+
+# --- the evaluation set (python -m jaxstyle.bench --eval) ------------------------------------
+
+
+def test_rise_and_time_to_quality_follow_the_whole_run():
+    from jaxstyle.bench_eval import first_iteration_staying_below, rise, time_at
+
+    totals = [1.0, 0.5, 0.4, 0.45, 0.3, 0.35]  # totals[k]: after k iterations
+    assert rise(totals, 2) == 0.0
+    assert rise(totals, 3) == pytest.approx(0.45 / 0.4 - 1)
+    assert rise(totals, 5) == pytest.approx(0.35 / 0.3 - 1)
+    # Below 0.42 first after 2 iterations, but only for good after 4: the later rise counts.
+    assert first_iteration_staying_below(totals, 0.42) == 4
+    assert first_iteration_staying_below(totals, 0.34) is None  # it ends above the bar
+    assert first_iteration_staying_below(totals, 2.0) == 0
+    assert time_at(5, [(0, 0.0), (10, 2.0), (20, 3.0)]) == pytest.approx(1.0)
+    assert time_at(20, [(0, 0.0), (10, 2.0), (20, 3.0)]) == pytest.approx(3.0)
+
+
+def test_the_evaluation_set_runs_end_to_end_and_draws_its_contact_sheet(tmp_path):
+    out, sheet = tmp_path / "eval.json", tmp_path / "sheet.jpg"
+    proc = bench(
+        "--eval", "--eval-sizes", "32", "--eval-iterations", "4", "--pairs", "tubingen:starry_night,chicago:udnie",
+        "--recipes", "previous", "--json", str(out), "--images", str(tmp_path / "images"),
+        "--contact-sheet", str(sheet),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "| 32 | previous | 4 | 2 |" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["weights_source"] == "random-fallback"
+    assert [run["pair"] for run in report["runs"]] == [["tubingen", "starry_night"], ["chicago", "udnie"]]
+    figures = report["runs"][0]["recipes"]["previous"]
+    assert len(figures["totals"]) == 5 and figures["totals"][-1] < figures["totals"][0]
+    measures = figures["measures"]["4"]
+    assert measures["speckle"] > 0 and measures["detail"] > 0 and measures["colour_photo"] > 0
+    assert (tmp_path / "images" / "previous_32_chicago_udnie_4.png").is_file()
+    with Image.open(sheet) as drawn:
+        assert drawn.width > 3 * 100 and drawn.height > 3 * 100  # 3 columns (photo + 2 paintings) × 3 rows
+
+
+def test_the_evaluation_refuses_unknown_recipes_and_images():
+    proc = bench("--eval", "--recipes", "default,sgd")
+    assert proc.returncode == 2 and "unknown recipe(s) sgd" in proc.stderr
+    proc = bench("--eval", "--pairs", "tubingen:nope")
+    assert proc.returncode == 2 and "nope.jpg not found" in proc.stderr

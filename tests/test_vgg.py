@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import vgg
+from jaxstyle import vgg, winograd
 
 
 def abstract_params(layers=vgg.LAYER_NAMES) -> dict:
@@ -127,12 +127,12 @@ def test_winograd_conv_equals_the_direct_conv_and_its_gradient():
     x = jnp.asarray(rng.standard_normal((2, 9, 7, 6)), jnp.float32)
     kernel = jnp.asarray(rng.standard_normal((3, 3, 6, 5)), jnp.float32)
     weight = jnp.asarray(rng.standard_normal((2, 9, 7, 5)), jnp.float32)
-    fast = (vgg.winograd_kernel(kernel), vgg.winograd_kernel(vgg.backward_kernel(kernel)))
+    fast = (winograd.winograd_kernel(kernel), winograd.winograd_kernel(vgg.backward_kernel(kernel)))
 
     def plain(x, k):
         return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-    np.testing.assert_allclose(vgg.winograd_conv3x3(x, fast[0]), plain(x, kernel), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(winograd.winograd_conv3x3(x, fast[0]), plain(x, kernel), rtol=1e-5, atol=1e-4)
     got = jax.grad(lambda x, k: jnp.sum(vgg.conv3x3(x, k, winograd=fast) * weight), argnums=(0, 1))(x, kernel)
     want = jax.grad(lambda x, k: jnp.sum(plain(x, k) * weight), argnums=(0, 1))(x, kernel)
     for g, w in zip(got, want, strict=True):
@@ -140,9 +140,9 @@ def test_winograd_conv_equals_the_direct_conv_and_its_gradient():
 
 
 def test_winograd_runs_the_deep_layers_of_small_images_only():
-    assert vgg.uses_winograd((1, 48, 64, 256), (3, 3, 256, 256))
-    assert not vgg.uses_winograd((1, 48, 64, 64), (3, 3, 64, 128))  # too few channels
-    assert not vgg.uses_winograd((1, 192, 256, 256), (3, 3, 256, 256))  # too many pixels
+    assert winograd.uses_winograd((1, 48, 64, 256), (3, 3, 256, 256))
+    assert not winograd.uses_winograd((1, 48, 64, 64), (3, 3, 64, 128))  # too few channels
+    assert not winograd.uses_winograd((1, 192, 256, 256), (3, 3, 256, 256))  # too many pixels
 
 
 def test_features_with_winograd_kernels_match_and_use_them():
