@@ -419,6 +419,10 @@ def test_filters_match_the_runs_they_name(gallery_path, photos):
         def ids(**filters) -> list[int]:
             found = [r.id for r in gallery.list_runs(db, **filters)]
             assert gallery.count_runs(db, **filters) == len(found)
+            # The same filter as a RunFilter object, as the CLI passes it.
+            run_filter = gallery.RunFilter(**filters)
+            assert [r.id for r in gallery.list_runs(db, run_filter)] == found
+            assert gallery.count_runs(db, run_filter) == len(found)
             return sorted(found)
 
         assert ids() == [a, b, c, d]
