@@ -83,3 +83,21 @@ def small_content(shared_data):
 def small_style(shared_data):
     """The Starry Night, 64 px on its long side."""
     return _small(shared_data / "styles" / "starry_night.jpg", 64)
+
+
+@pytest.fixture(scope="session")
+def photos(shared_data: Path) -> dict[str, bytes]:
+    """Small real JPEGs (re-encoded at 64 px) of every content and style image, by file stem."""
+    import io
+
+    from PIL import Image
+
+    out = {}
+    for path in sorted((shared_data / "content").glob("*.jpg")) + sorted((shared_data / "styles").glob("*.jpg")):
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((64, 64))
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=85)
+            out[path.stem] = buffer.getvalue()
+    return out
