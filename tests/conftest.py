@@ -101,3 +101,18 @@ def photos(shared_data: Path) -> dict[str, bytes]:
             image.save(buffer, format="JPEG", quality=85)
             out[path.stem] = buffer.getvalue()
     return out
+
+
+@pytest.fixture(scope="session")
+def huge_png() -> bytes:
+    """A 10,000 x 10,000 px 1-bit PNG: 100 megapixels in a few kB, over the upload guard's limit."""
+    import io
+
+    from PIL import Image
+
+    from jaxstyle import images
+
+    buffer = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(buffer, format="PNG")
+    assert len(buffer.getvalue()) < 200_000 and images.MAX_INPUT_PIXELS < 10_000 * 10_000
+    return buffer.getvalue()

@@ -155,3 +155,21 @@ def test_a_finished_image_is_kept_even_after_the_run_was_marked_failed(gallery_p
         )  # fmt: skip
         run = gallery.get_run(db, run_id)
         assert (run.status, run.error, run.has_image) == ("done", "", True)
+
+
+def test_every_image_entering_the_gallery_passes_the_upload_guard(gallery_path, photos, huge_png):
+    truncated = photos["udnie"][: len(photos["udnie"]) // 2]
+    with gallery.connect(gallery_path) as db:
+        with pytest.raises(ImageError, match=r"huge\.png: the image is 10000x10000 px \(100 megapixels\)"):
+            gallery.store_image(db, huge_png, origin_kind="upload", origin="huge.png")
+        with pytest.raises(ImageError, match=r"half\.jpg: the image is truncated or corrupt"):
+            gallery.store_image(db, truncated, origin_kind="upload", origin="half.jpg")
+        sha = gallery.store_image(db, photos["udnie"], origin_kind="catalog", origin="udnie")
+        run_id = gallery.add_run(db, {}, content_sha=sha, style_shas=[sha], status="running")
+        with pytest.raises(ImageError, match=rf"the result of run {run_id}: the image is 10000x10000 px"):
+            gallery.finish_run(
+                db, run_id, image_png=huge_png, initial_losses={}, final_losses={}, loss_history=[],
+                compile_s=0, run_s=0, device="cpu", weights_source="random",
+            )  # fmt: skip
+        assert gallery.get_run(db, run_id).status == "running"  # nothing written
+        assert db["images"].count == 1 and db["results"].count == 0
