@@ -53,11 +53,11 @@ class Progress:
 
     Attributes:
         run_id: the gallery's id of the run.
-        status: "queued", "running", "done", "failed" or "cancelled".
+        status: one of :data:`jaxstyle.runs.RUN_STATUSES`.
         step: optimizer steps done so far, over all scales (1-based once running).
         total_steps: steps the whole run takes.
         size_px: the long side of the current scale.
-        losses: the latest weighted losses {"total", "content", "style", "tv"}.
+        losses: the latest weighted losses, by :data:`jaxstyle.runs.LOSS_NAMES`.
         elapsed_s: seconds since the run started optimizing (compilation included).
         its_per_s: recent optimizer steps per second.
         preview_png: the latest preview of the image, PNG bytes, if one was made.

@@ -23,6 +23,7 @@ from jaxstyle.gallery.lifecycle import ORIGIN_KINDS, insert_image, insert_run
 from jaxstyle.gallery.queries import get_run, input_image, run_image
 from jaxstyle.gallery.schema import SCHEMA_VERSION
 from jaxstyle.gallery.values import (
+    TOTAL_LOSS,
     checked_settings,
     checked_size,
     checked_thumbnail,
@@ -140,8 +141,13 @@ def _checked(check: Callable[[bytes, str], T], data: bytes, what: str) -> T:
         raise GalleryError(str(error)) from None
 
 
-def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[tuple], dict[int, tuple[bytes, bytes, int, int]]]:
-    """Read and check a gallery zip completely; returns run rows, input rows and results by old run id."""
+def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """Read and check a gallery zip completely.
+
+    Returns:
+        The runs (each its ``runs`` row, settings, style hashes and blend), the ``images`` rows,
+        and the ``results`` rows (without ``run_id``) by the index of their run.
+    """
     try:
         archive = zipfile.ZipFile(zip_path)
     except FileNotFoundError:
@@ -235,7 +241,7 @@ def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[tuple], dic
                     float_dict(_expect(entry.get("initial_losses") or {}, dict, f"{where} initial_losses"), where)
                 ),
                 "final_losses": json.dumps(final_losses),
-                "final_loss": final_losses.get("total"),
+                "final_loss": final_losses.get(TOTAL_LOSS),
                 "loss_history": json.dumps(history(_expect(entry.get("loss_history") or [], list, where))),
                 "step": _expect(entry.get("step") or 0, int, f"{where} step"),
                 "total_steps": _expect(entry.get("total_steps"), int, f"{where} total_steps", allow_none=True),

@@ -20,6 +20,7 @@ from jaxstyle.gallery.database import guarded, label, placeholders, require_run,
 from jaxstyle.gallery.recovery import owner
 from jaxstyle.gallery.schema import SETTING_COLUMNS
 from jaxstyle.gallery.values import (
+    TOTAL_LOSS,
     checked_settings,
     checked_size,
     checked_thumbnail,
@@ -251,7 +252,7 @@ def finish_run(
         "finished": now_iso(),
         "initial_losses": json.dumps(float_dict(initial_losses, "initial_losses")),
         "final_losses": json.dumps(final),
-        "final_loss": final.get("total"),
+        "final_loss": final.get(TOTAL_LOSS),
         "loss_history": json.dumps(history(loss_history)),
         "compile_s": float(compile_s),
         "run_s": float(run_s),

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from jaxstyle.gallery.values import TOTAL_LOSS
+
 
 @dataclasses.dataclass(frozen=True)
 class ImageInfo:
@@ -45,7 +47,7 @@ class Run:
     run_s: float | None
     initial_losses: dict[str, float]
     final_losses: dict[str, float]
-    loss_history: list[dict[str, float]]  # {"step", "size_px", "total", "content", "style", "tv"}
+    loss_history: list[dict[str, float]]  # "step", "size_px" and jaxstyle.runs.LOSS_NAMES
     content: ImageInfo
     styles: tuple[ImageInfo, ...]  # each with its blend weight
     step: int  # progress: steps done so far
@@ -55,7 +57,7 @@ class Run:
 
     @property
     def final_loss(self) -> float | None:
-        return self.final_losses.get("total")
+        return self.final_losses.get(TOTAL_LOSS)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (times as ISO 8601 strings)."""

@@ -18,9 +18,11 @@ from PIL import Image
 
 from jaxstyle import images
 from jaxstyle.errors import GalleryError, SettingsError
+from jaxstyle.runs import LOSS_NAMES
 from jaxstyle.settings import TransferSettings
 
 THUMBNAIL_PX = 256  # long side of the stored JPEG thumbnails
+TOTAL_LOSS = LOSS_NAMES[0]  # the weighted total: a run's final_loss, what the "loss" order sorts by
 
 
 def now_iso() -> str:
