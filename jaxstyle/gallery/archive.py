@@ -18,20 +18,11 @@ import sqlite_utils
 
 from jaxstyle import files, images
 from jaxstyle.errors import GalleryError, ImageError, SettingsError
+from jaxstyle.gallery import values
 from jaxstyle.gallery.database import guarded, transaction
 from jaxstyle.gallery.lifecycle import ORIGIN_KINDS, insert_image, insert_run
 from jaxstyle.gallery.queries import get_run, input_image, run_image
 from jaxstyle.gallery.schema import SCHEMA_VERSION
-from jaxstyle.gallery.values import (
-    TOTAL_LOSS,
-    checked_settings,
-    checked_size,
-    checked_thumbnail,
-    float_dict,
-    history,
-    now_iso,
-    tags_json,
-)
 from jaxstyle.runs import ACTIVE_STATUSES, FAILED, RUN_STATUSES
 
 EXPORT_FORMAT = "jaxstyle-gallery"
@@ -110,7 +101,7 @@ def export_gallery(
                 "format": EXPORT_FORMAT,
                 "version": EXPORT_VERSION,
                 "schema_version": SCHEMA_VERSION,
-                "exported": now_iso(),
+                "exported": values.now_iso(),
                 "inputs": inputs,
                 "runs": entries,
             }
@@ -141,13 +132,115 @@ def _checked(check: Callable[[bytes, str], T], data: bytes, what: str) -> T:
         raise GalleryError(str(error)) from None
 
 
-def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[int, dict[str, Any]]]:
-    """Read and check a gallery zip completely.
+def _member(archive: zipfile.ZipFile, zip_path: Path, name: str, what: str) -> bytes:
+    try:
+        return archive.read(name)
+    except KeyError:
+        raise GalleryError(f"{zip_path} is incomplete: {what} ({name}) is missing") from None
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise GalleryError(f"{zip_path} is damaged: cannot read {name} ({error})") from None
 
-    Returns:
-        The runs (each its ``runs`` row, settings, style hashes and blend), the ``images`` rows,
-        and the ``results`` rows (without ``run_id``) by the index of their run.
-    """
+
+def _manifest(archive: zipfile.ZipFile, zip_path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(_member(archive, zip_path, "manifest.json", "the manifest"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise GalleryError(f"{zip_path}: manifest.json is not valid JSON ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
+        raise GalleryError(f"{zip_path} is not a jaxstyle gallery export (no {EXPORT_FORMAT} manifest)")
+    if manifest.get("version") != EXPORT_VERSION:
+        raise GalleryError(
+            f"{zip_path} is export version {manifest.get('version')!r}; this jaxstyle reads {EXPORT_VERSION}"
+        )
+    return manifest
+
+
+def _input_row(archive: zipfile.ZipFile, zip_path: Path, sha: str, info: Any) -> dict[str, Any]:
+    """The ``images`` row of one input of the export, its bytes checked against its hash and by the upload guard."""
+    where = f"{zip_path}: input {str(sha)[:12]}…"
+    _expect(info, dict, where)
+    data = _member(archive, zip_path, _expect(info.get("file"), str, f"{where} file"), f"input image {sha}")
+    if images.sha256_hex(data) != sha:
+        raise GalleryError(f"{where} is damaged: its bytes don't match its SHA-256")
+    kind = info.get("origin_kind")
+    if kind not in ORIGIN_KINDS:
+        raise GalleryError(f"{where} has an unknown origin kind {kind!r}")
+    width, height = _checked(values.checked_size, data, f"{where} ({info.get('origin')})")
+    origin = str(info.get("origin", ""))
+    return {"sha256": sha, "origin_kind": kind, "origin": origin, "width": width, "height": height, "data": data}
+
+
+def _imported_run(
+    archive: zipfile.ZipFile, zip_path: Path, index: int, entry: Any, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    """One run of the export, checked: its ``runs`` row, settings, style hashes, blend and ``results`` row (or None)."""
+    _expect(entry, dict, f"{zip_path}: run #{index + 1}")
+    old_id = _expect(entry.get("id"), int, f"{zip_path}: run #{index + 1} id")
+    where = f"{zip_path}: run {old_id}"
+    try:
+        settings = values.checked_settings(_expect(entry.get("settings"), dict, f"{where} settings"))
+    except SettingsError as error:
+        raise GalleryError(f"{where} has invalid settings: {error}") from None
+    status = entry.get("status")
+    if status not in RUN_STATUSES:
+        raise GalleryError(f"{where} has an unknown status {status!r}")
+    error_text = str(entry.get("error") or "")
+    if status in ACTIVE_STATUSES:  # it isn't running here, and never will be
+        status, error_text = FAILED, f"interrupted: it was {status} when it was exported"
+    content = _expect(entry.get("content"), dict, f"{where} content")
+    styles = _expect(entry.get("styles"), list, f"{where} styles")
+    shas = [_expect(content.get("sha256"), str, f"{where} content")] + [
+        _expect(_expect(s, dict, f"{where} style").get("sha256"), str, f"{where} style") for s in styles
+    ]
+    if not styles or any(sha not in inputs for sha in shas):
+        raise GalleryError(f"{where} refers to input images that are not in the export")
+    try:
+        created = datetime.fromisoformat(_expect(entry.get("created"), str, f"{where} created"))
+        finished = entry.get("finished")
+        finished = datetime.fromisoformat(finished).isoformat() if finished else None
+    except ValueError:
+        raise GalleryError(f"{where} has an invalid time") from None
+
+    def losses(name: str) -> dict[str, float | None]:
+        return values.float_dict(_expect(entry.get(name) or {}, dict, f"{where} {name}"), where)
+
+    def number(name: str) -> float | None:
+        return _expect(entry.get(name), (int, float), f"{where} {name}", allow_none=True)
+
+    final_losses = losses("final_losses")
+    row = {
+        "created": created.astimezone(UTC).isoformat(timespec="microseconds"),
+        "status": status,
+        "error": error_text,
+        "title": str(entry.get("title") or ""),
+        "tags": values.tags_json(_expect(entry.get("tags") or [], list, f"{where} tags")),
+        "favorite": 1 if entry.get("favorite") else 0,
+        "group_id": _expect(entry.get("group_id"), str, f"{where} group_id", allow_none=True),
+        "content_sha": shas[0],
+        "weights_source": str(entry.get("weights_source") or ""),
+        "device": str(entry.get("device") or ""),
+        "compile_s": number("compile_s"),
+        "run_s": number("run_s"),
+        "initial_losses": json.dumps(losses("initial_losses")),
+        "final_losses": json.dumps(final_losses),
+        "final_loss": final_losses.get(values.TOTAL_LOSS),
+        "loss_history": json.dumps(values.history(_expect(entry.get("loss_history") or [], list, where))),
+        "step": _expect(entry.get("step") or 0, int, f"{where} step"),
+        "total_steps": _expect(entry.get("total_steps"), int, f"{where} total_steps", allow_none=True),
+        "finished": finished,
+    }
+    blend = [float(_expect(s.get("blend"), (int, float), f"{where} style blend")) for s in styles]
+    result = None
+    if entry.get("image") is not None:
+        image = _expect(entry["image"], str, f"{where} image")
+        png = _member(archive, zip_path, image, f"the result of run {old_id}")
+        thumbnail, width, height = _checked(values.checked_thumbnail, png, f"{where} result image")
+        result = {"png": png, "thumbnail": thumbnail, "width": width, "height": height}
+    return {"row": row, "settings": settings, "style_shas": shas[1:], "blend": blend, "result": result}
+
+
+def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read and check a gallery zip completely: its runs (see :func:`_imported_run`) and its ``images`` rows."""
     try:
         archive = zipfile.ZipFile(zip_path)
     except FileNotFoundError:
@@ -155,106 +248,12 @@ def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, A
     except (zipfile.BadZipFile, OSError) as error:
         raise GalleryError(f"{zip_path} is not a jaxstyle gallery export (not a zip file: {error})") from None
     with archive:
-
-        def member(name: str, what: str) -> bytes:
-            try:
-                return archive.read(name)
-            except KeyError:
-                raise GalleryError(f"{zip_path} is incomplete: {what} ({name}) is missing") from None
-            except (zipfile.BadZipFile, OSError, ValueError) as error:
-                raise GalleryError(f"{zip_path} is damaged: cannot read {name} ({error})") from None
-
-        try:
-            manifest = json.loads(member("manifest.json", "the manifest"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise GalleryError(f"{zip_path}: manifest.json is not valid JSON ({error})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
-            raise GalleryError(f"{zip_path} is not a jaxstyle gallery export (no {EXPORT_FORMAT} manifest)")
-        if manifest.get("version") != EXPORT_VERSION:
-            raise GalleryError(
-                f"{zip_path} is export version {manifest.get('version')!r}; this jaxstyle reads {EXPORT_VERSION}"
-            )
+        manifest = _manifest(archive, zip_path)
         inputs = _expect(manifest.get("inputs"), dict, f"{zip_path}: inputs")
         entries = _expect(manifest.get("runs"), list, f"{zip_path}: runs")
-
-        input_rows = []
-        for sha, info in inputs.items():
-            where = f"{zip_path}: input {str(sha)[:12]}…"
-            _expect(info, dict, where)
-            data = member(_expect(info.get("file"), str, f"{where} file"), f"input image {sha}")
-            if images.sha256_hex(data) != sha:
-                raise GalleryError(f"{where} is damaged: its bytes don't match its SHA-256")
-            kind = info.get("origin_kind")
-            if kind not in ORIGIN_KINDS:
-                raise GalleryError(f"{where} has an unknown origin kind {kind!r}")
-            width, height = _checked(checked_size, data, f"{where} ({info.get('origin')})")
-            origin = str(info.get("origin", ""))
-            input_rows.append(
-                {"sha256": sha, "origin_kind": kind, "origin": origin, "width": width, "height": height, "data": data}
-            )
-
-        runs, results = [], {}
-        for index, entry in enumerate(entries):
-            where = f"{zip_path}: run #{index + 1}"
-            _expect(entry, dict, where)
-            old_id = _expect(entry.get("id"), int, f"{where} id")
-            where = f"{zip_path}: run {old_id}"
-            try:
-                settings = checked_settings(_expect(entry.get("settings"), dict, f"{where} settings"))
-            except SettingsError as error:
-                raise GalleryError(f"{where} has invalid settings: {error}") from None
-            status = entry.get("status")
-            if status not in RUN_STATUSES:
-                raise GalleryError(f"{where} has an unknown status {status!r}")
-            error_text = str(entry.get("error") or "")
-            if status in ACTIVE_STATUSES:  # it isn't running here, and never will be
-                status, error_text = FAILED, f"interrupted: it was {status} when it was exported"
-            content = _expect(entry.get("content"), dict, f"{where} content")
-            styles = _expect(entry.get("styles"), list, f"{where} styles")
-            shas = [_expect(content.get("sha256"), str, f"{where} content")] + [
-                _expect(_expect(s, dict, f"{where} style").get("sha256"), str, f"{where} style") for s in styles
-            ]
-            missing = [sha for sha in shas if sha not in inputs]
-            if missing or not styles:
-                raise GalleryError(f"{where} refers to input images that are not in the export")
-            try:
-                created = datetime.fromisoformat(_expect(entry.get("created"), str, f"{where} created"))
-                finished = entry.get("finished")
-                finished = datetime.fromisoformat(finished).isoformat() if finished else None
-            except ValueError:
-                raise GalleryError(f"{where} has an invalid time") from None
-            final_losses = float_dict(_expect(entry.get("final_losses") or {}, dict, f"{where} final_losses"), where)
-            row = {
-                "created": created.astimezone(UTC).isoformat(timespec="microseconds"),
-                "status": status,
-                "error": error_text,
-                "title": str(entry.get("title") or ""),
-                "tags": tags_json(_expect(entry.get("tags") or [], list, f"{where} tags")),
-                "favorite": 1 if entry.get("favorite") else 0,
-                "group_id": _expect(entry.get("group_id"), str, f"{where} group_id", allow_none=True),
-                "content_sha": shas[0],
-                "weights_source": str(entry.get("weights_source") or ""),
-                "device": str(entry.get("device") or ""),
-                "compile_s": _expect(entry.get("compile_s"), (int, float), f"{where} compile_s", allow_none=True),
-                "run_s": _expect(entry.get("run_s"), (int, float), f"{where} run_s", allow_none=True),
-                "initial_losses": json.dumps(
-                    float_dict(_expect(entry.get("initial_losses") or {}, dict, f"{where} initial_losses"), where)
-                ),
-                "final_losses": json.dumps(final_losses),
-                "final_loss": final_losses.get(TOTAL_LOSS),
-                "loss_history": json.dumps(history(_expect(entry.get("loss_history") or [], list, where))),
-                "step": _expect(entry.get("step") or 0, int, f"{where} step"),
-                "total_steps": _expect(entry.get("total_steps"), int, f"{where} total_steps", allow_none=True),
-                "finished": finished,
-            }
-            blend = [float(_expect(s.get("blend"), (int, float), f"{where} style blend")) for s in styles]
-            runs.append({"row": row, "settings": settings, "style_shas": shas[1:], "blend": blend})
-            image = entry.get("image")
-            if image is not None:
-                png = member(_expect(image, str, f"{where} image"), f"the result of run {old_id}")
-                thumbnail, width, height = _checked(checked_thumbnail, png, f"{where} result image")
-                results[len(runs) - 1] = {"png": png, "thumbnail": thumbnail, "width": width, "height": height}
-    return runs, input_rows, results
+        input_rows = [_input_row(archive, zip_path, sha, info) for sha, info in inputs.items()]
+        runs = [_imported_run(archive, zip_path, index, entry, inputs) for index, entry in enumerate(entries)]
+    return runs, input_rows
 
 
 @guarded
@@ -272,14 +271,14 @@ def import_gallery(db: sqlite_utils.Database, zip_path: str | os.PathLike) -> li
         GalleryError: the file is not a valid export (nothing is imported).
     """
     zip_path = Path(zip_path)
-    runs, input_rows, results = _read_export(zip_path)
+    runs, input_rows = _read_export(zip_path)
     new_ids = []
     with transaction(db):
         for row in input_rows:
             insert_image(db, row)
-        for index, run in enumerate(runs):
+        for run in runs:
             run_id = insert_run(db, run["row"], run["settings"], run["style_shas"], run["blend"])
-            if index in results:
-                db["results"].insert({"run_id": run_id, **results[index]})
+            if run["result"] is not None:
+                db["results"].insert({"run_id": run_id, **run["result"]})
             new_ids.append(run_id)
     return new_ids

@@ -35,6 +35,20 @@ ORDERS = {
 # --- One run
 
 
+def _common_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a Run and a RunSummary both read from a ``runs`` row."""
+    return {
+        "id": row["id"],
+        "created": datetime.fromisoformat(row["created"]),
+        "status": row["status"],
+        "error": row["error"] or "",
+        "title": row["title"] or "",
+        "tags": tuple(json.loads(row["tags"] or "[]")),
+        "favorite": bool(row["favorite"]),
+        "group_id": row["group_id"],
+    }
+
+
 def _run_from_row(db: sqlite_utils.Database, row: Mapping[str, Any]) -> Run:
     content = db["images"].get(row["content_sha"])
     styles = db.query(
@@ -43,14 +57,7 @@ def _run_from_row(db: sqlite_utils.Database, row: Mapping[str, Any]) -> Run:
         [row["id"]],
     )
     return Run(
-        id=row["id"],
-        created=datetime.fromisoformat(row["created"]),
-        status=row["status"],
-        error=row["error"] or "",
-        title=row["title"] or "",
-        tags=tuple(json.loads(row["tags"] or "[]")),
-        favorite=bool(row["favorite"]),
-        group_id=row["group_id"],
+        **_common_fields(row),
         settings=json.loads(row["settings"]),
         weights_source=row["weights_source"] or "",
         device=row["device"] or "",
@@ -234,14 +241,7 @@ def _order_sql(order: str) -> str:
 
 def _summary(row: Mapping[str, Any]) -> RunSummary:
     return RunSummary(
-        id=row["id"],
-        created=datetime.fromisoformat(row["created"]),
-        status=row["status"],
-        error=row["error"] or "",
-        title=row["title"] or "",
-        tags=tuple(json.loads(row["tags"] or "[]")),
-        favorite=bool(row["favorite"]),
-        group_id=row["group_id"],
+        **_common_fields(row),
         size_px=row["size_px"],
         iterations=row["iterations"],
         content_weight=row["content_weight"],

@@ -1,7 +1,7 @@
 """The gallery file's schema: its migration steps, its version, and the checks made before writing to a file.
 
 A new column is one more migration step here (never an edit of an old one: files made by older
-versions are upgraded in place, step by step), plus, if it is a setting to filter or sort by,
+versions are upgraded in place, step by step), plus, if it is a setting to sort by,
 its name in :data:`SETTING_COLUMNS`.
 """
 
