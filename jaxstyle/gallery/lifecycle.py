@@ -217,7 +217,7 @@ def record_progress(
             db, run_id, ACTIVE_STATUSES, values, {"loss_history": "json_insert(loss_history, '$[#]', json(?))"}
         )
         if changed and preview_png is not None:
-            db["previews"].upsert({"run_id": int(run_id), "png": bytes(preview_png), "step": int(step)}, pk="run_id")
+            db["previews"].insert({"run_id": int(run_id), "png": bytes(preview_png), "step": int(step)}, replace=True)
         return changed
 
 
@@ -262,7 +262,10 @@ def finish_run(
     with transaction(db):
         row = require_run(db, run_id)
         result = {"run_id": int(run_id), "png": image_png, "thumbnail": thumbnail, "width": width, "height": height}
-        db["results"].upsert(result, pk="run_id")
+        # INSERT OR REPLACE, not sqlite-utils' upsert: that one probes the file with a scratch table,
+        # and when the probe fails (a full disk) falls back to INSERT OR IGNORE, which skips a row
+        # with NOT NULL columns without a word.
+        db["results"].insert(result, replace=True)
         steps = row["total_steps"] if row["total_steps"] is not None else row["step"]
         update_run(db, run_id, {**values, "step": steps})
         db["previews"].delete_where("run_id = ?", [int(run_id)])
