@@ -9,6 +9,7 @@ later one (a cancelled run is not started, a finished run is not failed) is one 
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,7 +33,7 @@ from jaxstyle.gallery.values import (
 from jaxstyle.runs import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, QUEUED, RUN_STATUSES, RUNNING
 from jaxstyle.settings import TransferSettings
 
-ORIGIN_KINDS = ("upload", "file", "url", "catalog")
+ORIGIN_KINDS: tuple[str, ...] = typing.get_args(images.OriginKind)  # "upload", "file", "url", "catalog"
 _NOT_DONE = tuple(status for status in RUN_STATUSES if status != DONE)
 
 
@@ -79,7 +80,10 @@ def insert_run(
     settings_dict = settings.to_dict()
     row = {**row, "settings": json.dumps(settings_dict), **{c: settings_dict.get(c) for c in SETTING_COLUMNS}}
     wanted = {row["content_sha"], *style_shas}
-    present = {r["sha256"] for r in db["images"].rows_where(f"sha256 IN ({placeholders(wanted)})", list(wanted))}
+    present = {
+        r["sha256"]
+        for r in db["images"].rows_where(f"sha256 IN ({placeholders(wanted)})", list(wanted), select="sha256")
+    }
     missing = sorted(wanted - present)
     if missing:
         raise GalleryError(f"input image {missing[0][:12]}… is not in the gallery {label(db)}; store it first")
