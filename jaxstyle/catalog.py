@@ -7,8 +7,8 @@ downloaded once, checked, downscaled and cached.
 Downloads go through :func:`jaxstyle.fetch.fetch_bytes` rather than pooch: pooch's downloader is
 a plain ``requests.get`` with neither a byte cap, a total time limit nor a check of the address,
 and it wants a known hash, while we store a re-encoded, downscaled copy (so there is no stable
-hash of the original to pin). Pooch's one other gift, writing through a temporary file, is the
-few lines in :func:`_write_atomically`.
+hash of the original to pin). Pooch's one other gift, writing through a temporary file, is
+:func:`jaxstyle.files.atomic_write`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from jaxstyle import fetch, images, paths
+from jaxstyle import fetch, files, images, paths
 from jaxstyle.errors import CatalogError, FetchError, ImageError
 
 CATALOG_PATH = paths.PROJECT_ROOT / "styles" / "catalog.json"
@@ -203,24 +201,7 @@ def download_style(
         image = images.fit_long_side(image, CACHED_LONG_SIDE_PX)
     destination = _cache_path(style.id)
     try:
-        _write_atomically(destination, lambda file: image.save(file, format="JPEG", quality=92))
+        files.atomic_write(destination, lambda file: image.save(file, format="JPEG", quality=92))
     except OSError as exc:
         raise CatalogError(f"style {style.id!r}: cannot write the cache file {destination} ({exc})") from None
     return destination
-
-
-def _write_atomically(destination: Path, write: Callable[[object], None]) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temp_path: Path | None = None
-    try:
-        # The temporary file sits in the same folder so os.replace is an atomic rename.
-        with tempfile.NamedTemporaryFile(
-            dir=destination.parent, prefix=f".{destination.name}.", suffix=".part", delete=False
-        ) as handle:
-            temp_path = Path(handle.name)
-            write(handle)
-        os.replace(temp_path, destination)
-    except BaseException:
-        if temp_path is not None:
-            temp_path.unlink(missing_ok=True)
-        raise

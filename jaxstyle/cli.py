@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import types
 import typing
@@ -137,7 +136,7 @@ def _progress_bar(total: int, quiet: bool):
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from jaxstyle import images, transfer, weights
+    from jaxstyle import files, images, transfer, weights
 
     settings = settings_from_args(args)
     if args.style_blend is not None and len(args.style_blend) != len(args.style):
@@ -183,10 +182,7 @@ def _generate(args: argparse.Namespace) -> int:
             recorder.fail(error)
         raise
     bar.close()
-    png = images.png_bytes(result.image)
-    tmp = args.out.with_name(args.out.name + ".part")
-    tmp.write_bytes(png)
-    os.replace(tmp, args.out)
+    files.atomic_write(args.out, images.png_bytes(result.image))
     run_id = recorder.finish(result) if recorder is not None else None
     if args.json:
         print(json.dumps(summary(result, out=str(args.out), run_id=run_id)))

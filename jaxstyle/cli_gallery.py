@@ -15,10 +15,10 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from jaxstyle import gallery
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.runs import RUN_STATUSES
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -42,9 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     commands.required = True
 
     listing = commands.add_parser("list", help="list runs, newest first")
-    listing.add_argument(
-        "--status", action="append", choices=gallery.RUN_STATUSES, help="only this status (repeatable)"
-    )
+    listing.add_argument("--status", action="append", choices=RUN_STATUSES, help="only this status (repeatable)")
     listing.add_argument("--style", help="only runs using this style (catalog id, file name, URL or sha256)")
     listing.add_argument("--content", help="only runs using this content image (file name, URL or sha256)")
     listing.add_argument("--tag", help="only runs with this tag")
@@ -96,19 +94,19 @@ def _number(value: float | None) -> str:
 
 
 def _list(db, args: argparse.Namespace) -> int:
-    filters: dict[str, Any] = {
-        "style": args.style,
-        "content": args.content,
-        "tag": args.tag,
-        "favorite": True if args.favorites else None,
-        "status": args.status,
-        "since": args.since,
-        "until": args.until,
-        "text": args.text,
-        "group_id": args.group,
-    }
-    runs = gallery.list_runs(db, **filters, order=args.order, limit=args.limit, offset=args.offset)
-    total = gallery.count_runs(db, **filters)
+    run_filter = gallery.RunFilter(
+        style=args.style,
+        content=args.content,
+        tag=args.tag,
+        favorite=True if args.favorites else None,
+        status=args.status,
+        since=args.since,
+        until=args.until,
+        text=args.text,
+        group_id=args.group,
+    )
+    runs = gallery.list_runs(db, run_filter, order=args.order, limit=args.limit, offset=args.offset)
+    total = gallery.count_runs(db, run_filter)
     if args.json:
         print(json.dumps({"total": total, "runs": [summary.to_dict() for summary in runs]}, indent=2))
         return EXIT_OK

@@ -26,18 +26,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jaxstyle import gallery, images, transfer
+from jaxstyle import images, transfer
 from jaxstyle.errors import Cancelled, JaxstyleError, SettingsError
 from jaxstyle.recorder import GalleryRecorder
+from jaxstyle.runs import CANCELLED, DONE, FAILED, FINISHED_STATUSES, QUEUED, RUNNING
 from jaxstyle.settings import TransferSettings
 
 if TYPE_CHECKING:
     from jaxstyle.weights import Weights
 
 log = logging.getLogger(__name__)
-
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-FINISHED = (DONE, FAILED, CANCELLED)
 
 DEFAULT_WORKERS = 1  # one run already keeps every CPU core busy
 DEFAULT_MAX_QUEUED = 16
@@ -55,11 +53,11 @@ class Progress:
 
     Attributes:
         run_id: the gallery's id of the run.
-        status: "queued", "running", "done", "failed" or "cancelled".
+        status: one of :data:`jaxstyle.runs.RUN_STATUSES`.
         step: optimizer steps done so far, over all scales (1-based once running).
         total_steps: steps the whole run takes.
         size_px: the long side of the current scale.
-        losses: the latest weighted losses {"total", "content", "style", "tv"}.
+        losses: the latest weighted losses, by :data:`jaxstyle.runs.LOSS_NAMES`.
         elapsed_s: seconds since the run started optimizing (compilation included).
         its_per_s: recent optimizer steps per second.
         preview_png: the latest preview of the image, PNG bytes, if one was made.
@@ -86,7 +84,7 @@ class Progress:
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED
+        return self.status in FINISHED_STATUSES
 
 
 @dataclasses.dataclass
@@ -211,14 +209,9 @@ class JobRunner:
             QueueFullError: ``max_queued`` runs are already waiting.
             SettingsError: no style image, or a blend that doesn't match the styles.
         """
-        if not styles:
-            raise SettingsError("a run needs at least one style image")
         if style_blend is not None:
             settings = settings.replace(style_blend=tuple(style_blend))
-        if settings.style_blend is not None and len(settings.style_blend) != len(styles):
-            raise SettingsError(
-                f"style_blend needs one weight per style image ({len(styles)}), got {len(settings.style_blend)}"
-            )
+        settings.blend_for(len(styles))  # refused before it takes a place in the queue
         job = _Job(0, settings, content.image, [style.image for style in styles])
         with self._cond:
             if self._closing:
@@ -229,26 +222,18 @@ class JobRunner:
                     "wait for some to finish or cancel one"
                 )
             # Written while holding the lock so that two submits can't both take the last slot;
-            # these are a few small inserts.
-            with gallery.connect(self.gallery_path) as db:
-                content_sha = gallery.store_image(
-                    db, content.data, origin_kind=content.origin_kind, origin=content.origin
-                )
-                style_shas = [
-                    gallery.store_image(db, style.data, origin_kind=style.origin_kind, origin=style.origin)
-                    for style in styles
-                ]
-                job.run_id = gallery.add_run(
-                    db,
-                    settings.to_dict(),
-                    content_sha=content_sha,
-                    style_shas=style_shas,
-                    style_blend=list(settings.style_blend) if settings.style_blend is not None else None,
-                    title=title,
-                    tags=tuple(tags),
-                    group_id=group_id,
-                    status=QUEUED,
-                )
+            # these are a few small inserts (and a check of each input image).
+            recorder = GalleryRecorder.create(
+                self.gallery_path,
+                settings,
+                content,
+                styles,
+                title=title,
+                tags=tuple(tags),
+                group_id=group_id,
+                start=False,
+            )
+            job.run_id = recorder.run_id
             self._pending.append(job)
             self._progress[job.run_id] = Progress(job.run_id, QUEUED, total_steps=settings.total_iterations())
             self._cond.notify()

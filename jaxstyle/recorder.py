@@ -36,14 +36,25 @@ class GalleryRecorder:
         content: images.LoadedImage,
         styles: Sequence[images.LoadedImage],
         *,
-        weights: Weights,
-        device: str,
+        weights: Weights | None = None,
+        device: str = "",
         title: str | None = None,
         tags: Sequence[str] = (),
         group_id: str | None = None,
         start: bool = True,
     ) -> GalleryRecorder:
-        """Store the inputs and add the run (running if ``start``, else queued)."""
+        """Store the inputs and add the run: running if ``start`` (it runs now, as in the CLI), else
+        queued (a job runner starts it when a worker is free). This is the one place a run is submitted.
+
+        Args:
+            weights, device: what it runs with, when already known (a queued run records them
+                when it finishes).
+
+        Raises:
+            SettingsError: no style image, or a ``style_blend`` that doesn't fit the styles (nothing is stored).
+            ImageError, GalleryError: an input the gallery refuses, or a gallery that can't be written.
+        """
+        settings.blend_for(len(styles))  # refused before any input is stored
         with gallery.connect(path) as db:
             content_sha = gallery.store_image(db, content.data, origin_kind=content.origin_kind, origin=content.origin)
             style_shas = [gallery.store_image(db, s.data, origin_kind=s.origin_kind, origin=s.origin) for s in styles]
@@ -52,11 +63,10 @@ class GalleryRecorder:
                 settings.to_dict(),
                 content_sha=content_sha,
                 style_shas=style_shas,
-                style_blend=settings.style_blend,
                 title=title,
                 tags=tags,
                 group_id=group_id,
-                weights_source=weights.source,
+                weights_source=weights.source if weights is not None else "",
                 device=device,
             )
             if start:

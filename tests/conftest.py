@@ -83,3 +83,36 @@ def small_content(shared_data):
 def small_style(shared_data):
     """The Starry Night, 64 px on its long side."""
     return _small(shared_data / "styles" / "starry_night.jpg", 64)
+
+
+@pytest.fixture(scope="session")
+def photos(shared_data: Path) -> dict[str, bytes]:
+    """Small real JPEGs (re-encoded at 64 px) of every content and style image, by file stem."""
+    import io
+
+    from PIL import Image
+
+    out = {}
+    for path in sorted((shared_data / "content").glob("*.jpg")) + sorted((shared_data / "styles").glob("*.jpg")):
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((64, 64))
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=85)
+            out[path.stem] = buffer.getvalue()
+    return out
+
+
+@pytest.fixture(scope="session")
+def huge_png() -> bytes:
+    """A 10,000 x 10,000 px 1-bit PNG: 100 megapixels in a few kB, over the upload guard's limit."""
+    import io
+
+    from PIL import Image
+
+    from jaxstyle import images
+
+    buffer = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(buffer, format="PNG")
+    assert len(buffer.getvalue()) < 200_000 and images.MAX_INPUT_PIXELS < 10_000 * 10_000
+    return buffer.getvalue()

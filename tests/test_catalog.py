@@ -176,21 +176,3 @@ def test_a_failed_download_of_a_catalog_style_names_the_id(server, tmp_path, mon
     with pytest.raises(CatalogError, match=r"'sudden_shower'.*download failed.*refused.*can't be had offline"):
         catalog.style_image_path("sudden_shower")
     assert files_in_cache() == []
-
-
-def test_an_interrupted_write_leaves_neither_file_nor_temporary(tmp_path):
-    destination = tmp_path / "styles" / "x.jpg"
-
-    def write_then_fail(file):
-        file.write(b"half a jpeg")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        catalog._write_atomically(destination, write_then_fail)
-    assert list(destination.parent.iterdir()) == []
-    # And an existing good file is not clobbered by a failed rewrite.
-    destination.write_bytes(b"good")
-    with pytest.raises(KeyboardInterrupt):
-        catalog._write_atomically(destination, write_then_fail)
-    assert destination.read_bytes() == b"good"
-    assert [path.name for path in destination.parent.iterdir()] == ["x.jpg"]

@@ -130,7 +130,7 @@ def test_a_full_queue_refuses_clearly_and_stores_nothing(gallery_path, fallback_
 
 
 def test_a_blend_that_does_not_match_the_styles_is_refused(runner, content_path, style_path):
-    with pytest.raises(SettingsError, match="one weight per style"):
+    with pytest.raises(SettingsError, match=r"style_blend has 2 weights for 1 style image"):
         runner.submit(TINY, load(content_path), [load(style_path)], style_blend=[0.5, 0.5])
     with pytest.raises(SettingsError, match="at least one style"):
         runner.submit(TINY, load(content_path), [])

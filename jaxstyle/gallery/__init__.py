@@ -1,0 +1,131 @@
+"""The gallery: every run, its settings, inputs, losses and result image, in one SQLite file.
+
+People come back to the gallery to find what they made and to learn which settings give which
+look, so it keeps every setting, the input images (each stored once, by SHA-256), the loss
+history and the result. It lives in ``gallery.db`` at the project root unless
+``JAXSTYLE_GALLERY`` (or a ``path``) says otherwise (see :func:`jaxstyle.paths.default_gallery_path`).
+
+Open one connection per operation or per thread, never share one across threads::
+
+    with gallery.connect(path) as db:
+        run_id = gallery.add_run(db, settings.to_dict(), content_sha=c, style_shas=[s])
+
+Public API (``db`` is what :func:`connect` returns), by module:
+
+- ``connection``: ``connect(path=None, *, timeout_s=10.0) -> GalleryDatabase``: open (creating,
+  migrating, WAL, foreign keys, busy timeout) and mark runs of dead processes failed.
+- ``lifecycle``: ``store_image(db, data, *, origin_kind, origin) -> sha256`` (a content/style input,
+  stored once); ``add_run(db, settings, *, content_sha, style_shas, style_blend=None, title=None,
+  tags=(), group_id=None, status="queued", weights_source="", device="") -> int``;
+  ``start_run(db, run_id, *, total_steps=None) -> bool``; ``record_progress(db, run_id, *, step,
+  total_steps, losses, preview_png=None) -> bool``; ``finish_run(db, run_id, *, image_png,
+  initial_losses, final_losses, loss_history, compile_s, run_s, device, weights_source)``;
+  ``fail_run(db, run_id, error, *, cancelled=False) -> bool``.
+- ``queries``: ``get_run(db, run_id) -> Run``; ``run_image``/``run_thumbnail``/``run_preview(db,
+  run_id) -> bytes | None``; ``thumbnails(db, run_ids) -> dict[int, bytes]``; ``input_image(db,
+  sha256) -> bytes``; ``list_runs(db, run_filter=None, *, order, limit, offset, **criteria) ->
+  list[RunSummary]`` and ``count_runs(db, run_filter=None, **criteria) -> int``, where a
+  :class:`RunFilter` (style, content, tag, favorite, status, since, until, text, group_id) says
+  which runs and ``criteria`` are its fields as keywords; ``list_inputs(db, kind) ->
+  list[ImageInfo]``; ``compare_runs(db, run_ids) -> Comparison``; ``rerun_settings(db, run_id) -> dict``.
+- ``edits``: ``set_title``, ``set_tags``, ``set_favorite``; ``delete_run(db, run_id, *, force=False)``.
+- ``archive``: ``export_run(db, run_id, dest_dir) -> (png_path | None, json_path)``;
+  ``export_gallery(db, zip_path, *, run_ids=None) -> int``; ``import_gallery(db, zip_path) -> list[int]``.
+- ``recovery``: ``recover_stale_runs(db, *, stale_after_s=STALE_AFTER_S) -> list[int]``;
+  ``schema``: ``schema_version(db) -> int``, ``SCHEMA_VERSION``, ``MIGRATIONS``.
+- ``records``: ``Run``, ``RunSummary``, ``ImageInfo``, ``Comparison``. ``RUN_STATUSES`` and
+  ``ACTIVE_STATUSES`` are :mod:`jaxstyle.runs`'; errors: :class:`~jaxstyle.errors.GalleryError`
+  and its subclass :class:`RunNotFound`.
+
+Reliability: the file is in WAL mode (synchronous=NORMAL) with a busy timeout, every change is one
+``BEGIN IMMEDIATE`` transaction (:func:`jaxstyle.gallery.database.transaction`), and a result image
+is written in the same transaction that marks its run done, so a crash leaves either a finished
+run or an unfinished one, never half of one. Each queued/running run records its owner (pid,
+host) and a heartbeat; :func:`connect` marks failed the runs whose owner process is gone (same
+host) or whose heartbeat is older than :data:`STALE_AFTER_S`. A file that is not a gallery, is
+locked too long, or can't be written raises :class:`~jaxstyle.errors.GalleryError` naming the
+file, and the file is left as it was. Every image that enters the gallery (inputs, results,
+imported ones included) passes the same checks as an upload (:func:`jaxstyle.images.open_image`).
+"""
+
+from jaxstyle.gallery.archive import EXPORT_FORMAT, EXPORT_VERSION, export_gallery, export_run, import_gallery
+from jaxstyle.gallery.connection import connect
+from jaxstyle.gallery.database import GalleryDatabase, RunNotFound
+from jaxstyle.gallery.edits import delete_run, set_favorite, set_tags, set_title
+from jaxstyle.gallery.lifecycle import (
+    ORIGIN_KINDS,
+    add_run,
+    fail_run,
+    finish_run,
+    record_progress,
+    start_run,
+    store_image,
+)
+from jaxstyle.gallery.queries import (
+    ORDERS,
+    RunFilter,
+    compare_runs,
+    count_runs,
+    get_run,
+    input_image,
+    list_inputs,
+    list_runs,
+    rerun_settings,
+    run_image,
+    run_preview,
+    run_thumbnail,
+    thumbnails,
+)
+from jaxstyle.gallery.records import Comparison, ImageInfo, Run, RunSummary
+from jaxstyle.gallery.recovery import STALE_AFTER_S, recover_stale_runs
+from jaxstyle.gallery.schema import MIGRATIONS, SCHEMA_VERSION, SETTING_COLUMNS, schema_version
+from jaxstyle.gallery.values import THUMBNAIL_PX
+from jaxstyle.runs import ACTIVE_STATUSES, RUN_STATUSES
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
+    "MIGRATIONS",
+    "ORDERS",
+    "ORIGIN_KINDS",
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "SETTING_COLUMNS",
+    "STALE_AFTER_S",
+    "THUMBNAIL_PX",
+    "Comparison",
+    "GalleryDatabase",
+    "ImageInfo",
+    "Run",
+    "RunFilter",
+    "RunNotFound",
+    "RunSummary",
+    "add_run",
+    "compare_runs",
+    "connect",
+    "count_runs",
+    "delete_run",
+    "export_gallery",
+    "export_run",
+    "fail_run",
+    "finish_run",
+    "get_run",
+    "import_gallery",
+    "input_image",
+    "list_inputs",
+    "list_runs",
+    "record_progress",
+    "recover_stale_runs",
+    "rerun_settings",
+    "run_image",
+    "run_preview",
+    "run_thumbnail",
+    "schema_version",
+    "set_favorite",
+    "set_tags",
+    "set_title",
+    "start_run",
+    "store_image",
+    "thumbnails",
+]

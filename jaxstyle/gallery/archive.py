@@ -1,0 +1,284 @@
+"""The gallery as files: one run as PNG + JSON, and the whole gallery as a zip that imports back.
+
+An import is read and checked completely (the manifest, every setting, every image hash, and every
+image through the same guard as an upload) before one transaction writes it: all or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from jaxstyle import files, images
+from jaxstyle.errors import GalleryError, ImageError, SettingsError
+from jaxstyle.gallery import values
+from jaxstyle.gallery.database import guarded, transaction
+from jaxstyle.gallery.lifecycle import ORIGIN_KINDS, insert_image, insert_run
+from jaxstyle.gallery.queries import get_run, input_image, run_image
+from jaxstyle.gallery.schema import SCHEMA_VERSION
+from jaxstyle.runs import ACTIVE_STATUSES, FAILED, RUN_STATUSES
+
+EXPORT_FORMAT = "jaxstyle-gallery"
+EXPORT_VERSION = 1
+
+T = TypeVar("T")
+
+
+@guarded
+def export_run(db: sqlite_utils.Database, run_id: int, dest_dir: str | os.PathLike) -> tuple[Path | None, Path]:
+    """Write ``run-<id>.png`` (if the run has a result) and ``run-<id>.json`` (settings and all) into ``dest_dir``.
+
+    Returns:
+        (png path or None, json path).
+    """
+    run = get_run(db, run_id)
+    dest = Path(dest_dir)
+    png = run_image(db, run_id)
+    try:
+        png_path = None
+        if png is not None:
+            png_path = dest / f"run-{run.id}.png"
+            files.atomic_write(png_path, png)
+        json_path = dest / f"run-{run.id}.json"
+        document = {"format": "jaxstyle-run", "version": EXPORT_VERSION, **run.to_dict()}
+        files.atomic_write(json_path, json.dumps(document, indent=2).encode())
+    except OSError as error:
+        raise GalleryError(f"cannot export run {run_id} to {dest}: {error.strerror or error}") from None
+    return png_path, json_path
+
+
+def _extension(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "png"
+    if data.startswith(b"\xff\xd8"):
+        return "jpg"
+    return "bin"
+
+
+@guarded
+def export_gallery(
+    db: sqlite_utils.Database, zip_path: str | os.PathLike, *, run_ids: Sequence[int] | None = None
+) -> int:
+    """Write the gallery (or the given runs) to a zip that :func:`import_gallery` reads back.
+
+    The zip holds ``manifest.json`` (every run's fields and its inputs' origins), ``inputs/<sha256>.<ext>``
+    and ``results/<run id>.png``. An existing file at ``zip_path`` is replaced only once the new one is complete.
+
+    Returns:
+        The number of runs exported.
+    """
+    zip_path = Path(zip_path)
+    if run_ids is None:
+        run_ids = [row["id"] for row in db["runs"].rows_where(select="id", order_by="id")]
+    runs = [get_run(db, run_id) for run_id in run_ids]
+    inputs: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for info in (run.content, *run.styles):
+            inputs.setdefault(info.sha256, {k: v for k, v in info.to_dict().items() if k != "blend"})
+
+    def write(file) -> None:
+        with zipfile.ZipFile(file, "w") as archive:
+            for sha, info in inputs.items():
+                data = input_image(db, sha)
+                info["file"] = f"inputs/{sha}.{_extension(data)}"
+                archive.writestr(info["file"], data)  # JPEG/PNG: already compressed, stored as is
+            entries = []
+            for run in runs:
+                entry = run.to_dict()
+                png = run_image(db, run.id)
+                entry["image"] = f"results/{run.id}.png" if png is not None else None
+                if png is not None:
+                    archive.writestr(entry["image"], png)
+                entries.append(entry)
+            manifest = {
+                "format": EXPORT_FORMAT,
+                "version": EXPORT_VERSION,
+                "schema_version": SCHEMA_VERSION,
+                "exported": values.now_iso(),
+                "inputs": inputs,
+                "runs": entries,
+            }
+            archive.writestr("manifest.json", json.dumps(manifest, indent=1), compress_type=zipfile.ZIP_DEFLATED)
+
+    try:
+        files.atomic_write(zip_path, write)
+    except OSError as error:
+        raise GalleryError(f"cannot write the export {zip_path}: {error.strerror or error}") from None
+    return len(runs)
+
+
+def _expect(value: Any, kinds: type | tuple[type, ...], where: str, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+        raise GalleryError(f"{where} has the wrong type (bool)")
+    if not isinstance(value, kinds):
+        raise GalleryError(f"{where} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _checked(check: Callable[[bytes, str], T], data: bytes, what: str) -> T:
+    """An image of the export through the upload guard; a refused one makes the whole export invalid."""
+    try:
+        return check(data, what)
+    except ImageError as error:  # its message starts with ``what``, which names the zip and the run
+        raise GalleryError(str(error)) from None
+
+
+def _member(archive: zipfile.ZipFile, zip_path: Path, name: str, what: str) -> bytes:
+    try:
+        return archive.read(name)
+    except KeyError:
+        raise GalleryError(f"{zip_path} is incomplete: {what} ({name}) is missing") from None
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise GalleryError(f"{zip_path} is damaged: cannot read {name} ({error})") from None
+
+
+def _manifest(archive: zipfile.ZipFile, zip_path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(_member(archive, zip_path, "manifest.json", "the manifest"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise GalleryError(f"{zip_path}: manifest.json is not valid JSON ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
+        raise GalleryError(f"{zip_path} is not a jaxstyle gallery export (no {EXPORT_FORMAT} manifest)")
+    if manifest.get("version") != EXPORT_VERSION:
+        raise GalleryError(
+            f"{zip_path} is export version {manifest.get('version')!r}; this jaxstyle reads {EXPORT_VERSION}"
+        )
+    return manifest
+
+
+def _input_row(archive: zipfile.ZipFile, zip_path: Path, sha: str, info: Any) -> dict[str, Any]:
+    """The ``images`` row of one input of the export, its bytes checked against its hash and by the upload guard."""
+    where = f"{zip_path}: input {str(sha)[:12]}…"
+    _expect(info, dict, where)
+    data = _member(archive, zip_path, _expect(info.get("file"), str, f"{where} file"), f"input image {sha}")
+    if images.sha256_hex(data) != sha:
+        raise GalleryError(f"{where} is damaged: its bytes don't match its SHA-256")
+    kind = info.get("origin_kind")
+    if kind not in ORIGIN_KINDS:
+        raise GalleryError(f"{where} has an unknown origin kind {kind!r}")
+    width, height = _checked(values.checked_size, data, f"{where} ({info.get('origin')})")
+    origin = str(info.get("origin", ""))
+    return {"sha256": sha, "origin_kind": kind, "origin": origin, "width": width, "height": height, "data": data}
+
+
+def _imported_run(
+    archive: zipfile.ZipFile, zip_path: Path, index: int, entry: Any, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    """One run of the export, checked: its ``runs`` row, settings, style hashes, blend and ``results`` row (or None)."""
+    _expect(entry, dict, f"{zip_path}: run #{index + 1}")
+    old_id = _expect(entry.get("id"), int, f"{zip_path}: run #{index + 1} id")
+    where = f"{zip_path}: run {old_id}"
+    try:
+        settings = values.checked_settings(_expect(entry.get("settings"), dict, f"{where} settings"))
+    except SettingsError as error:
+        raise GalleryError(f"{where} has invalid settings: {error}") from None
+    status = entry.get("status")
+    if status not in RUN_STATUSES:
+        raise GalleryError(f"{where} has an unknown status {status!r}")
+    error_text = str(entry.get("error") or "")
+    if status in ACTIVE_STATUSES:  # it isn't running here, and never will be
+        status, error_text = FAILED, f"interrupted: it was {status} when it was exported"
+    content = _expect(entry.get("content"), dict, f"{where} content")
+    styles = _expect(entry.get("styles"), list, f"{where} styles")
+    shas = [_expect(content.get("sha256"), str, f"{where} content")] + [
+        _expect(_expect(s, dict, f"{where} style").get("sha256"), str, f"{where} style") for s in styles
+    ]
+    if not styles or any(sha not in inputs for sha in shas):
+        raise GalleryError(f"{where} refers to input images that are not in the export")
+    try:
+        created = datetime.fromisoformat(_expect(entry.get("created"), str, f"{where} created"))
+        finished = entry.get("finished")
+        finished = datetime.fromisoformat(finished).isoformat() if finished else None
+    except ValueError:
+        raise GalleryError(f"{where} has an invalid time") from None
+
+    def losses(name: str) -> dict[str, float | None]:
+        return values.float_dict(_expect(entry.get(name) or {}, dict, f"{where} {name}"), where)
+
+    def number(name: str) -> float | None:
+        return _expect(entry.get(name), (int, float), f"{where} {name}", allow_none=True)
+
+    final_losses = losses("final_losses")
+    row = {
+        "created": created.astimezone(UTC).isoformat(timespec="microseconds"),
+        "status": status,
+        "error": error_text,
+        "title": str(entry.get("title") or ""),
+        "tags": values.tags_json(_expect(entry.get("tags") or [], list, f"{where} tags")),
+        "favorite": 1 if entry.get("favorite") else 0,
+        "group_id": _expect(entry.get("group_id"), str, f"{where} group_id", allow_none=True),
+        "content_sha": shas[0],
+        "weights_source": str(entry.get("weights_source") or ""),
+        "device": str(entry.get("device") or ""),
+        "compile_s": number("compile_s"),
+        "run_s": number("run_s"),
+        "initial_losses": json.dumps(losses("initial_losses")),
+        "final_losses": json.dumps(final_losses),
+        "final_loss": final_losses.get(values.TOTAL_LOSS),
+        "loss_history": json.dumps(values.history(_expect(entry.get("loss_history") or [], list, where))),
+        "step": _expect(entry.get("step") or 0, int, f"{where} step"),
+        "total_steps": _expect(entry.get("total_steps"), int, f"{where} total_steps", allow_none=True),
+        "finished": finished,
+    }
+    blend = [float(_expect(s.get("blend"), (int, float), f"{where} style blend")) for s in styles]
+    result = None
+    if entry.get("image") is not None:
+        image = _expect(entry["image"], str, f"{where} image")
+        png = _member(archive, zip_path, image, f"the result of run {old_id}")
+        thumbnail, width, height = _checked(values.checked_thumbnail, png, f"{where} result image")
+        result = {"png": png, "thumbnail": thumbnail, "width": width, "height": height}
+    return {"row": row, "settings": settings, "style_shas": shas[1:], "blend": blend, "result": result}
+
+
+def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read and check a gallery zip completely: its runs (see :func:`_imported_run`) and its ``images`` rows."""
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except FileNotFoundError:
+        raise GalleryError(f"{zip_path} does not exist") from None
+    except (zipfile.BadZipFile, OSError) as error:
+        raise GalleryError(f"{zip_path} is not a jaxstyle gallery export (not a zip file: {error})") from None
+    with archive:
+        manifest = _manifest(archive, zip_path)
+        inputs = _expect(manifest.get("inputs"), dict, f"{zip_path}: inputs")
+        entries = _expect(manifest.get("runs"), list, f"{zip_path}: runs")
+        input_rows = [_input_row(archive, zip_path, sha, info) for sha, info in inputs.items()]
+        runs = [_imported_run(archive, zip_path, index, entry, inputs) for index, entry in enumerate(entries)]
+    return runs, input_rows
+
+
+@guarded
+def import_gallery(db: sqlite_utils.Database, zip_path: str | os.PathLike) -> list[int]:
+    """Add the runs of an :func:`export_gallery` zip as new runs (new ids), all or nothing.
+
+    Everything is read and checked (settings via ``TransferSettings.from_dict``, image hashes,
+    result images) before one transaction writes it. Runs exported while queued or running
+    are imported as failed.
+
+    Returns:
+        The new runs' ids, in the export's order.
+
+    Raises:
+        GalleryError: the file is not a valid export (nothing is imported).
+    """
+    zip_path = Path(zip_path)
+    runs, input_rows = _read_export(zip_path)
+    new_ids = []
+    with transaction(db):
+        for row in input_rows:
+            insert_image(db, row)
+        for run in runs:
+            run_id = insert_run(db, run["row"], run["settings"], run["style_shas"], run["blend"])
+            if run["result"] is not None:
+                db["results"].insert({"run_id": run_id, **run["result"]})
+            new_ids.append(run_id)
+    return new_ids

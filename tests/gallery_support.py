@@ -1,0 +1,75 @@
+"""Helpers shared by the gallery's tests: a full set of settings, small PNGs, a finished run.
+
+The ``photos`` fixture they use is in conftest.py.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+from PIL import Image
+
+from jaxstyle import gallery
+from jaxstyle.settings import TransferSettings
+from tests.conftest import REPO
+
+SETTINGS = TransferSettings(
+    size_px=64,
+    iterations=12,
+    content_weight=2.0,
+    style_weight=300.0,
+    tv_weight=0.5,
+    content_layers=("conv4_2", "conv5_2"),
+    style_layers=("conv1_1", "conv2_1", "conv3_1"),
+    style_layer_weights=(4.0, 2.0, 1.0),
+    style_loss="w2",
+    optimizer="lbfgs",
+    learning_rate=0.05,
+    ema_decay=0.9,
+    scale_min_px=32,
+    scale_iterations=7,
+    init="noise",
+    seed=1234,
+    pooling="average",
+    style_scale=1.5,
+    style_blend=(3.0, 1.0),
+    preserve_color="luminance",
+)
+
+
+def png_of(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def solid_png(color: str, size: tuple[int, int] = (48, 32)) -> bytes:
+    return png_of(Image.new("RGB", size, color))
+
+
+def add_done_run(db, photos, *, content="tubingen", styles=("starry_night",), title="", tags=(), **changes) -> int:
+    """Store inputs and a finished run; returns its id."""
+    settings = TransferSettings(size_px=64, iterations=10, **changes).to_dict()
+    content_sha = gallery.store_image(db, photos[content], origin_kind="file", origin=f"{content}.jpg")
+    style_shas = [gallery.store_image(db, photos[s], origin_kind="catalog", origin=s) for s in styles]
+    run_id = gallery.add_run(db, settings, content_sha=content_sha, style_shas=style_shas, title=title, tags=tags)
+    gallery.start_run(db, run_id, total_steps=10)
+    gallery.finish_run(
+        db,
+        run_id,
+        image_png=solid_png("navy"),
+        initial_losses={"total": 9.0},
+        final_losses={"total": 1.0 + run_id / 100},
+        loss_history=[{"step": 10, "size_px": 64, "total": 1.0, "content": 0.5, "style": 0.4, "tv": 0.1}],
+        compile_s=0.5,
+        run_s=1.5,
+        device="cpu",
+        weights_source="random fallback",
+    )
+    return run_id
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for a child Python process that imports jaxstyle from this checkout."""
+    return {**os.environ, "PYTHONPATH": str(REPO)}

@@ -1,0 +1,143 @@
+"""The gallery as files: one run as PNG + JSON, the whole gallery as a zip that imports back, all or nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from jaxstyle import gallery, images
+from jaxstyle.errors import GalleryError
+from tests.gallery_support import REPO, add_done_run, subprocess_env
+
+
+def test_export_run_writes_its_png_and_settings(gallery_path, photos, tmp_path):
+    with gallery.connect(gallery_path) as db:
+        run_id = add_done_run(db, photos, style_weight=77.0)
+        png_path, json_path = gallery.export_run(db, run_id, tmp_path / "out")
+        assert png_path.read_bytes() == gallery.run_image(db, run_id)
+        document = json.loads(json_path.read_text())
+        assert document["settings"] == gallery.rerun_settings(db, run_id)
+        assert document["settings"]["style_weight"] == 77.0
+        assert document["content"]["origin"] == "tubingen.jpg"
+
+
+def test_export_then_import_round_trips_every_run(gallery_path, photos, tmp_path):
+    with gallery.connect(gallery_path) as db:
+        done = add_done_run(db, photos, styles=("starry_night", "udnie"), title="kept", tags=["x"])
+        gallery.set_favorite(db, done)
+        failed = add_done_run(db, photos, content="chicago")
+        db.execute("DELETE FROM results WHERE run_id = ?", [failed])
+        gallery.fail_run(db, failed, "boom")
+        db.execute("UPDATE runs SET status = 'failed', error = 'boom' WHERE id = ?", [failed])
+        assert gallery.export_gallery(db, tmp_path / "backup.zip") == 2
+        originals = [gallery.get_run(db, run_id) for run_id in (done, failed)]
+        images = {run_id: gallery.run_image(db, run_id) for run_id in (done, failed)}
+
+    with gallery.connect(tmp_path / "other.db") as other:
+        new_ids = gallery.import_gallery(other, tmp_path / "backup.zip")
+        assert len(new_ids) == 2
+        for original, new_id in zip(originals, new_ids, strict=True):
+            copy = gallery.get_run(other, new_id)
+            assert dataclasses_equal_except_id(original, copy)
+            assert gallery.run_image(other, new_id) == images[original.id]
+            for info in (copy.content, *copy.styles):
+                assert gallery.input_image(other, info.sha256) == photos[Path(info.origin).stem]
+
+
+def dataclasses_equal_except_id(a: gallery.Run, b: gallery.Run) -> bool:
+
+    return dataclasses.replace(a, id=0) == dataclasses.replace(b, id=0)
+
+
+def test_a_bad_export_is_refused_and_nothing_is_imported(gallery_path, photos, tmp_path):
+    with gallery.connect(gallery_path) as db:
+        add_done_run(db, photos)
+        add_done_run(db, photos, content="chicago")
+        gallery.export_gallery(db, tmp_path / "good.zip")
+
+    def lots_of_style(manifest: dict, members: dict[str, bytes]) -> None:
+        manifest["runs"][1]["settings"]["style_weight"] = "lots"
+
+    edited_export(tmp_path / "good.zip", tmp_path / "bad.zip", lots_of_style)
+    (tmp_path / "notes.zip").write_text("not a zip")
+
+    with gallery.connect(tmp_path / "target.db") as target:
+        with pytest.raises(GalleryError, match="invalid settings.*style_weight"):
+            gallery.import_gallery(target, tmp_path / "bad.zip")
+        with pytest.raises(GalleryError, match="not a zip"):
+            gallery.import_gallery(target, tmp_path / "notes.zip")
+        assert gallery.count_runs(target) == 0
+        assert target.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 0
+
+
+def edited_export(good: Path, dest: Path, edit: Callable[[dict, dict[str, bytes]], None]) -> Path:
+    """A copy of the export ``good`` after ``edit(manifest, members)`` changed its manifest or its files."""
+    with zipfile.ZipFile(good) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(members.pop("manifest.json"))
+    edit(manifest, members)
+    with zipfile.ZipFile(dest, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        archive.writestr("manifest.json", json.dumps(manifest))
+    return dest
+
+
+def test_an_import_whose_result_is_over_the_pixel_limit_is_refused_in_one_line_with_exit_2(
+    gallery_path, photos, tmp_path, huge_png
+):
+    with gallery.connect(gallery_path) as db:
+        add_done_run(db, photos)
+        run_id = add_done_run(db, photos, content="chicago")
+        gallery.export_gallery(db, tmp_path / "good.zip")
+
+    def huge_result(manifest: dict, members: dict[str, bytes]) -> None:
+        members[f"results/{run_id}.png"] = huge_png
+
+    huge_zip = edited_export(tmp_path / "good.zip", tmp_path / "huge.zip", huge_result)
+    target = tmp_path / "target.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxstyle", "gallery", "--gallery", str(target), "import", str(huge_zip)],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        cwd=REPO,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr and "Warning" not in result.stderr
+    assert result.stderr.startswith(f"error: {huge_zip}: run {run_id} result image: ")
+    assert "10000x10000 px (100 megapixels); the limit is 80 megapixels" in result.stderr
+    with gallery.connect(target) as db:  # nothing imported, not even the first run or the inputs
+        assert gallery.count_runs(db) == 0
+        assert db["images"].count == 0 and db["results"].count == 0
+
+
+def test_an_import_whose_input_is_over_the_pixel_limit_is_refused(gallery_path, photos, tmp_path, huge_png):
+    with gallery.connect(gallery_path) as db:
+        add_done_run(db, photos)
+        gallery.export_gallery(db, tmp_path / "good.zip")
+
+    def huge_content(manifest: dict, members: dict[str, bytes]) -> None:
+        # A consistent export (hash and file name match the bytes) whose content image is huge.
+        old_sha, new_sha = manifest["runs"][0]["content"]["sha256"], images.sha256_hex(huge_png)
+        del members[manifest["inputs"][old_sha]["file"]]
+        info = manifest["inputs"].pop(old_sha)
+        manifest["inputs"][new_sha] = {**info, "file": f"inputs/{new_sha}.png"}
+        members[f"inputs/{new_sha}.png"] = huge_png
+        manifest["runs"][0]["content"]["sha256"] = new_sha
+
+    huge_zip = edited_export(tmp_path / "good.zip", tmp_path / "huge.zip", huge_content)
+    with gallery.connect(tmp_path / "target.db") as target:
+        with pytest.raises(GalleryError, match=r"tubingen\.jpg.*10000x10000 px \(100 megapixels\)"):
+            gallery.import_gallery(target, huge_zip)
+        assert gallery.count_runs(target) == 0
+        assert target["images"].count == 0
