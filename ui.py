@@ -23,8 +23,9 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, ImageOps
 
-from jaxstyle import catalog, fetch, gallery, images, jobs, paths, transfer, weights
-from jaxstyle.errors import CatalogError, JaxstyleError, SettingsError
+from jaxstyle import catalog, gallery, images, inputs, jobs, paths, transfer, weights
+from jaxstyle.errors import CatalogError, FetchError, JaxstyleError, SettingsError
+from jaxstyle.inputs import LoadedImage, input_label
 from jaxstyle.jobs import JobRunner, Progress
 from jaxstyle.settings import INITS, OPTIMIZERS, PRESERVE_COLORS, PRESETS, RANGES, STYLE_LOSSES, TransferSettings
 from jaxstyle.vgg import LAYER_NAMES, POOLINGS
@@ -178,15 +179,6 @@ def ago(when: datetime) -> str:
     return "just now"
 
 
-def input_label(info: gallery.ImageInfo | images.LoadedImage) -> str:
-    """A short human name of an input image: the painting's title, a file name, a URL's last part."""
-    if info.origin_kind == "catalog":
-        with contextlib.suppress(CatalogError):
-            return catalog.get_style(info.origin).title
-    name = info.origin.rstrip("/").rsplit("/", 1)[-1].split("?")[0] if info.origin_kind == "url" else info.origin
-    return Path(name).stem or info.origin or "image"
-
-
 # ----- system status ------------------------------------------------------------------------------
 
 
@@ -236,57 +228,52 @@ def sidebar() -> None:
 
 
 @st.cache_data(ttl=900, max_entries=8, show_spinner="Fetching the image…")
-def _fetch_url(url: str) -> tuple[bytes | None, str | None]:
-    """The URL's bytes or why not (cached either way, so a slow refusal isn't repeated per rerun).
+def _load_url(url: str) -> tuple[LoadedImage | None, str | None, str | None]:
+    """The URL's image, or why not and the icon that goes with it (cached either way, so a slow
+    refusal isn't repeated at every rerun).
 
     Never allows private, loopback or link-local addresses: this is user input.
     """
     try:
-        return fetch.fetch_bytes(url, max_bytes=images.MAX_INPUT_BYTES), None
+        return inputs.from_url(url), None, None
+    except FetchError as error:
+        return None, str(error), ":material/link_off:"
     except JaxstyleError as error:
-        return None, str(error)
+        return None, str(error), ":material/broken_image:"
 
 
-def _from_url(url: str) -> images.LoadedImage | None:
-    data, problem = _fetch_url(url.strip())
+def _from_url(url: str) -> LoadedImage | None:
+    loaded, problem, icon = _load_url(url.strip())
     if problem:
-        st.error(problem, icon=":material/link_off:")
-        return None
-    try:
-        return images.LoadedImage(images.open_image(data, name=url), data, "url", url.strip())
-    except JaxstyleError as error:
-        st.error(str(error), icon=":material/broken_image:")
-        return None
+        st.error(problem, icon=icon)
+    return loaded
 
 
-def _from_file(file: Any) -> images.LoadedImage | None:
+def _from_file(file: Any) -> LoadedImage | None:
     """An uploaded (or camera) file decoded, or an error under the widget."""
     if file is None:
         return None
     try:
-        return images.from_upload(file.getvalue(), file.name or "upload")
+        return inputs.from_upload(file.getvalue(), file.name or "upload")
     except JaxstyleError as error:
         st.error(str(error), icon=":material/broken_image:")
         return None
 
 
-def _from_gallery(sha: str, info: gallery.ImageInfo | None) -> images.LoadedImage | None:
+def _from_gallery(info: gallery.ImageInfo) -> LoadedImage | None:
     try:
         with db() as conn:
-            data = gallery.input_image(conn, sha)
-        kind, origin = (info.origin_kind, info.origin) if info else ("upload", sha[:12])
-        return images.LoadedImage(images.open_image(data, name=origin), data, kind, origin)
+            return inputs.from_gallery(conn, info)
     except JaxstyleError as error:
         st.error(str(error), icon=":material/error:")
         return None
 
 
-def _catalog_image(style_id: str) -> images.LoadedImage | None:
+def _catalog_image(style_id: str) -> LoadedImage | None:
+    """A catalog painting if it is on this machine (no download here: that is a button)."""
     try:
-        path = catalog.style_image_path(style_id, download=False)
-        data = path.read_bytes()
-        return images.LoadedImage(images.open_image(data, name=str(path)), data, "catalog", style_id)
-    except (JaxstyleError, OSError):
+        return inputs.from_catalog(style_id, download=False)
+    except JaxstyleError:
         return None
 
 
@@ -295,7 +282,7 @@ def _recent_inputs(kind: str) -> dict[str, gallery.ImageInfo]:
         return {info.sha256: info for info in gallery.list_inputs(conn, kind)}
 
 
-def preview(image: images.LoadedImage, *, height_px: int = 200) -> None:
+def preview(image: LoadedImage, *, height_px: int = 200) -> None:
     width, height = image.image.size
     st.image(
         images.thumbnail_bytes(image.image, 512),
@@ -304,7 +291,7 @@ def preview(image: images.LoadedImage, *, height_px: int = 200) -> None:
     )
 
 
-def content_input() -> images.LoadedImage | None:
+def content_input() -> LoadedImage | None:
     """Content photo from an upload, a URL, the camera or an earlier run; errors under the input."""
     now = recall({"content_source": "Upload", "content_url": ""})
     source = st.segmented_control(
@@ -329,7 +316,7 @@ def content_input() -> images.LoadedImage | None:
                 "Earlier photo", list(recent), index=_index(list(recent), choice) or 0, key="content_recent",
                 format_func=lambda s: input_label(recent[s]),
             )  # fmt: skip
-            loaded = _from_gallery(sha, recent.get(sha)) if sha else None
+            loaded = _from_gallery(recent[sha]) if sha in recent else None
     if loaded is not None:
         preview(loaded)
     return loaded
@@ -411,14 +398,14 @@ def _default_style() -> list[str]:
     return available[:1]
 
 
-def style_input() -> tuple[list[images.LoadedImage], list[float] | None]:
+def style_input() -> tuple[list[LoadedImage], list[float] | None]:
     """Style images (catalog paintings, an upload, a URL or earlier ones) and their blend weights."""
     now = recall({"style_source": "Catalog", "style_url": ""})
     source = st.segmented_control(
         "Style from", ["Catalog", "Upload", "URL", "Recent"], default=now["style_source"], key="style_source",
         required=True,
     )  # fmt: skip
-    loaded: list[images.LoadedImage] = []
+    loaded: list[LoadedImage] = []
     if source == "Catalog":
         styles = {style.id: style for style in catalog.list_styles()}
         chosen_now = recall({"style_ids": _default_style()})["style_ids"]
@@ -457,11 +444,11 @@ def style_input() -> tuple[list[images.LoadedImage], list[float] | None]:
             "Earlier styles", list(recent), default=[s for s in chosen_now if s in recent], key="style_recent",
             max_selections=4, format_func=lambda s: input_label(recent[s]),
         )  # fmt: skip
-        loaded = [image for image in (_from_gallery(sha, recent.get(sha)) for sha in chosen) if image is not None]
+        loaded = [image for image in (_from_gallery(recent[sha]) for sha in chosen) if image is not None]
     return loaded, _blend_input(loaded)
 
 
-def _blend_input(styles: list[images.LoadedImage]) -> list[float] | None:
+def _blend_input(styles: list[LoadedImage]) -> list[float] | None:
     """Thumbnails of the chosen styles; with several, a blend slider under each."""
     if not styles:
         return None
@@ -531,16 +518,6 @@ def _apply_preset() -> None:
 
 def default_preset() -> str:
     return "Quick preview" if device() == "cpu" else "Balanced"
-
-
-def _parse_floats(text: str) -> tuple[float, ...] | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return tuple(float(part) for part in text.replace(";", ",").split(",") if part.strip())
-    except ValueError:
-        raise SettingsError(f"style layer weights must be numbers separated by commas, got {text!r}") from None
 
 
 def _fmt_weight(value: float) -> str:
@@ -646,7 +623,7 @@ def settings_form() -> TransferSettings | None:
             st.slider("Style scale", 0.25, 2.0, v["s_style_scale"], step=0.05, key="s_style_scale", **kw)
     try:
         values = {name: ss[f"s_{name}"] for name in _FIELDS}
-        values["style_layer_weights"] = _parse_floats(ss["s_style_layer_weights"])
+        values["style_layer_weights"] = inputs.parse_floats(ss["s_style_layer_weights"], what="style layer weights")
         settings = TransferSettings(**values)
     except SettingsError as error:
         st.error(str(error), icon=":material/error:")
@@ -827,10 +804,6 @@ def run_view(run_id: int) -> None:
         result_view(run_id)
     else:
         live_run(run_id)
-
-
-def default_title(content: images.LoadedImage, styles: Sequence[images.LoadedImage]) -> str:
-    return f"{input_label(content)} × {' + '.join(input_label(s) for s in styles)}"
 
 
 # ----- gallery cards and picking runs -------------------------------------------------------------
@@ -1195,7 +1168,7 @@ def comparison(run_ids: Sequence[int]) -> None:
 SWEEP_RATIOS = _log_options(-2, 6, per_decade=1, zero=False)  # 0.01 … 1e6
 
 
-def sweep_form(content: images.LoadedImage | None, styles: list[images.LoadedImage], blend: list[float] | None) -> None:
+def sweep_form(content: LoadedImage | None, styles: list[LoadedImage], blend: list[float] | None) -> None:
     """Settings of a weight sweep and the button that queues it as one group."""
     ss = st.session_state
     count_col, range_col, size_col, iter_col = st.columns([1, 2, 1, 1])
@@ -1229,14 +1202,14 @@ def sweep_ratios(low: float, high: float, count: int) -> list[float]:
 
 def start_sweep(
     base: TransferSettings,
-    content: images.LoadedImage,
-    styles: Sequence[images.LoadedImage],
+    content: LoadedImage,
+    styles: Sequence[LoadedImage],
     blend: Sequence[float] | None,
     ratios: Sequence[float],
 ) -> str:
     """Queue one run per ratio (content weight 1, style weight = ratio) as one group; returns its id."""
     group_id = f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
-    name = default_title(content, styles)
+    name = inputs.default_title(content, styles)
     for ratio in ratios:
         settings = base.replace(content_weight=1.0, style_weight=ratio)
         runner().submit(

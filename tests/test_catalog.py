@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from jaxstyle import catalog, paths
+from jaxstyle import catalog, images, paths
 from jaxstyle.errors import CatalogError
 
 pytestmark = pytest.mark.timeout(30)
@@ -109,6 +109,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # the name http.server calls
         body = self.bodies.get(self.path)
+        if self.path == "/over-the-cap.jpg":  # one byte over the input cap, announced; nothing is sent
+            self.send_response(200)
+            self.send_header("Content-Length", str(images.MAX_INPUT_BYTES + 1))
+            self.end_headers()
+            return
         self.send_response(404 if body is None else 200)
         self.send_header("Content-Type", "image/jpeg")
         self.send_header("Content-Length", str(len(body or b"")))
@@ -162,6 +167,13 @@ def test_a_bad_download_leaves_no_file(server, route, reason):
         catalog.download_style(style, allow_private=True)
     assert files_in_cache() == []
     assert not catalog.is_available_offline("the_kiss")
+
+
+def test_a_download_over_the_one_input_cap_is_refused(server):
+    style = dataclasses.replace(catalog.get_style("the_kiss"), url=f"{server}/over-the-cap.jpg")
+    with pytest.raises(CatalogError, match=rf"'the_kiss'.*the limit is {images.MAX_INPUT_BYTES:,}"):
+        catalog.download_style(style, allow_private=True)
+    assert files_in_cache() == []
 
 
 def test_a_failed_download_of_a_catalog_style_names_the_id(server, tmp_path, monkeypatch):
