@@ -23,10 +23,10 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, ImageOps
 
-from jaxstyle import catalog, gallery, images, inputs, jobs, paths, transfer, weights
+from jaxstyle import catalog, follow, gallery, images, inputs, jobs, paths, sweeps, transfer, weights
 from jaxstyle.errors import CatalogError, FetchError, JaxstyleError, SettingsError
 from jaxstyle.inputs import LoadedImage, input_label
-from jaxstyle.jobs import JobRunner, Progress
+from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import INITS, OPTIMIZERS, PRESERVE_COLORS, PRESETS, RANGES, STYLE_LOSSES, TransferSettings
 from jaxstyle.vgg import LAYER_NAMES, POOLINGS
 
@@ -628,7 +628,7 @@ def settings_form() -> TransferSettings | None:
     except SettingsError as error:
         st.error(str(error), icon=":material/error:")
         return None
-    ratio = settings.style_weight / settings.content_weight if settings.content_weight else math.inf
+    ratio = sweeps.weight_ratio(settings)
     st.caption(
         ("" if ss["preset"] else "Custom settings · ")
         + f"{settings.size_px} px · {settings.total_iterations()} iterations · "
@@ -643,22 +643,6 @@ _FIELDS = tuple(
 
 
 # ----- runs: live view and results ----------------------------------------------------------------
-
-
-def snapshot(run_id: int) -> Progress | None:
-    """The run's latest state: live from the runner when it follows it, else from the gallery."""
-    live = runner().progress(run_id)
-    if live is not None:
-        return live
-    try:
-        with db() as conn:
-            run = gallery.get_run(conn, run_id)
-    except gallery.RunNotFound:
-        return None
-    return Progress(
-        run.id, run.status, step=run.step, total_steps=run.total_steps or 0,
-        losses=run.final_losses, history=tuple(run.loss_history), error=run.error or None,
-    )  # fmt: skip
 
 
 def loss_chart(history: Sequence[dict[str, Any]], *, height: int = 240, key: str | None = None) -> None:
@@ -691,7 +675,7 @@ def _cancel(run_id: int) -> None:
 @st.fragment(run_every=POLL_S)
 def live_run(run_id: int) -> None:
     """A queued or running run, refreshed every second; reruns the page once it has ended."""
-    snap = snapshot(run_id)
+    snap = follow.snapshot(runner(), run_id)
     if snap is None or snap.finished:
         st.rerun()
     position = runner().position(run_id)
@@ -795,7 +779,7 @@ def result_view(run_id: int, *, key: str = "result") -> None:
 
 def run_view(run_id: int) -> None:
     """Follow a run: live while queued/running, the result once it has ended."""
-    snap = snapshot(run_id)
+    snap = follow.snapshot(runner(), run_id)
     with contextlib.suppress(gallery.RunNotFound), db() as conn:
         st.markdown(f"**{run_label(gallery.get_run(conn, run_id))}**")
     if snap is None:
@@ -1165,9 +1149,6 @@ def comparison(run_ids: Sequence[int]) -> None:
     )
 
 
-SWEEP_RATIOS = _log_options(-2, 6, per_decade=1, zero=False)  # 0.01 … 1e6
-
-
 def sweep_form(content: LoadedImage | None, styles: list[LoadedImage], blend: list[float] | None) -> None:
     """Settings of a weight sweep and the button that queues it as one group."""
     ss = st.session_state
@@ -1177,61 +1158,25 @@ def sweep_form(content: LoadedImage | None, styles: list[LoadedImage], blend: li
     )
     count = count_col.slider("Values", 2, 7, now["sw_count"], key="sw_count")
     low, high = range_col.select_slider(
-        "Style / content weight from … to", SWEEP_RATIOS, tuple(now["sw_range"]), key="sw_range",
+        "Style / content weight from … to", sweeps.SWEEP_RATIOS, tuple(now["sw_range"]), key="sw_range",
         format_func=lambda v: f"{v:g}",
     )  # fmt: skip
     size_px = size_col.select_slider("Size (px)", _SIZE_OPTIONS, now["sw_size"], key="sw_size")
     iterations = iter_col.number_input("Iterations", 1, 5000, now["sw_iterations"], step=10, key="sw_iterations")
-    ratios = sweep_ratios(low, high, count)
+    ratios = sweeps.sweep_ratios(low, high, count)
     st.caption("Ratios: " + " · ".join(f"{r:g}" for r in ratios))
     if st.button(
         "Start the sweep", key="sweep", type="primary", icon=":material/grid_view:", disabled=not (content and styles)
     ):
         with guard("starting the sweep"):
             base = PRESETS["Quick preview"].replace(size_px=int(size_px), iterations=int(iterations))
-            ss["sweep_group"] = start_sweep(base, content, styles, blend, ratios)
-
-
-def sweep_ratios(low: float, high: float, count: int) -> list[float]:
-    """``count`` style/content weight ratios evenly spaced on a log scale from ``low`` to ``high``."""
-    if count == 1 or low == high:
-        return [low]
-    step = (math.log10(high) - math.log10(low)) / (count - 1)
-    return [float(f"{10 ** (math.log10(low) + k * step):.3g}") for k in range(count)]
-
-
-def start_sweep(
-    base: TransferSettings,
-    content: LoadedImage,
-    styles: Sequence[LoadedImage],
-    blend: Sequence[float] | None,
-    ratios: Sequence[float],
-) -> str:
-    """Queue one run per ratio (content weight 1, style weight = ratio) as one group; returns its id."""
-    group_id = f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
-    name = inputs.default_title(content, styles)
-    for ratio in ratios:
-        settings = base.replace(content_weight=1.0, style_weight=ratio)
-        runner().submit(
-            settings, content, styles, style_blend=blend, group_id=group_id, tags=("sweep",),
-            title=f"{name} · style/content {ratio:g}",
-        )  # fmt: skip
-    return group_id
+            ss["sweep_group"] = sweeps.start_sweep(runner(), base, content, styles, blend, ratios)
 
 
 def sweep_groups() -> dict[str, str]:
     """Weight sweeps, newest first: group id → a label such as "chicago × Udnie · 5 runs · 26 Nov 18:41"."""
     with db() as conn:
-        runs = gallery.list_runs(conn, tag="sweep", limit=1000)
-    groups: dict[str, list[gallery.RunSummary]] = {}
-    for run in runs:
-        if run.group_id:
-            groups.setdefault(run.group_id, []).append(run)
-    return {
-        group: f"{members[0].title.rsplit(' · ', 1)[0]} · {len(members)} runs · "
-        f"{members[0].created.astimezone():%d %b %H:%M}"
-        for group, members in groups.items()
-    }
+        return sweeps.sweep_groups(conn)
 
 
 def sweep_grid(group_id: str) -> None:
@@ -1239,18 +1184,17 @@ def sweep_grid(group_id: str) -> None:
     with db() as conn:
         runs = gallery.list_runs(conn, group_id=group_id, limit=50)
         thumbs = gallery.thumbnails(conn, [run.id for run in runs])
-    runs.sort(key=lambda r: r.style_weight / r.content_weight if r.content_weight else math.inf)
+    runs.sort(key=sweeps.weight_ratio)
     if not runs:
         st.info("This group has no runs left.")
         return
     for column, run in zip(st.columns(len(runs)), runs, strict=True):
         with column:
-            ratio = run.style_weight / run.content_weight if run.content_weight else math.inf
-            st.markdown(f"**style/content {ratio:g}**")
+            st.markdown(f"**style/content {sweeps.weight_ratio(run):g}**")
             if run.id in thumbs:
                 st.image(cover(thumbs[run.id]), width="stretch")
             else:
-                snap = snapshot(run.id)
+                snap = follow.snapshot(runner(), run.id)
                 st.image(placeholder(), width="stretch")
                 if snap is not None:
                     status_badge(snap.status)
