@@ -1,7 +1,7 @@
 """jaxstyle's web app: ``streamlit run dashboard.py``.
 
 The entry point is the frame: page config, JAX's compile cache, the shared sidebar, and the
-navigation; each page is a short script in ``app_pages/`` built from ``ui.py``.
+navigation; each page is a short script in ``app_pages/`` built from the ``ui`` package.
 """
 
 import logging
