@@ -6,7 +6,7 @@
 - ``inputs``: the content and style inputs and the catalog browser.
 - ``settings_form``: presets and the Advanced settings.
 - ``run_views``: a run live, its result, and re-running it.
-- ``gallery_views``: cards, filters, one run in full.
+- ``gallery_views``: cards, filters, one run in full, export and import.
 - ``compare_views``: runs side by side and weight sweeps.
 
 Rules kept here: widget keys are explicit and stable (tests use them); session state holds only
@@ -51,6 +51,7 @@ from ui.gallery_views import (
     add_to_comparison,
     close_run,
     follow_card_clicks,
+    gallery_archive,
     gallery_filters,
     gallery_grid,
     run_card,
@@ -114,6 +115,7 @@ __all__ = [
     "failure_message",
     "fmt_value",
     "follow_card_clicks",
+    "gallery_archive",
     "gallery_filters",
     "gallery_grid",
     "gallery_path",

@@ -1,10 +1,13 @@
-"""The gallery as the app shows it: run cards and grids, the filter row, and one run in full with
-its edits (title, tags, favorite, delete)."""
+"""The gallery as the app shows it: run cards and grids, the filter row, one run in full with its
+edits (title, tags, favorite, delete), and the gallery's export to and import from a ZIP."""
 
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -19,6 +22,8 @@ from ui.common import (
     chunks,
     cover,
     db,
+    failure_message,
+    guard,
     index_of,
     placeholder,
     recall,
@@ -260,3 +265,69 @@ def run_detail(run_id: int) -> None:
         settings_table(run.settings)
     with losses_tab:
         loss_chart(run.loss_history, key=f"detail_chart_{run.id}")
+
+
+# ----- export and import --------------------------------------------------------------------------
+
+
+def _export_zip() -> tuple[bytes, int]:
+    """The whole gallery as a ZIP (what ``python -m jaxstyle gallery export`` writes) and its run count."""
+    with tempfile.TemporaryDirectory(prefix="jaxstyle-export-") as folder:
+        path = Path(folder) / "gallery.zip"
+        with db() as conn:
+            count = gallery.export_gallery(conn, path)
+        return path.read_bytes(), count
+
+
+def _import_upload() -> None:
+    """Import the ZIP just uploaded (once: this is the uploader's on_change) and keep the outcome to show."""
+    upload = st.session_state.get("g_import")
+    if upload is None:
+        return
+    name = images.safe_filename(upload.name or "gallery.zip")
+    with tempfile.TemporaryDirectory(prefix="jaxstyle-import-") as folder:
+        path = Path(folder) / name
+        try:
+            path.write_bytes(upload.getvalue())
+            with db() as conn:
+                count = len(gallery.import_gallery(conn, path))
+        except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
+            # The messages name the file they read: the upload's name, not the temporary copy.
+            message = failure_message(error, "the import").replace(str(path), name)
+            st.session_state["g_import_outcome"] = ("error", message)
+            return
+    st.session_state["g_import_outcome"] = ("success", f"Imported {count} run{'s' if count != 1 else ''} from {name}.")
+    st.session_state["g_page"] = 1
+
+
+def gallery_archive() -> None:
+    """Export the gallery as a ZIP to download, or import one (its runs are added as new runs)."""
+    with db() as conn:
+        total_runs = gallery.count_runs(conn)
+    with st.expander("Export or import runs", icon=":material/archive:"):
+        export_col, import_col = st.columns(2, gap="large")
+        with export_col:
+            st.markdown("**Export**")
+            st.caption("Every run with its settings, inputs and image, in one ZIP that jaxstyle can import.")
+            clicked = st.button("Prepare the ZIP", key="g_export", icon=":material/archive:", disabled=not total_runs)
+            if clicked:
+                with guard("the export"):
+                    data, count = _export_zip()
+                    st.download_button(
+                        f"Download ({count} run{'s' if count != 1 else ''}, {len(data) / 1e6:.1f} MB)", data,
+                        file_name=f"jaxstyle-gallery-{date.today():%Y-%m-%d}.zip", mime="application/zip",
+                        key="g_export_download", icon=":material/download:", on_click="ignore", type="primary",
+                    )  # fmt: skip
+        with import_col:
+            st.markdown("**Import**")
+            st.file_uploader(
+                "A gallery ZIP", type=["zip"], key="g_import", on_change=_import_upload,
+                help="A ZIP exported by this app or by `python -m jaxstyle gallery export`; its runs are added.",
+            )  # fmt: skip
+            outcome = st.session_state.pop("g_import_outcome", None)
+            if outcome is not None:
+                kind, message = outcome
+                if kind == "success":
+                    st.success(message, icon=":material/check:")
+                else:
+                    st.error(message, icon=":material/error:")
