@@ -23,6 +23,7 @@ def _configure_process() -> None:
 
 
 _configure_process()
+# app_pages/, not pages/: with pages/ Streamlit 1.67 serves a direct link on a fresh server as a bare legacy page.
 pages = [
     st.Page(ui.HOME_PAGE, title="Home", icon=":material/home:", default=True),
     st.Page(ui.GENERATE_PAGE, title="Generate", icon=":material/brush:"),
