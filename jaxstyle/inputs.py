@@ -7,7 +7,7 @@ refuse bad input with the same one-line messages. Every source ends in
 short name of an input and the default title of a run made from inputs.
 
 A new input source is one function here returning a :class:`LoadedImage` (and, if it is a new
-kind of origin, an entry in :data:`OriginKind`).
+kind of origin, an entry in :data:`jaxstyle.runs.OriginKind`).
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
 
 from PIL import Image
 
 from jaxstyle import catalog, fetch, gallery, images
 from jaxstyle.errors import CatalogError, ImageError, SettingsError
+from jaxstyle.runs import OriginKind
 
-OriginKind = Literal["upload", "file", "url", "catalog"]
 ProgressCallback = Callable[[int, int | None], None]  # (bytes_so_far, total_bytes_or_None)
 
 
