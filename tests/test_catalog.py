@@ -9,7 +9,6 @@ import dataclasses
 import http.server
 import io
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from PIL import Image
 
 from jaxstyle import catalog, images, paths
 from jaxstyle.errors import CatalogError
+from tests.conftest import local_http_server
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -132,12 +132,8 @@ def server(shared_data: Path) -> Iterator[str]:
         "/cut.jpg": big[: len(big) // 2],
         "/page.html": b"<!DOCTYPE html><html><body>Please log in</body></html>",
     }
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with local_http_server(Handler) as url:
+        yield url
 
 
 def files_in_cache() -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import http.server
 import io
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from PIL import Image
 
 from jaxstyle import fetch, gallery, images, inputs
 from jaxstyle.errors import CatalogError, FetchError, GalleryError, ImageError, SettingsError
+from tests.conftest import local_http_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -32,20 +32,19 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+class QuietFolderHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # keep test output quiet
+        pass
+
+
 @pytest.fixture(scope="module")
 def web_folder(tmp_path_factory, shared_data: Path) -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 serving a folder: a photo and a web page."""
     folder = tmp_path_factory.mktemp("web")
     (folder / "photo.jpg").write_bytes((shared_data / "content" / "chicago.jpg").read_bytes())
     (folder / "page.html").write_bytes(b"<!DOCTYPE html><html><body>Please log in</body></html>")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with local_http_server(functools.partial(QuietFolderHandler, directory=str(folder))) as url:
+        yield url
 
 
 @pytest.fixture
