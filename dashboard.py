@@ -1,7 +1,7 @@
 """jaxstyle's web app: ``streamlit run dashboard.py``.
 
 The entry point is the frame: page config, JAX's compile cache, the shared sidebar, and the
-navigation; each page is a short script in ``app_pages/`` built from ``ui.py``.
+navigation; each page is a short script in ``app_pages/`` built from the ``ui`` package.
 """
 
 import logging
@@ -23,6 +23,7 @@ def _configure_process() -> None:
 
 
 _configure_process()
+# app_pages/, not pages/: with pages/ Streamlit 1.67 serves a direct link on a fresh server as a bare legacy page.
 pages = [
     st.Page(ui.HOME_PAGE, title="Home", icon=":material/home:", default=True),
     st.Page(ui.GENERATE_PAGE, title="Generate", icon=":material/brush:"),

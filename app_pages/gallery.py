@@ -1,4 +1,5 @@
-"""Gallery: every run, newest first, with filters; one run in full when ``?run=<id>`` is set."""
+"""Gallery: every run, newest first, with filters, and its export and import as a ZIP; one run in full
+when ``?run=<id>`` is set."""
 
 import streamlit as st
 
@@ -13,3 +14,5 @@ else:
     ui.header("Gallery", "Every run you made: filter, open one to see how it was made, re-run or compare it.")
     with ui.guard("the gallery"):
         ui.gallery_grid(ui.gallery_filters())
+    with ui.guard("the export or import"):
+        ui.gallery_archive()

@@ -3,6 +3,7 @@
 import streamlit as st
 
 import ui
+from jaxstyle import inputs
 
 ui.header("Generate", "A photo, one or more paintings, a preset: the run continues even if you close the tab.")
 ui.prefill_from_run()
@@ -27,7 +28,7 @@ with inputs_col:
         st.caption("To generate, choose " + " and ".join(missing) + ".")
     if clicked:
         with ui.guard("starting the run"):
-            title = ui.default_title(content, styles)
+            title = inputs.default_title(content, styles)
             st.session_state["run_id"] = ui.runner().submit(settings, content, styles, style_blend=blend, title=title)
 
 with output_col, st.container(key="run_output"):

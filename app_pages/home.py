@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from jaxstyle import gallery
+from jaxstyle import gallery, runs
 
 ui.follow_card_clicks()
 intro, action = st.columns([3, 1], vertical_alignment="center")
@@ -20,7 +20,7 @@ with action:
 with ui.db() as db:
     latest = gallery.list_runs(db, limit=8)
     total = gallery.count_runs(db)
-    done = gallery.count_runs(db, status="done")
+    done = gallery.count_runs(db, status=runs.DONE)
 
 st.subheader("Latest runs", anchor=False)
 if latest:

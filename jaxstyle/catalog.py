@@ -25,7 +25,6 @@ from jaxstyle.errors import CatalogError, FetchError, ImageError
 
 CATALOG_PATH = paths.PROJECT_ROOT / "styles" / "catalog.json"
 CACHED_LONG_SIDE_PX = 1280  # catalog images are cached at most this big (VGG works at <= 1024)
-DOWNLOAD_MAX_BYTES = 50 * 1024 * 1024  # some Wikimedia originals are large; this is a safety cap
 DOWNLOAD_TOTAL_TIMEOUT_S = 120.0
 _ID_PATTERN = re.compile(r"^[a-z0-9_]+$")
 _FIELDS = ("id", "title", "artist", "year", "license", "url")
@@ -187,7 +186,6 @@ def download_style(
     try:
         data = fetch.fetch_bytes(
             style.url,
-            max_bytes=DOWNLOAD_MAX_BYTES,
             total_timeout_s=DOWNLOAD_TOTAL_TIMEOUT_S,
             allow_private=allow_private,
             progress=progress,

@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--json", action="store_true", help="print one JSON summary line on stdout")
     generate.add_argument("--gallery", type=Path, help="gallery database (default: the project's gallery.db)")
     generate.add_argument("--no-gallery", action="store_true", help="do not store the run in the gallery")
-    generate.add_argument("--title", help="title of the run in the gallery")
+    generate.add_argument("--title", help="title of the run in the gallery (default: photo × paintings)")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_settings_flags(generate)
 
@@ -136,7 +136,7 @@ def _progress_bar(total: int, quiet: bool):
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from jaxstyle import files, images, transfer, weights
+    from jaxstyle import files, images, inputs, transfer, weights
 
     settings = settings_from_args(args)
     if args.style_blend is not None and len(args.style_blend) != len(args.style):
@@ -146,8 +146,8 @@ def _generate(args: argparse.Namespace) -> int:
     if not args.out.parent.is_dir():
         raise JaxstyleError(f"output folder {args.out.parent} does not exist")
 
-    content = images.load_source(args.content)
-    styles = [images.load_source(spec) for spec in args.style]
+    content = inputs.load_source(args.content)
+    styles = [inputs.load_source(spec) for spec in args.style]
     loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
     if not loaded.pretrained:
         print(f"note: {loaded.description}", file=sys.stderr)
@@ -161,7 +161,7 @@ def _generate(args: argparse.Namespace) -> int:
             settings,
             content,
             styles,
-            title=args.title,
+            title=args.title if args.title is not None else inputs.default_title(content, styles),
             weights=loaded,
             device=transfer.device_description(),
         )

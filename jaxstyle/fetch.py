@@ -21,10 +21,9 @@ import urllib3
 from requests_hardened import Config, HTTPSession
 from requests_hardened.ip_filter import InvalidIPAddress
 
-from jaxstyle import __version__
+from jaxstyle import __version__, images
 from jaxstyle.errors import FetchError
 
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024  # the same as images.MAX_INPUT_BYTES
 _CHUNK_BYTES = 64 * 1024
 _USER_AGENT = f"jaxstyle/{__version__} (neural style transfer app; python-requests)"
 _ALLOWED_SCHEMES = ("http", "https")
@@ -69,7 +68,7 @@ def _session(*, allow_loopback: bool, connect_timeout_s: float, read_timeout_s: 
 def fetch_bytes(
     url: str,
     *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int = images.MAX_INPUT_BYTES,
     connect_timeout_s: float = 5.0,
     read_timeout_s: float = 10.0,
     total_timeout_s: float = 30.0,
@@ -81,7 +80,8 @@ def fetch_bytes(
 
     Args:
         url: an http:// or https:// URL from a user.
-        max_bytes: refuse bodies larger than this (checked on Content-Length and while reading).
+        max_bytes: refuse bodies larger than this (checked on Content-Length and while reading);
+            by default the one input cap, :data:`jaxstyle.images.MAX_INPUT_BYTES`.
         connect_timeout_s: the longest wait for a connection.
         read_timeout_s: the longest wait for any single read.
         total_timeout_s: the longest the whole download may take, redirects included (against

@@ -1,14 +1,13 @@
 """Images from strangers: decode and validate, resize, encode, and the colour helpers.
 
-Everything a user hands us (an upload, a file, a URL, a catalog id) goes through
-:func:`open_image`, which returns a plain RGB image or raises :class:`~jaxstyle.errors.ImageError`
-with a message that names the file. The colour helpers at the end are pure numpy functions of
-float arrays ``(H, W, 3)`` in ``[0, 1]``.
+Everything a user hands us (an upload, a file, a URL, a catalog id: loaded by :mod:`jaxstyle.inputs`)
+goes through :func:`open_image`, which returns a plain RGB image or raises
+:class:`~jaxstyle.errors.ImageError` with a message that names the file. The colour helpers at the
+end are pure numpy functions of float arrays ``(H, W, 3)`` in ``[0, 1]``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import math
@@ -16,21 +15,18 @@ import os
 import re
 import unicodedata
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from PIL import ExifTags, Image
 
-from jaxstyle import fetch
 from jaxstyle.errors import ImageError
 
-MAX_INPUT_BYTES = 50 * 1024 * 1024  # refuse files (and downloads) bigger than this
+# The one size cap on what we take from a user: files read, uploads, and downloads (URLs, catalog
+# paintings: it is jaxstyle.fetch's default). Some Wikimedia originals are large; 50 MB leaves room.
+MAX_INPUT_BYTES = 50 * 1024 * 1024
 MAX_INPUT_PIXELS = 80_000_000  # decompression-bomb guard: refuse images claiming more pixels
 MAX_WORKING_PX = 2048  # longer images are downscaled to this long side, not refused
-
-OriginKind = Literal["upload", "file", "url", "catalog"]
 
 _WHITE = (255, 255, 255)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -61,7 +57,9 @@ def _describe_non_image(data: bytes) -> str:
     return "it looks like text, not an image"
 
 
-def _read_file(path: Path, label: str) -> bytes:
+def read_file(path: Path, label: str) -> bytes:
+    """The bytes of an image file, refused with a one-line message naming ``label`` when the file is
+    missing, a folder, unreadable or over :data:`MAX_INPUT_BYTES` (checked before reading)."""
     try:
         size_bytes = path.stat().st_size
     except FileNotFoundError:
@@ -70,7 +68,6 @@ def _read_file(path: Path, label: str) -> bytes:
         raise ImageError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
     if path.is_dir():
         raise ImageError(f"{label}: is a folder, not an image file")
-    # Check the size before reading so a huge file is refused without loading it.
     if size_bytes > MAX_INPUT_BYTES:
         raise ImageError(f"{label}: the file is {_megabytes(size_bytes)}; the limit is {_megabytes(MAX_INPUT_BYTES)}")
     try:
@@ -192,7 +189,7 @@ def open_image(data: bytes | str | os.PathLike, *, name: str = "") -> Image.Imag
     if isinstance(data, str | os.PathLike):
         path = Path(data).expanduser()
         label = name or str(path)
-        data = _read_file(path, label)
+        data = read_file(path, label)
     else:
         label = _label(name)
         data = bytes(data)
@@ -412,78 +409,3 @@ def _sym_sqrt(cov: np.ndarray, *, eps: float, inverse: bool = False) -> np.ndarr
     eigenvalues = np.maximum(eigenvalues, eps)
     power = -0.5 if inverse else 0.5
     return (eigenvectors * eigenvalues**power) @ eigenvectors.T
-
-
-# --- Where an input image came from
-
-
-@dataclasses.dataclass(frozen=True)
-class LoadedImage:
-    """A decoded input image with its original bytes and where it came from.
-
-    Attributes:
-        image: the decoded RGB image (see :func:`open_image`).
-        data: the bytes as received (hashed for the gallery, stored for re-runs).
-        origin_kind: "upload", "file", "url" or "catalog".
-        origin: the upload's file name, the path, the URL or the catalog id.
-        sha256: hex SHA-256 of ``data``.
-    """
-
-    image: Image.Image = dataclasses.field(repr=False, compare=False)
-    data: bytes = dataclasses.field(repr=False, compare=False)
-    origin_kind: OriginKind
-    origin: str
-    sha256: str = dataclasses.field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha256", sha256_hex(self.data))
-
-
-def from_upload(data: bytes, name: str) -> LoadedImage:
-    """Decode an uploaded file (e.g. from ``st.file_uploader``); the name is made safe first."""
-    name = safe_filename(name)
-    return LoadedImage(open_image(data, name=name), bytes(data), "upload", name)
-
-
-def load_source(spec: str, *, progress: Callable[[int, int | None], None] | None = None) -> LoadedImage:
-    """Load an image named by an http(s) URL, a catalog style id or a file path (in that order).
-
-    Args:
-        spec: ``https://...``, a catalog id such as ``starry_night``, or a path to an image file.
-        progress: called as ``progress(bytes_so_far, total_bytes_or_None)`` during downloads.
-
-    Returns:
-        The decoded image with its bytes and origin.
-
-    Raises:
-        ImageError: ``spec`` is none of the three kinds, or not a usable image.
-        FetchError: the URL was refused or could not be downloaded.
-        CatalogError: the catalog image cannot be had (offline and not cached).
-    """
-    # Imported here because the catalog module itself imports this one.
-    from jaxstyle import catalog
-
-    spec = str(spec).strip()
-    if not spec:
-        raise ImageError("no image given: expected an http(s) URL, a catalog style id or an image file path")
-    if re.match(r"^https?://", spec, flags=re.IGNORECASE):
-        data = fetch.fetch_bytes(spec, max_bytes=MAX_INPUT_BYTES, progress=progress)
-        return LoadedImage(open_image(data, name=spec), data, "url", spec)
-    if catalog.is_known_id(spec):
-        path = catalog.style_image_path(spec, progress=progress)
-        data = _read_file(path, f"catalog style {spec!r} ({path})")
-        return LoadedImage(open_image(data, name=f"catalog style {spec!r} ({path})"), data, "catalog", spec)
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", spec) and not Path(spec).expanduser().exists():
-        # ftp:, file:, data:, javascript: ... (checked after the path, so C:\ paths still work)
-        raise ImageError(
-            f"{spec[:200]!r}: only http:// and https:// URLs can be fetched; "
-            "otherwise give a catalog style id or an image file path"
-        )
-    path = Path(spec).expanduser()
-    if path.is_file():
-        data = _read_file(path, str(path))
-        return LoadedImage(open_image(data, name=str(path)), data, "file", str(path))
-    examples = ", ".join(style.id for style in catalog.list_styles()[:3])
-    raise ImageError(
-        f"{spec[:200]!r} is not an http(s) URL, a catalog style id (e.g. {examples}) or an existing image file"
-    )

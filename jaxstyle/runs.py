@@ -1,10 +1,13 @@
-"""The vocabulary of a run, in one place: its statuses and the names of its loss terms.
+"""The vocabulary of a run, in one place: its statuses, the names of its loss terms, and where its
+input images can come from.
 
 Plain constants with no dependencies, so the gallery (SQL included), the job runners, the CLI and
 the app all spell them the same way.
 """
 
 from __future__ import annotations
+
+from typing import Literal, get_args
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 RUN_STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
@@ -13,3 +16,7 @@ FINISHED_STATUSES = (DONE, FAILED, CANCELLED)
 
 # The weighted total and the unweighted terms, in the order the optimizer reports them.
 LOSS_NAMES = ("total", "content", "style", "tv")
+
+# Where an input image came from: an upload, a file path, a URL, a catalog painting (jaxstyle.inputs).
+OriginKind = Literal["upload", "file", "url", "catalog"]
+ORIGIN_KINDS: tuple[str, ...] = get_args(OriginKind)

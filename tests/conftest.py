@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +41,19 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("JAXSTYLE_GALLERY", str(base / "gallery.db"))
     monkeypatch.setenv("JAXSTYLE_STYLES_DIR", str(STYLES_DIR))
     monkeypatch.delenv("JAXSTYLE_WEIGHTS", raising=False)
+
+
+@contextlib.contextmanager
+def local_http_server(handler) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1, in a thread, answering with ``handler``; yields its base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 @pytest.fixture

@@ -9,15 +9,15 @@ import dataclasses
 import http.server
 import io
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from jaxstyle import catalog, paths
+from jaxstyle import catalog, images, paths
 from jaxstyle.errors import CatalogError
+from tests.conftest import local_http_server
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -109,6 +109,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # the name http.server calls
         body = self.bodies.get(self.path)
+        if self.path == "/over-the-cap.jpg":  # one byte over the input cap, announced; nothing is sent
+            self.send_response(200)
+            self.send_header("Content-Length", str(images.MAX_INPUT_BYTES + 1))
+            self.end_headers()
+            return
         self.send_response(404 if body is None else 200)
         self.send_header("Content-Type", "image/jpeg")
         self.send_header("Content-Length", str(len(body or b"")))
@@ -127,12 +132,8 @@ def server(shared_data: Path) -> Iterator[str]:
         "/cut.jpg": big[: len(big) // 2],
         "/page.html": b"<!DOCTYPE html><html><body>Please log in</body></html>",
     }
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with local_http_server(Handler) as url:
+        yield url
 
 
 def files_in_cache() -> list[str]:
@@ -162,6 +163,13 @@ def test_a_bad_download_leaves_no_file(server, route, reason):
         catalog.download_style(style, allow_private=True)
     assert files_in_cache() == []
     assert not catalog.is_available_offline("the_kiss")
+
+
+def test_a_download_over_the_one_input_cap_is_refused(server):
+    style = dataclasses.replace(catalog.get_style("the_kiss"), url=f"{server}/over-the-cap.jpg")
+    with pytest.raises(CatalogError, match=rf"'the_kiss'.*the limit is {images.MAX_INPUT_BYTES:,}"):
+        catalog.download_style(style, allow_private=True)
+    assert files_in_cache() == []
 
 
 def test_a_failed_download_of_a_catalog_style_names_the_id(server, tmp_path, monkeypatch):

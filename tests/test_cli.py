@@ -60,6 +60,18 @@ def test_generate_writes_a_png_prints_json_and_stores_the_run(tmp_path, content_
         assert gallery.run_image(conn, run.id) == out.read_bytes()
 
 
+def test_a_run_without_a_title_gets_the_same_default_title_as_in_the_app(tmp_path, content_path):
+    db = tmp_path / "runs.db"
+    done = jaxstyle(
+        "generate", "--content", str(content_path), "--style", "starry_night", "--style", "udnie",
+        "--out", str(tmp_path / "a.png"), "--size", "32", "--iterations", "2", "--gallery", str(db), "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with gallery.connect(db) as conn:
+        (run,) = gallery.list_runs(conn)
+    assert run.title == "tubingen × The Starry Night + Udnie (Young American Girl, The Dance)"
+
+
 def test_no_gallery_stores_nothing(tmp_path, content_path):
     db = tmp_path / "runs.db"
     done = jaxstyle(

@@ -55,7 +55,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "/lying.jpg": lambda: self.send_body(b"<html><body>Access denied</body></html>", "image/jpeg"),
             "/big-with-length": lambda: self.send_body(b"x" * (CAP_BYTES + 1), "image/jpeg"),
             "/big-without-length": lambda: self.send_body(b"x" * (CAP_BYTES * 5), "image/jpeg", length=False),
-            "/huge-announced": self.huge_announced,
+            "/huge-announced": lambda: self.announce_only(10 * 1024**3),
+            "/over-the-input-cap": lambda: self.announce_only(images.MAX_INPUT_BYTES + 1),
             "/loop": lambda: self.redirect("/loop"),
             "/to-photo": lambda: self.redirect("/photo.jpg"),
             "/to-private": lambda: self.redirect("http://10.0.0.1/photo.jpg"),
@@ -69,11 +70,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             route()
 
-    def huge_announced(self) -> None:
-        # Announces 10 GB and sends nothing: only a client that trusts the header returns quickly.
+    def announce_only(self, length: int) -> None:
+        # Announces a body and sends nothing: only a client that trusts the header returns quickly.
         self.send_response(200)
         self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(10 * 1024**3))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
         self.wfile.flush()
         time.sleep(3)
@@ -261,5 +262,8 @@ def test_refuses_a_url_without_a_host():
         fetch.fetch_bytes("http:///a.jpg")
 
 
-def test_default_cap_matches_the_image_limit():
-    assert fetch.DEFAULT_MAX_BYTES == images.MAX_INPUT_BYTES
+def test_the_default_cap_is_the_one_input_cap(server):
+    # One byte over images.MAX_INPUT_BYTES, announced: refused on the header, naming that cap.
+    cap = f"{images.MAX_INPUT_BYTES:,}"
+    with pytest.raises(FetchError, match=rf"over-the-input-cap.*Content-Length.*the limit is {cap}$"):
+        get(f"{server}/over-the-input-cap", read_timeout_s=2)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from jaxstyle import gallery, images, weights
+from jaxstyle import gallery, inputs, weights
 from jaxstyle.errors import SettingsError
 from jaxstyle.jobs import JobRunner, QueueFullError
 from jaxstyle.settings import TransferSettings
@@ -36,8 +36,8 @@ def runner(gallery_path: Path, fallback_weights):
     jobs.shutdown()
 
 
-def load(path: Path) -> images.LoadedImage:
-    return images.load_source(str(path))
+def load(path: Path) -> inputs.LoadedImage:
+    return inputs.load_source(str(path))
 
 
 def wait_until(condition, *, timeout_s: float = 240.0, what: str = "the condition") -> None:
@@ -101,7 +101,7 @@ def test_a_failing_run_is_marked_failed_and_the_worker_runs_the_next(runner, gal
     sliver = Image.new("RGB", (400, 4), (120, 80, 40))
     buffer = io.BytesIO()
     sliver.save(buffer, format="PNG")
-    bad = images.from_upload(buffer.getvalue(), "sliver.png")
+    bad = inputs.from_upload(buffer.getvalue(), "sliver.png")
 
     failing = runner.submit(TINY, bad, [load(style_path)])
     good = runner.submit(TINY, load(content_path), [load(style_path)])
@@ -138,10 +138,10 @@ def test_a_blend_that_does_not_match_the_styles_is_refused(runner, content_path,
 
 def test_concurrent_runs_of_two_sessions_never_mix(gallery_path, fallback_weights, shared_data):
     jobs = JobRunner(gallery_path, weights=fallback_weights, workers=2, report_every=1)
-    inputs = {
+    session_inputs = {
         "landscape": (load(shared_data / "content" / "chicago.jpg"), load(shared_data / "styles" / "udnie.jpg"), 3),
         "portrait": (
-            images.from_upload(_portrait(shared_data / "content" / "golden_gate.jpg"), "portrait.png"),
+            inputs.from_upload(_portrait(shared_data / "content" / "golden_gate.jpg"), "portrait.png"),
             load(shared_data / "styles" / "the_scream.jpg"),
             5,
         ),
@@ -149,11 +149,11 @@ def test_concurrent_runs_of_two_sessions_never_mix(gallery_path, fallback_weight
     ids: dict[str, int] = {}
 
     def session(name: str) -> None:
-        content, style, iterations = inputs[name]
+        content, style, iterations = session_inputs[name]
         ids[name] = jobs.submit(TINY.replace(iterations=iterations), content, [style], title=name)
 
     try:
-        threads = [threading.Thread(target=session, args=(name,)) for name in inputs]
+        threads = [threading.Thread(target=session, args=(name,)) for name in session_inputs]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -163,7 +163,7 @@ def test_concurrent_runs_of_two_sessions_never_mix(gallery_path, fallback_weight
         jobs.shutdown()
     with gallery.connect(gallery_path) as db:
         for name, run in runs.items():
-            content, style, iterations = inputs[name]
+            content, style, iterations = session_inputs[name]
             assert (run.status, run.title) == ("done", name)
             assert run.content.sha256 == content.sha256
             assert [s.sha256 for s in run.styles] == [style.sha256]

@@ -31,7 +31,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect
 
-from jaxstyle import gallery, images
+from jaxstyle import gallery, inputs
 from jaxstyle.jobs import JobRunner, QueueFullError
 from jaxstyle.settings import TransferSettings
 
@@ -133,7 +133,7 @@ def load_page(port: int, name: str) -> PageLoad:
     return PageLoad(name, time.monotonic() - started, errors)
 
 
-def session_photos(shared_data: Path) -> list[images.LoadedImage]:
+def session_photos(shared_data: Path) -> list[inputs.LoadedImage]:
     """One photo per session: the same size (one compiled step for all), different pixels."""
     with Image.open(shared_data / "content" / "tubingen.jpg") as photo:
         photo = photo.convert("RGB")
@@ -142,7 +142,7 @@ def session_photos(shared_data: Path) -> list[images.LoadedImage]:
             crop = photo.crop((40 * k, 20 * k, 40 * k + 512, 20 * k + 384))
             buffer = io.BytesIO()
             crop.save(buffer, format="JPEG", quality=90)
-            photos.append(images.from_upload(buffer.getvalue(), f"session-{k}.jpg"))
+            photos.append(inputs.from_upload(buffer.getvalue(), f"session-{k}.jpg"))
     return photos
 
 
@@ -155,7 +155,7 @@ def test_eight_sessions_of_five_runs_while_the_pages_stay_responsive(
 ):
     caplog.set_level(logging.WARNING, logger="jaxstyle")
     photos = session_photos(shared_data)
-    style = images.load_source("starry_night")
+    style = inputs.load_source("starry_night")
     runner = JobRunner(gallery_path, weights=fallback_weights, workers=2, max_queued=8, report_every=1)
     idle = [load_page(app_port, page) for _ in range(3) for page in PAGES]  # also warms the app up
 

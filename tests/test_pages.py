@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import http.server
 import io
+import re
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from jaxstyle import gallery, images
+from jaxstyle import gallery, images, inputs
+from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -327,6 +331,117 @@ def test_rerun_opens_generate_with_the_same_inputs_and_settings(app_gallery, sha
     assert at.session_state["content_source"] == "Recent"
     assert at.session_state["style_ids"] == ["starry_night"]
     assert not at.button(key="generate").disabled
+
+
+# ----- Gallery: export and import ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported_runs(tmp_path_factory, fallback_weights, shared_data) -> tuple[bytes, dict[str, bytes]]:
+    """A ZIP exported from a gallery of two real runs (the fallback VGG19 at 32 px), and their images by title."""
+    path = tmp_path_factory.mktemp("elsewhere") / "gallery.db"
+    content = inputs.from_path(shared_data / "content" / "chicago.jpg")
+    style = inputs.from_path(shared_data / "styles" / "udnie.jpg")
+    runner = JobRunner(path, weights=fallback_weights)
+    try:
+        tiny = TransferSettings(size_px=32, iterations=2)
+        ids = [
+            runner.submit(tiny.replace(style_weight=weight), content, [style], title=title)
+            for title, weight in (("Soft", 1.0), ("Strong", 100.0))
+        ]
+        deadline = time.monotonic() + 300
+        while not all(runner.progress(run_id).finished for run_id in ids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        runner.shutdown()
+    with gallery.connect(path) as db:
+        assert [gallery.get_run(db, run_id).status for run_id in ids] == ["done", "done"]
+        results = {gallery.get_run(db, run_id).title: gallery.run_image(db, run_id) for run_id in ids}
+        gallery.export_gallery(db, path.with_suffix(".zip"))
+    return path.with_suffix(".zip").read_bytes(), results
+
+
+@pytest.fixture
+def offered(monkeypatch) -> dict[str, bytes]:
+    """What the app offers for download, by file name (AppTest keeps its media only while a run lasts)."""
+    offered: dict[str, bytes] = {}
+    keep = MemoryMediaFileStorage.load_and_get_id
+
+    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+        if filename is not None and isinstance(path_or_data, bytes):
+            offered[filename] = path_or_data
+        return keep(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    return offered
+
+
+def runs_by_title(gallery_path: Path) -> dict[str, bytes]:
+    with gallery.connect(gallery_path) as db:
+        return {run.title: gallery.run_image(db, run.id) for run in gallery.list_runs(db)}
+
+
+def test_the_gallery_exports_its_runs_as_a_zip_that_imports_elsewhere(app_gallery, exported_runs, offered, tmp_path):
+    archive, results = exported_runs
+    (tmp_path / "in.zip").write_bytes(archive)
+    with gallery.connect(app_gallery) as db:
+        gallery.import_gallery(db, tmp_path / "in.zip")
+    at = open_app("gallery")
+    assert not at.get("download_button")
+    at.button(key="g_export").click().run()
+    assert not at.exception and not at.error
+    assert at.get("download_button")[0].label.startswith("Download (2 runs, ")
+    ((name, data),) = ((n, d) for n, d in offered.items() if n.endswith(".zip"))
+    assert re.fullmatch(r"jaxstyle-gallery-\d{4}-\d{2}-\d{2}\.zip", name)
+
+    (tmp_path / "out.zip").write_bytes(data)
+    elsewhere = tmp_path / "elsewhere.db"
+    with gallery.connect(elsewhere) as db:
+        assert len(gallery.import_gallery(db, tmp_path / "out.zip")) == 2
+    assert runs_by_title(elsewhere) == results  # the same runs, with the very same images
+
+
+def test_a_zip_imported_on_the_gallery_page_adds_its_runs(app_gallery, exported_runs):
+    archive, results = exported_runs
+    at = open_app("gallery")
+    assert "The gallery is empty" in at.info[0].value
+    assert at.button(key="g_export").disabled  # nothing to export yet
+    at.file_uploader(key="g_import").upload("my-runs.zip", archive, "application/zip").run()
+    assert not at.exception and not at.error
+    assert [message.value for message in at.success] == ["Imported 2 runs from my-runs.zip."]
+    assert len(cards(at, "gallery_open")) == 2
+    assert not at.button(key="g_export").disabled
+    assert runs_by_title(app_gallery) == results
+
+    at.run()  # the ZIP stays in the uploader: later reruns import nothing more
+    assert not at.exception and not at.error and not at.success
+    assert len(runs_by_title(app_gallery)) == 2
+
+
+def _zip_without_manifest() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("results/1.png", b"not even a png")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "pattern"),
+    [
+        ("notes.zip", b"these are my notes", r"notes\.zip is not a jaxstyle gallery export \(not a zip file"),
+        ("other.zip", _zip_without_manifest(), r"other\.zip is incomplete: the manifest \(manifest\.json\) is missing"),
+    ],
+)
+def test_a_bad_zip_is_refused_in_one_line_and_imports_nothing(app_gallery, shared_data, name, data, pattern):
+    make_run(app_gallery, shared_data, "Already here")
+    at = open_app("gallery")
+    at.file_uploader(key="g_import").upload(name, data, "application/zip").run()
+    assert not at.exception and not at.success
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert re.match(pattern, message), message
+    assert "\n" not in message and "jaxstyle-import-" not in message  # one line, naming the upload, not a temp file
+    assert list(runs_by_title(app_gallery)) == ["Already here"]
 
 
 # ----- Compare ----------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from jaxstyle import fetch, gallery, images, jobs, weights
+from jaxstyle import fetch, gallery, images, inputs, jobs, weights
 from jaxstyle.errors import FetchError, GalleryError, SettingsError
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
@@ -569,8 +569,8 @@ def test_the_app_shows_the_place_in_the_queue_and_a_full_queue(
     monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))  # where the fallback weights are made
     runner = ui.runner()  # the process-wide runner the app's sessions share
     assert (runner.max_queued, len(runner.active_ids())) == (2, 0)
-    other = images.load_source(str(shared_data / "content" / "chicago.jpg"))
-    style = images.load_source("udnie")
+    other = inputs.load_source(str(shared_data / "content" / "chicago.jpg"))
+    style = inputs.load_source("udnie")
     try:
         busy = runner.submit(LONG, other, [style], title="another session's long run")
         wait_until(lambda: runner.position(busy) == 0, what="the other session's run to start")
@@ -615,10 +615,10 @@ def kill_thread(thread: threading.Thread, exception: type[BaseException] = Syste
 
 
 @pytest.fixture
-def loaded(shared_data) -> tuple[images.LoadedImage, images.LoadedImage]:
+def loaded(shared_data) -> tuple[inputs.LoadedImage, inputs.LoadedImage]:
     return (
-        images.load_source(str(shared_data / "content" / "tubingen.jpg")),
-        images.load_source(str(shared_data / "styles" / "starry_night.jpg")),
+        inputs.load_source(str(shared_data / "content" / "tubingen.jpg")),
+        inputs.load_source(str(shared_data / "styles" / "starry_night.jpg")),
     )
 
 
@@ -681,13 +681,13 @@ def test_a_base_exception_from_a_run_fails_it_and_a_new_worker_takes_over(galler
 
 KILLED_PROCESS = """
 import sys, time
-from jaxstyle import images, weights
+from jaxstyle import inputs, weights
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
 
 path, content, style = sys.argv[1:4]
 runner = JobRunner(path, weights=weights.load_weights(), report_every=1)
-content, style = images.load_source(content), images.load_source(style)
+content, style = inputs.load_source(content), inputs.load_source(style)
 finished = runner.submit(TransferSettings(size_px=32, iterations=2), content, [style])
 while not runner.progress(finished).finished:
     time.sleep(0.05)
@@ -798,7 +798,7 @@ def test_a_full_disk_fails_the_run_with_the_cause_and_the_runner_goes_on(
         assert progress.error == f"could not store the result: cannot write {gallery_path}: the disk is full"
 
         # New inputs can't be stored either: the submit says why and queues nothing.
-        other = images.load_source(str(shared_data / "content" / "chicago.jpg"))
+        other = inputs.load_source(str(shared_data / "content" / "chicago.jpg"))
         with pytest.raises(GalleryError, match="the disk is full"):
             runner.submit(TINY, other, [style])
         assert runner.queued_ids() == []
@@ -817,13 +817,13 @@ def test_a_full_disk_fails_the_run_with_the_cause_and_the_runner_goes_on(
 
 READ_ONLY_MID_RUN = """
 import sys, time
-from jaxstyle import gallery, images, weights
+from jaxstyle import gallery, inputs, weights
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
 
 path, content, style = sys.argv[1:4]
 runner = JobRunner(path, weights=weights.load_weights(), report_every=1)
-content, style = images.load_source(content), images.load_source(style)
+content, style = inputs.load_source(content), inputs.load_source(style)
 finished = runner.submit(TransferSettings(size_px=32, iterations=2), content, [style])
 while not runner.progress(finished).finished:
     time.sleep(0.05)

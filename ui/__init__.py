@@ -1,0 +1,154 @@
+"""Every widget group and renderer the pages share, by area; the pages only arrange them.
+
+- ``common``: page paths, the process-wide resources (job runner, device, gallery connections),
+  the failure guard, widget recall, header, badges and tiles.
+- ``system``: the weights panel and the sidebar.
+- ``inputs``: the content and style inputs and the catalog browser.
+- ``settings_form``: presets and the Advanced settings.
+- ``run_views``: a run live, its result, and re-running it.
+- ``gallery_views``: cards, filters, one run in full, export and import.
+- ``compare_views``: runs side by side and weight sweeps.
+
+Rules kept here: widget keys are explicit and stable (tests use them); session state holds only
+UI facts (ids, choices), never images or connections; the gallery is opened per operation; the
+job runner and device probe are process-wide via ``st.cache_resource``; every failure becomes a
+message (``guard``), never a traceback. What is not UI (loading inputs, sweeps, following a run)
+lives in the core, ``jaxstyle/``.
+
+A new page is a script in ``app_pages/`` that calls these, plus its ``st.Page`` in ``dashboard.py``
+(and its path beside the others in ``common``).
+"""
+
+from ui.common import (
+    COMPARE_PAGE,
+    CSS,
+    GALLERY_PAGE,
+    GENERATE_PAGE,
+    HOME_PAGE,
+    IMAGE_TYPES,
+    POLL_S,
+    STATUS_BADGES,
+    STYLES_PAGE,
+    ago,
+    app_icon,
+    chunks,
+    cover,
+    db,
+    device,
+    failure_message,
+    gallery_path,
+    guard,
+    header,
+    index_of,
+    placeholder,
+    recall,
+    runner,
+    status_badge,
+)
+from ui.compare_views import compare_picker, comparison, sweep_form, sweep_grid, sweep_groups, sweep_view
+from ui.gallery_views import (
+    GALLERY_PAGE_SIZE,
+    add_to_comparison,
+    close_run,
+    follow_card_clicks,
+    gallery_archive,
+    gallery_filters,
+    gallery_grid,
+    run_card,
+    run_detail,
+    run_grid,
+)
+from ui.inputs import (
+    catalog_browser,
+    content_input,
+    download_style,
+    preview,
+    style_download_error,
+    style_input,
+    style_thumbnail,
+)
+from ui.run_views import (
+    cancel_run,
+    fmt_value,
+    live_run,
+    loss_chart,
+    prefill_from_run,
+    request_rerun,
+    result_view,
+    run_facts,
+    run_inputs,
+    run_label,
+    run_view,
+    settings_table,
+)
+from ui.settings_form import SIZE_OPTIONS, apply_settings, default_preset, log_options, settings_form
+from ui.system import sidebar, weights_panel
+
+__all__ = [
+    "COMPARE_PAGE",
+    "CSS",
+    "GALLERY_PAGE",
+    "GALLERY_PAGE_SIZE",
+    "GENERATE_PAGE",
+    "HOME_PAGE",
+    "IMAGE_TYPES",
+    "POLL_S",
+    "SIZE_OPTIONS",
+    "STATUS_BADGES",
+    "STYLES_PAGE",
+    "add_to_comparison",
+    "ago",
+    "app_icon",
+    "apply_settings",
+    "cancel_run",
+    "catalog_browser",
+    "chunks",
+    "close_run",
+    "compare_picker",
+    "comparison",
+    "content_input",
+    "cover",
+    "db",
+    "default_preset",
+    "device",
+    "download_style",
+    "failure_message",
+    "fmt_value",
+    "follow_card_clicks",
+    "gallery_archive",
+    "gallery_filters",
+    "gallery_grid",
+    "gallery_path",
+    "guard",
+    "header",
+    "index_of",
+    "live_run",
+    "log_options",
+    "loss_chart",
+    "placeholder",
+    "prefill_from_run",
+    "preview",
+    "recall",
+    "request_rerun",
+    "result_view",
+    "run_card",
+    "run_detail",
+    "run_facts",
+    "run_grid",
+    "run_inputs",
+    "run_label",
+    "run_view",
+    "runner",
+    "settings_form",
+    "settings_table",
+    "sidebar",
+    "status_badge",
+    "style_download_error",
+    "style_input",
+    "style_thumbnail",
+    "sweep_form",
+    "sweep_grid",
+    "sweep_groups",
+    "sweep_view",
+    "weights_panel",
+]

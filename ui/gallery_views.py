@@ -1,0 +1,333 @@
+"""The gallery as the app shows it: run cards and grids, the filter row, one run in full with its
+edits (title, tags, favorite, delete), and the gallery's export to and import from a ZIP."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from jaxstyle import gallery, images, runs
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.inputs import input_label
+from ui.common import (
+    COMPARE_PAGE,
+    GALLERY_PAGE,
+    ago,
+    chunks,
+    cover,
+    db,
+    failure_message,
+    guard,
+    index_of,
+    placeholder,
+    recall,
+    status_badge,
+)
+from ui.run_views import (
+    cancel_run,
+    live_run,
+    loss_chart,
+    request_rerun,
+    run_facts,
+    settings_table,
+)
+
+GALLERY_PAGE_SIZE = 12
+
+# ----- cards --------------------------------------------------------------------------------------
+
+
+def run_card(summary: gallery.RunSummary, thumb: bytes | None, *, key: str) -> None:
+    """One gallery card: thumbnail, title, status and age, an Open button."""
+    with st.container(border=True):
+        st.image(cover(thumb) if thumb else placeholder(), width="stretch")
+        star = ":material/star: " if summary.favorite else ""
+        st.markdown(f"**{star}{summary.title or f'Run #{summary.id}'}**")
+        meta = st.container(horizontal=True, vertical_alignment="center")
+        with meta:
+            if summary.status != runs.DONE:
+                status_badge(summary.status)
+            st.caption(f"#{summary.id} · {ago(summary.created)}")
+        st.button("View", key=f"{key}_{summary.id}", on_click=_go_to_run, args=(summary.id,), width="stretch")
+
+
+def _go_to_run(run_id: int) -> None:
+    st.session_state["goto_run"] = run_id
+
+
+def follow_card_clicks() -> None:
+    """After a card's Open click (a callback can't change page): go to the run in the gallery."""
+    run_id = st.session_state.pop("goto_run", None)
+    if run_id is not None:
+        st.switch_page(GALLERY_PAGE, query_params={"run": run_id})
+
+
+def run_grid(summaries: Sequence[gallery.RunSummary], *, key: str, columns: int = 4) -> None:
+    with db() as conn:
+        thumbs = gallery.thumbnails(conn, [s.id for s in summaries])
+    for row in chunks(list(summaries), columns):
+        for column, summary in zip(st.columns(columns), row, strict=False):
+            with column:
+                run_card(summary, thumbs.get(summary.id), key=key)
+
+
+# ----- the filtered grid --------------------------------------------------------------------------
+
+
+def _reset_gallery_page() -> None:
+    st.session_state["g_page"] = 1
+
+
+def gallery_filters() -> dict[str, Any]:
+    """The gallery's filter row; returns keyword arguments for ``gallery.list_runs``."""
+    with db() as conn:
+        styles = {info.sha256: info for info in gallery.list_inputs(conn, "style")}
+        tags = sorted({tag for run in gallery.list_runs(conn, limit=1000) for tag in run.tags}, key=str.lower)
+    now = recall({"g_text": "", "g_style": None, "g_tag": None, "g_status": [], "g_fav": False})
+    kw: dict[str, Any] = {"on_change": _reset_gallery_page}
+    search, style_col, tag_col, status_col, date_col, fav_col = st.columns(
+        [3, 2, 2, 2, 2, 1.6], vertical_alignment="bottom"
+    )
+    text = search.text_input(
+        "Search titles", now["g_text"], key="g_text", placeholder="Search titles", icon=":material/search:", **kw
+    )
+    style = style_col.selectbox(
+        "Style", list(styles), key="g_style", index=index_of(list(styles), now["g_style"]), placeholder="Any style",
+        format_func=lambda s: input_label(styles[s]), **kw,
+    )  # fmt: skip
+    tag = tag_col.selectbox("Tag", tags, index_of(tags, now["g_tag"]), key="g_tag", placeholder="Any tag", **kw)
+    status = status_col.multiselect(
+        "Status",
+        runs.RUN_STATUSES,
+        now["g_status"],
+        key="g_status",
+        placeholder="Any status",
+        format_func=str.capitalize,
+        **kw,
+    )
+    dates = date_col.date_input("Created", value=(), key="g_dates", **kw)
+    favorite = fav_col.toggle("Starred", now["g_fav"], key="g_fav", help="Only favorites", **kw)
+    since, until = (tuple(dates) + (None, None))[:2] if dates else (None, None)
+    return {
+        "text": text.strip() or None,
+        "style": style,
+        "tag": tag,
+        "status": status or None,
+        "since": since,
+        "until": until or since,
+        "favorite": True if favorite else None,
+    }
+
+
+def gallery_grid(filters: dict[str, Any]) -> None:
+    """The filtered runs, newest first, as pages of thumbnail cards."""
+    with db() as conn:
+        total = gallery.count_runs(conn, **filters)
+        pages = max(1, math.ceil(total / GALLERY_PAGE_SIZE))
+        page = min(int(st.session_state.get("g_page", 1)), pages)
+        shown = gallery.list_runs(conn, **filters, limit=GALLERY_PAGE_SIZE, offset=(page - 1) * GALLERY_PAGE_SIZE)
+    if not shown:
+        filtered = any(value for value in filters.values())
+        st.info(
+            "No runs match these filters." if filtered else "The gallery is empty: generate an image first.",
+            icon=":material/photo_library:",
+        )
+        return
+    st.caption(f"{total} run{'s' if total != 1 else ''}, newest first")
+    run_grid(shown, key="gallery_open")
+    if pages > 1:
+        with st.container(horizontal_alignment="center"):
+            st.pagination(pages, key="g_page", default=page)
+
+
+def _toggle_favorite(run_id: int, favorite: bool) -> None:
+    with db() as conn:
+        gallery.set_favorite(conn, run_id, favorite)
+
+
+def _rename(run_id: int) -> None:
+    with db() as conn:
+        gallery.set_title(conn, run_id, st.session_state[f"title_{run_id}"])
+
+
+def _retag(run_id: int) -> None:
+    with db() as conn:
+        gallery.set_tags(conn, run_id, st.session_state[f"tags_{run_id}"])
+
+
+def _delete(run_id: int) -> None:
+    try:
+        with db() as conn:
+            gallery.delete_run(conn, run_id)
+    except JaxstyleError as error:
+        st.session_state["delete_error"] = str(error)
+        return
+    st.query_params.pop("run", None)
+    st.session_state["compare_ids"] = [i for i in st.session_state.get("compare_ids", []) if i != run_id]
+    st.toast(f"Run #{run_id} deleted.", icon=":material/delete:")
+
+
+def add_to_comparison(run_id: int) -> None:
+    chosen = [i for i in recall({"compare_ids": []})["compare_ids"] if i != run_id]
+    st.session_state["compare_ids"] = (chosen + [run_id])[-4:]
+    st.toast(f"Run #{run_id} added to the comparison ({len(st.session_state['compare_ids'])} of up to 4).")
+
+
+def close_run() -> None:
+    st.query_params.pop("run", None)
+
+
+def run_detail(run_id: int) -> None:
+    """One run in full: image, inputs, every setting, loss curves, facts, and what to do with it."""
+    with db() as conn:
+        run = gallery.get_run(conn, run_id)
+        png = gallery.run_image(conn, run_id)
+        all_tags = sorted({t for r in gallery.list_runs(conn, limit=1000) for t in r.tags} | set(run.tags))
+    st.button("Back to the gallery", key="back", icon=":material/arrow_back:", on_click=close_run, type="tertiary")
+    title_col, badge_col = st.columns([6, 1], vertical_alignment="center")
+    title_col.title(("★ " if run.favorite else "") + (run.title or f"Run #{run.id}"), anchor=False)
+    with badge_col:
+        status_badge(run.status)
+    image_col, side_col = st.columns([3, 2], gap="large")
+    with image_col:
+        if png is not None:
+            st.image(png, width="stretch")
+        elif run.status in runs.ACTIVE_STATUSES:
+            live_run(run.id)
+        else:
+            st.error(f"{run.status.capitalize()}: {run.error}", icon=":material/error:")
+    with side_col:
+        inputs = st.columns(1 + len(run.styles))
+        with db() as conn:
+            datas = [gallery.input_image(conn, info.sha256) for info in (run.content, *run.styles)]
+        for column, info, data, role in zip(
+            inputs, (run.content, *run.styles), datas, ["Content"] + ["Style"] * len(run.styles), strict=True
+        ):
+            blend = f" {info.blend:.0%}" if role == "Style" and len(run.styles) > 1 and info.blend is not None else ""
+            column.image(
+                cover(data),
+                caption=f"{role}: {input_label(info)}{blend}",
+                width="stretch",
+            )
+        st.caption(
+            f"#{run.id} · created {run.created.astimezone():%Y-%m-%d %H:%M}"
+            + (f" · {run_facts(run)}" if run_facts(run) else "")
+            + (f" · group {run.group_id}" if run.group_id else "")
+        )
+        if run.final_losses:
+            st.caption(
+                "Final loss: " + " · ".join(f"{k} {v:.3g}" for k, v in run.final_losses.items() if k in runs.LOSS_NAMES)
+            )
+        st.session_state[f"title_{run.id}"] = run.title
+        st.text_input("Title", key=f"title_{run.id}", on_change=_rename, args=(run.id,))
+        st.session_state[f"tags_{run.id}"] = list(run.tags)
+        st.multiselect(
+            "Tags", all_tags, key=f"tags_{run.id}", accept_new_options=True, placeholder="Add a tag",
+            on_change=_retag, args=(run.id,),
+        )  # fmt: skip
+        actions = st.container(horizontal=True)
+        if png is not None:
+            actions.download_button(
+                "PNG", png, file_name=images.safe_filename(f"{run.title or f'run-{run.id}'}.png"), mime="image/png",
+                key="detail_download", icon=":material/download:", on_click="ignore",
+            )  # fmt: skip
+        actions.button(
+            "Unfavorite" if run.favorite else "Favorite", key="favorite", icon=":material/star:",
+            on_click=_toggle_favorite, args=(run.id, not run.favorite),
+        )  # fmt: skip
+        if actions.button("Re-run", key="rerun", icon=":material/replay:"):
+            request_rerun(run.id)
+        actions.button(
+            "Compare", key="add_compare", icon=":material/compare:", on_click=add_to_comparison, args=(run.id,)
+        )
+        with actions.popover("Delete", icon=":material/delete:"):
+            if run.status in runs.ACTIVE_STATUSES:
+                st.caption("This run is still going; cancel it first.")
+                st.button("Cancel the run", key="detail_cancel", on_click=cancel_run, args=(run.id,))
+            else:
+                st.markdown(f"Delete **{run.title or f'run #{run.id}'}** and its image? This can't be undone.")
+                st.button("Delete for good", key="confirm_delete", type="primary", on_click=_delete, args=(run.id,))
+        if message := st.session_state.pop("delete_error", None):
+            st.error(message, icon=":material/error:")
+        if st.session_state.get("compare_ids"):
+            st.page_link(
+                COMPARE_PAGE, label=f"Compare {len(st.session_state['compare_ids'])} chosen runs",
+                icon=":material/arrow_forward:",
+            )  # fmt: skip
+    settings_tab, losses_tab = st.tabs(["Settings", "Loss curves"])
+    with settings_tab:
+        settings_table(run.settings)
+    with losses_tab:
+        loss_chart(run.loss_history, key=f"detail_chart_{run.id}")
+
+
+# ----- export and import --------------------------------------------------------------------------
+
+
+def _export_zip() -> tuple[bytes, int]:
+    """The whole gallery as a ZIP (what ``python -m jaxstyle gallery export`` writes) and its run count."""
+    with tempfile.TemporaryDirectory(prefix="jaxstyle-export-") as folder:
+        path = Path(folder) / "gallery.zip"
+        with db() as conn:
+            count = gallery.export_gallery(conn, path)
+        return path.read_bytes(), count
+
+
+def _import_upload() -> None:
+    """Import the ZIP just uploaded (once: this is the uploader's on_change) and keep the outcome to show."""
+    upload = st.session_state.get("g_import")
+    if upload is None:
+        return
+    name = images.safe_filename(upload.name or "gallery.zip")
+    with tempfile.TemporaryDirectory(prefix="jaxstyle-import-") as folder:
+        path = Path(folder) / name
+        try:
+            path.write_bytes(upload.getvalue())
+            with db() as conn:
+                count = len(gallery.import_gallery(conn, path))
+        except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
+            # The messages name the file they read: the upload's name, not the temporary copy.
+            message = failure_message(error, "the import").replace(str(path), name)
+            st.session_state["g_import_outcome"] = ("error", message)
+            return
+    st.session_state["g_import_outcome"] = ("success", f"Imported {count} run{'s' if count != 1 else ''} from {name}.")
+    st.session_state["g_page"] = 1
+
+
+def gallery_archive() -> None:
+    """Export the gallery as a ZIP to download, or import one (its runs are added as new runs)."""
+    with db() as conn:
+        total_runs = gallery.count_runs(conn)
+    with st.expander("Export or import runs", icon=":material/archive:"):
+        export_col, import_col = st.columns(2, gap="large")
+        with export_col:
+            st.markdown("**Export**")
+            st.caption("Every run with its settings, inputs and image, in one ZIP that jaxstyle can import.")
+            clicked = st.button("Prepare the ZIP", key="g_export", icon=":material/archive:", disabled=not total_runs)
+            if clicked:
+                with guard("the export"):
+                    data, count = _export_zip()
+                    st.download_button(
+                        f"Download ({count} run{'s' if count != 1 else ''}, {len(data) / 1e6:.1f} MB)", data,
+                        file_name=f"jaxstyle-gallery-{date.today():%Y-%m-%d}.zip", mime="application/zip",
+                        key="g_export_download", icon=":material/download:", on_click="ignore", type="primary",
+                    )  # fmt: skip
+        with import_col:
+            st.markdown("**Import**")
+            st.file_uploader(
+                "A gallery ZIP", type=["zip"], key="g_import", on_change=_import_upload,
+                help="A ZIP exported by this app or by `python -m jaxstyle gallery export`; its runs are added.",
+            )  # fmt: skip
+            outcome = st.session_state.pop("g_import_outcome", None)
+            if outcome is not None:
+                kind, message = outcome
+                if kind == "success":
+                    st.success(message, icon=":material/check:")
+                else:
+                    st.error(message, icon=":material/error:")

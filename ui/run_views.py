@@ -1,0 +1,202 @@
+"""One run, as the app shows it: live while it is queued or running, then its result, settings and
+loss curves; and a re-run, which opens Generate filled in from a stored run."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from jaxstyle import catalog, follow, gallery, images, runs
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.inputs import input_label
+from jaxstyle.settings import PRESETS, TransferSettings
+from ui.common import GALLERY_PAGE, GENERATE_PAGE, POLL_S, db, guard, placeholder, runner
+from ui.settings_form import apply_settings
+
+# ----- live view and results ----------------------------------------------------------------------
+
+
+def loss_chart(history: Sequence[dict[str, Any]], *, height: int = 240, key: str | None = None) -> None:
+    """Loss per component over the steps, on a log scale (components differ by decades)."""
+    frame = pd.DataFrame(list(history))
+    columns = [c for c in runs.LOSS_NAMES if c in frame]
+    if frame.empty or not columns:
+        st.caption("No losses recorded yet.")
+        return
+    long = frame.melt(id_vars=["step"], value_vars=columns, var_name="loss", value_name="value")
+    long = long[long["value"] > 0]
+    chart = (
+        alt.Chart(long)
+        .mark_line()
+        .encode(
+            x=alt.X("step:Q", title="iteration"),
+            y=alt.Y("value:Q", title="loss", scale=alt.Scale(type="log")),
+            color=alt.Color("loss:N", sort=list(runs.LOSS_NAMES), title=None),
+            tooltip=["step", "loss", alt.Tooltip("value:Q", format=".4g")],
+        )
+        .properties(height=height)
+    )
+    st.altair_chart(chart, key=key)
+
+
+def cancel_run(run_id: int) -> None:
+    runner().cancel(run_id)
+
+
+@st.fragment(run_every=POLL_S)
+def live_run(run_id: int) -> None:
+    """A queued or running run, refreshed every second; reruns the page once it has ended."""
+    snap = follow.snapshot(runner(), run_id)
+    if snap is None or snap.finished:
+        st.rerun()
+    position = runner().position(run_id)
+    top = st.columns([4, 1], vertical_alignment="center")
+    with top[0]:
+        if snap.status == runs.QUEUED:
+            ahead = (position or 1) - 1
+            st.progress(0.0, text="Waiting for the worker" + (f": {ahead} run(s) ahead" if ahead else "…"))
+        elif snap.step == 0:
+            st.progress(0.0, text="Preparing: compiling for this image size (the first run at a size takes longest)…")
+        else:
+            st.progress(
+                snap.fraction,
+                text=f"Iteration {snap.step} / {snap.total_steps} · {snap.its_per_s:.1f} it/s · "
+                f"{snap.size_px} px · {snap.elapsed_s:.0f} s",
+            )
+    with top[1]:
+        st.button(
+            "Cancel", key="cancel", icon=":material/stop_circle:", on_click=cancel_run, args=(run_id,), width="stretch"
+        )
+    preview_png = snap.preview_png
+    if preview_png is None and snap.status == runs.RUNNING:
+        with contextlib.suppress(JaxstyleError), db() as conn:
+            preview_png = gallery.run_preview(conn, run_id)
+    if preview_png:
+        st.image(preview_png, caption=f"Iteration {snap.step}: the image so far", width="stretch")
+    else:
+        st.image(placeholder(), width="stretch")
+    if snap.history:
+        loss_chart(snap.history, height=160, key=f"live_chart_{run_id}")
+
+
+def settings_table(settings: dict[str, Any]) -> None:
+    rows = [{"setting": name, "value": fmt_value(value)} for name, value in settings.items()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height="content")
+
+
+def fmt_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt_value(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def run_inputs(run: gallery.Run) -> None:
+    """The content and style images of a stored run, small, with their names."""
+    with db() as conn:
+        content = gallery.input_image(conn, run.content.sha256)
+        styles = [(info, gallery.input_image(conn, info.sha256)) for info in run.styles]
+    st.image(images.thumbnail_bytes(images.open_image(content), 384), caption=f"Content: {input_label(run.content)}")
+    for info, data in styles:
+        blend = f" ({info.blend:.0%})" if len(styles) > 1 and info.blend is not None else ""
+        st.image(images.thumbnail_bytes(images.open_image(data), 384), caption=f"Style: {input_label(info)}{blend}")
+
+
+def run_facts(run: gallery.Run) -> str:
+    """One line: time, device and weights of a finished run."""
+    parts = []
+    if run.run_s is not None:
+        parts.append(f"{run.run_s:.1f} s (+{run.compile_s or 0:.1f} s compile)")
+    if run.device:
+        parts.append(run.device)
+    if run.weights_source:
+        parts.append(f"{run.weights_source} weights")
+    return " · ".join(parts)
+
+
+def result_view(run_id: int, *, key: str = "result") -> None:
+    """A finished run: its image beside the inputs, download, settings, and a link to the gallery."""
+    with db() as conn:
+        run = gallery.get_run(conn, run_id)
+        png = gallery.run_image(conn, run_id)
+    if run.status == runs.CANCELLED:
+        st.info(f"Run #{run.id} was cancelled ({run.error}).", icon=":material/cancel:")
+    elif run.status == runs.FAILED:
+        st.error(f"Run #{run.id} failed: {run.error}", icon=":material/error:")
+    if png is None:
+        return
+    image_col, inputs_col = st.columns([3, 1])
+    with image_col:
+        st.image(png, width="stretch")
+    with inputs_col:
+        run_inputs(run)
+    actions = st.container(horizontal=True)
+    actions.download_button(
+        "Download PNG", png, file_name=images.safe_filename(f"{run.title or f'run-{run.id}'}.png"),
+        mime="image/png", key=f"{key}_download", icon=":material/download:", on_click="ignore", type="primary",
+    )  # fmt: skip
+    actions.page_link(
+        GALLERY_PAGE, label="Open in the gallery", icon=":material/photo_library:", query_params={"run": run.id}
+    )
+    st.caption(run_facts(run))
+    with st.expander("Settings used", icon=":material/tune:"):
+        settings_table(run.settings)
+    with st.expander("Loss curves", icon=":material/show_chart:"):
+        loss_chart(run.loss_history, key=f"{key}_chart_{run.id}")
+
+
+def run_view(run_id: int) -> None:
+    """Follow a run: live while queued/running, the result once it has ended."""
+    snap = follow.snapshot(runner(), run_id)
+    with contextlib.suppress(gallery.RunNotFound), db() as conn:
+        st.markdown(f"**{run_label(gallery.get_run(conn, run_id))}**")
+    if snap is None:
+        st.info(f"Run #{run_id} is no longer in the gallery.", icon=":material/info:")
+    elif snap.finished:
+        result_view(run_id)
+    else:
+        live_run(run_id)
+
+
+def run_label(summary: gallery.RunSummary | gallery.Run) -> str:
+    return f"#{summary.id} · {summary.title or 'untitled'}"
+
+
+# ----- re-run: Generate pre-filled from a stored run ----------------------------------------------
+
+
+def request_rerun(run_id: int) -> None:
+    """Open Generate with this run's inputs and settings (the page reads it on its next render)."""
+    st.session_state["prefill_run"] = run_id
+    st.switch_page(GENERATE_PAGE)
+
+
+def prefill_from_run() -> None:
+    """If a re-run was asked for, put the stored run's inputs and settings into Generate's widgets."""
+    run_id = st.session_state.pop("prefill_run", None)
+    if run_id is None:
+        return
+    with guard(f"re-running run #{run_id}"), db() as conn:
+        run = gallery.get_run(conn, run_id)
+        settings = TransferSettings.from_dict(gallery.rerun_settings(conn, run_id))
+        ss = st.session_state
+        ss["content_source"], ss["content_recent"] = "Recent", run.content.sha256
+        ids = [info.origin for info in run.styles if info.origin_kind == "catalog"]
+        if len(ids) == len(run.styles) and all(catalog.is_available_offline(i) for i in ids):
+            ss["style_source"], ss["style_ids"] = "Catalog", ids
+        else:
+            ss["style_source"], ss["style_recent"] = "Recent", [info.sha256 for info in run.styles]
+        for info in run.styles:
+            ss[f"blend_{info.sha256[:12]}"] = round((info.blend if info.blend is not None else 1.0) * 20) / 20
+        preset = next((name for name, p in PRESETS.items() if p.replace(seed=settings.seed) == settings), None)
+        apply_settings(settings.replace(style_blend=None), preset)
+        ss.pop("run_id", None)
+        st.toast(f"Settings and images of run #{run_id} loaded.", icon=":material/replay:")

@@ -1,0 +1,51 @@
+"""The state of this machine as the app shows it: the VGG19 weights in use (with their download)
+and, in the sidebar, what is running and on which device."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from jaxstyle import weights
+from ui.common import device, guard, runner
+
+
+def weights_panel() -> None:
+    """Which VGG19 weights runs use, with a download button while they are the offline fallback."""
+    status = weights.weights_status()
+    if status.get("problem"):
+        st.error(status["problem"], icon=":material/error:")
+    if status["pretrained"]:
+        st.success("Pretrained VGG19 (ImageNet)", icon=":material/verified:")
+        st.caption(status["description"])
+        return
+    st.warning("Offline fallback (random VGG19): results show texture, not painting style.", icon=":material/warning:")
+    if st.button(
+        f"Download pretrained weights ({weights.KERAS_SIZE_MB} MB)", key="download_weights", icon=":material/download:"
+    ):
+        bar = st.progress(0.0, text="Downloading VGG19 weights…")
+
+        def progress(done: int, total: int | None) -> None:
+            text = f"Downloading VGG19 weights… {done / 1e6:.0f} MB" + (f" of {total / 1e6:.0f} MB" if total else "")
+            bar.progress(min(1.0, done / total) if total else 0.0, text=text)
+
+        with guard("the weights download"):
+            weights.download_weights(progress=progress)
+            runner().reset_weights()
+            st.toast("Pretrained weights downloaded; new runs use them.", icon=":material/check:")
+        bar.empty()
+
+
+def sidebar() -> None:
+    """The shared sidebar: what is running now, device and weights in one glance."""
+    with st.sidebar:
+        active, queued = runner().active_ids(), runner().queued_ids()
+        if active or queued:
+            text = " · ".join(
+                part
+                for part in (f"{len(active)} running" if active else "", f"{len(queued)} waiting" if queued else "")
+                if part
+            )
+            st.caption(f":material/autorenew: {text}")
+        status = weights.weights_status()
+        kind = "pretrained VGG19" if status["pretrained"] else "fallback VGG19"
+        st.caption(f":material/memory: {device()} · {kind}")
