@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jaxstyle import images, transfer
+from jaxstyle import images, inputs, transfer
 from jaxstyle.errors import Cancelled, JaxstyleError, SettingsError
 from jaxstyle.recorder import GalleryRecorder
 from jaxstyle.runs import CANCELLED, DONE, FAILED, FINISHED_STATUSES, QUEUED, RUNNING
@@ -188,8 +188,8 @@ class JobRunner:
     def submit(
         self,
         settings: TransferSettings,
-        content: images.LoadedImage,
-        styles: Sequence[images.LoadedImage],
+        content: inputs.LoadedImage,
+        styles: Sequence[inputs.LoadedImage],
         *,
         style_blend: Sequence[float] | None = None,
         title: str | None = None,

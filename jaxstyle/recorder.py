@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from jaxstyle import gallery, images
+from jaxstyle import gallery, images, inputs
 from jaxstyle.errors import Cancelled
 from jaxstyle.settings import TransferSettings
 from jaxstyle.transfer import Iterate, TransferResult
@@ -33,8 +33,8 @@ class GalleryRecorder:
         cls,
         path: os.PathLike | str | None,
         settings: TransferSettings,
-        content: images.LoadedImage,
-        styles: Sequence[images.LoadedImage],
+        content: inputs.LoadedImage,
+        styles: Sequence[inputs.LoadedImage],
         *,
         weights: Weights | None = None,
         device: str = "",

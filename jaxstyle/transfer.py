@@ -39,10 +39,10 @@ from PIL import Image
 
 from jaxstyle import images, losses, vgg
 from jaxstyle.errors import Cancelled, SettingsError
+from jaxstyle.runs import LOSS_NAMES
 from jaxstyle.settings import TransferSettings
 from jaxstyle.weights import Weights
 
-LOSS_NAMES = ("total", "content", "style", "tv")
 # Style images are never upsampled beyond this long side: beyond it they only cost time.
 _MAX_STYLE_PX = 2048
 

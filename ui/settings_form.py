@@ -30,6 +30,7 @@ SIZE_OPTIONS = [32, 48, 64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 896
 _SCALE_MIN_OPTIONS = [0, 64, 96, 128, 192, 256, 384, 512]
 _EMA_OPTIONS = [0.0, 0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
 _PYRAMID_OPTIONS = list(range(1, 7))
+_DECAY_OPTIONS = [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
 def _with(options: list[Any], value: Any) -> list[Any]:
@@ -133,6 +134,13 @@ def settings_form() -> TransferSettings | None:
                 key="s_warmup_iterations", disabled=v["s_optimizer"] == "lbfgs",
                 help=f"Adam's step rises from {transfer.WARMUP_START:.0%} of the learning rate to all of it over "
                 "these iterations, at each scale: full steps at the start overshoot and add noise.", **kw,
+            )  # fmt: skip
+            st.select_slider(
+                "Step decay after the warm-up (Adam)", _with(_DECAY_OPTIONS, v["s_decay_power"]), v["s_decay_power"],
+                key="s_decay_power", disabled=v["s_optimizer"] == "lbfgs",
+                help="After the warm-up the step falls as (warm-up / iteration) to this power: 0 keeps it constant, "
+                "0.5 halves it by four times the warm-up. A constant step lets the loss climb back up in long runs.",
+                **kw,
             )  # fmt: skip
             st.select_slider(
                 "Average of iterates (EMA decay)",

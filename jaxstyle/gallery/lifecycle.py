@@ -9,7 +9,6 @@ later one (a cancelled run is not started, a finished run is not failed) is one 
 from __future__ import annotations
 
 import json
-import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,10 +29,9 @@ from jaxstyle.gallery.values import (
     now_iso,
     tags_json,
 )
-from jaxstyle.runs import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, QUEUED, RUN_STATUSES, RUNNING
+from jaxstyle.runs import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, ORIGIN_KINDS, QUEUED, RUN_STATUSES, RUNNING
 from jaxstyle.settings import TransferSettings
 
-ORIGIN_KINDS: tuple[str, ...] = typing.get_args(images.OriginKind)  # "upload", "file", "url", "catalog"
 _NOT_DONE = tuple(status for status in RUN_STATUSES if status != DONE)
 
 
