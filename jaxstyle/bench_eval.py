@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -49,10 +50,10 @@ CHECKPOINTS = (100, 150, 300, 500)
 # The iterations of the peer's classic run, whose final loss is the quality bar.
 PEER_ITERATIONS = 300
 # Recipes, as changes to the default settings. "previous" is the default before decay_power
-# existed: the same warm-up, then a constant step.
+# existed: a longer warm-up to a higher step, then that step for good.
 RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
-    "previous": {"decay_power": 0.0},
+    "previous": {"learning_rate": 0.05, "warmup_iterations": 80, "decay_power": 0.0},
     "lbfgs": {"optimizer": "lbfgs", "pyramid_levels": 1},
 }
 _REPORT_EVERY = 10
@@ -240,21 +241,32 @@ def run_evaluation(
     data: Path,
     image_dir: Path,
     log: Callable[[str], None] = print,
+    peer_runs: dict[tuple[int, str, str], dict] | None = None,
 ) -> dict:
-    """Run every plan for every recipe (and the peer where the plan says); returns the report."""
+    """Run every plan for every recipe (and the peer where the plan says); returns the report.
+    ``peer_runs`` holds peer results already measured, by (size, photo, painting), to reuse."""
+    peer_runs = peer_runs or {}
     from jaxstyle import bench
 
     image_dir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"machine": bench._machine(), "data": str(data), "recipes": {}, "runs": []}
     with tempfile.TemporaryDirectory(prefix="jaxstyle-eval-") as tmp:
-        jobs = [[plan.size_px, photo, painting] for plan in plans if plan.peer for photo, painting in plan.pairs]
+        jobs = [
+            [plan.size_px, photo, painting]
+            for plan in plans
+            if plan.peer
+            for photo, painting in plan.pairs
+            if (plan.size_px, photo, painting) not in peer_runs
+        ]
         prepared = bench._spawn({"kind": "eval_prepare", "out_dir": tmp, "data": str(data), "jobs": jobs}, 900)
         report.update(prepared)
         cache_dir = str(Path(tmp) / "xla")
         for plan in plans:
             for photo, painting in plan.pairs:
                 run: dict[str, Any] = {"size_px": plan.size_px, "pair": [photo, painting], "recipes": {}}
-                if plan.peer:
+                if plan.peer and (plan.size_px, photo, painting) in peer_runs:
+                    run["peer"] = peer_runs[plan.size_px, photo, painting]
+                elif plan.peer:
                     classic = TransferSettings(size_px=plan.size_px, iterations=PEER_ITERATIONS, **bench.CLASSIC)
                     inputs = str(Path(tmp) / f"inputs_{plan.size_px}_{photo}_{painting}.npz")
                     spec = {"kind": "eval_peer", "out_dir": tmp, "inputs": inputs, "settings": classic.to_dict()}
@@ -281,7 +293,7 @@ def run_evaluation(
                         f"TTQ {_ratio(figures.get('ttq_vs_peer'))} ({time.perf_counter() - started:.0f} s)"
                     )
                 report["runs"].append(run)
-    report["machine"]["load_average_end"] = list(bench.os.getloadavg())
+    report["machine"]["load_average_end"] = list(os.getloadavg())
     report["summary"] = summarize(report)
     return report
 
@@ -436,8 +448,13 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
         plans = [Plan(s, args.eval_iterations, pairs if args.pairs else all_pairs(data), args.peer) for s in sizes]
     else:
         plans = default_plans(data, peer=args.peer)
+    peer_runs = {}
+    if args.peer_from:
+        earlier = json.loads(args.peer_from.read_text())
+        peer_runs = {(r["size_px"], *r["pair"]): r["peer"] for r in earlier["runs"] if "peer" in r}
+        plans = [dataclasses.replace(plan, peer=True) for plan in plans]
     image_dir = args.images or Path(tempfile.mkdtemp(prefix="jaxstyle-eval-images-"))
-    report = run_evaluation(plans, recipes, data=data, image_dir=image_dir, log=log)
+    report = run_evaluation(plans, recipes, data=data, image_dir=image_dir, log=log, peer_runs=peer_runs)
     print(format_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

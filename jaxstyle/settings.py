@@ -95,8 +95,8 @@ class TransferSettings:
     style_layer_weights: tuple[float, ...] | None = None  # one per style layer; None = equal
     style_loss: str = "gram"  # "gram" (Gatys et al.) or "w2" (Wasserstein-2 of Gaussian fits)
     optimizer: str = "adam"  # "adam" or "lbfgs" (optax.lbfgs with line search)
-    learning_rate: float = 0.05  # Adam's (peak) step size on the [0, 1] pixel range, 1e-5–1 (not for L-BFGS)
-    warmup_iterations: int = 80  # Adam's step rises from 12% to learning_rate over these, at each scale; 0–5000
+    learning_rate: float = 0.04  # Adam's (peak) step size on the [0, 1] pixel range, 1e-5–1 (not for L-BFGS)
+    warmup_iterations: int = 60  # Adam's step rises from 12% to learning_rate over these, at each scale; 0–5000
     decay_power: float = 0.5  # then falls as (warmup_iterations / iteration)^decay_power; 0 = constant, 0–2
     ema_decay: float = 0.0  # >0: return the exponential moving average of the iterates, 0–0.9999
     pyramid_levels: int = 4  # image optimized as this many pyramid levels (transfer.compose); 1 = pixels, 1–8
