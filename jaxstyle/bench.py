@@ -20,10 +20,7 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxstyle import paths
+from jaxstyle.bench_process import CLASSIC, RESULT_PREFIX, machine, peak_memory_gib, spawn
 from jaxstyle.settings import TransferSettings
 
 DEFAULT_DATA = paths.PROJECT_ROOT.parent / "shared" / "data"
@@ -40,8 +38,6 @@ DEFAULT_STYLE = "styles/starry_night.jpg"
 # One chunk length (report_every) for every run, so all runs of one shape share a compiled chunk
 # and time-to-quality is checked every CHUNK iterations.
 CHUNK = 5
-# The classic recipe, which the PyTorch peer runs: Adam on the pixels at a constant step of 0.02.
-CLASSIC: dict[str, Any] = {"pyramid_levels": 1, "warmup_iterations": 0, "decay_power": 0.0, "learning_rate": 0.02}
 # Configurations, as changes to the default settings. "adam" and "lbfgs" are the classic recipes
 # (adam is the peer's algorithm, for like-for-like seconds per iteration); "default" is what
 # jaxstyle runs by default (pyramid levels, warm-up: see README, Speed); "ms" is the default recipe
@@ -54,7 +50,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 # A configuration's time-to-quality run stops at this multiple of the reference's time.
 TTQ_CAP = 1.0
-_RESULT_PREFIX = "BENCH-RESULT "
 
 
 def config_settings(config: str, size_px: int, iterations: int) -> TransferSettings:
@@ -66,18 +61,6 @@ def config_settings(config: str, size_px: int, iterations: int) -> TransferSetti
 
 
 # --- workers (each in its own process) ------------------------------------------------------
-
-
-def _peak_memory_gib() -> tuple[float, str]:
-    """Peak RSS of this process, or the device's peak memory on a GPU."""
-    if "jax" in sys.modules:
-        import jax
-
-        device = jax.devices()[0]
-        stats = device.memory_stats() if device.platform != "cpu" else None
-        if stats and "peak_bytes_in_use" in stats:
-            return stats["peak_bytes_in_use"] / 2**30, "device"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "rss"
 
 
 def _load_pair(spec: dict) -> tuple[Any, Any]:
@@ -139,7 +122,7 @@ def _peer_worker(spec: dict) -> dict:
         "threshold": record["final_loss"],
         "ttq_s": float(record["step_end_s"][-1]),
         "initial_losses": record["losses"][0].tolist(),
-        "peak_gib": _peak_memory_gib()[0],
+        "peak_gib": peak_memory_gib()[0],
         "memory_kind": "rss",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -206,52 +189,14 @@ def _jax_worker(spec: dict) -> dict:
         out["ttq_s"] = hit.get("elapsed_s", cap_s)
         out["ttq_steps"] = hit.get("step")
 
-    out["peak_gib"], out["memory_kind"] = _peak_memory_gib()
+    out["peak_gib"], out["memory_kind"] = peak_memory_gib()
     return out
 
 
 _WORKERS = {"prepare": _prepare_worker, "peer": _peer_worker, "jax": _jax_worker}
 
 
-def _spawn(spec: dict, timeout_s: float) -> dict:
-    """Run one worker in a fresh process; its result is the last line it prints."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "jaxstyle.bench", "--worker", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        cwd=paths.PROJECT_ROOT,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(_RESULT_PREFIX)]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"benchmark worker {spec['kind']} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    result = json.loads(lines[-1].removeprefix(_RESULT_PREFIX))
-    result["process_wall_s"] = time.perf_counter() - t0
-    return result
-
-
 # --- the orchestrator -----------------------------------------------------------------------
-
-
-def _machine() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": _cpu_model(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "load_average_start": list(os.getloadavg()),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def run_benchmark(
@@ -268,7 +213,7 @@ def run_benchmark(
 ) -> dict:
     """Measure every (size, configuration); returns the report that ``--json`` writes."""
     report: dict[str, Any] = {
-        "machine": _machine(),
+        "machine": machine(),
         "iterations": iterations,
         "chunk": CHUNK,
         "content": str(content),
@@ -278,7 +223,7 @@ def run_benchmark(
     }
     with tempfile.TemporaryDirectory(prefix="jaxstyle-bench-") as tmp:
         base = {"content": str(content), "style": str(style), "out_dir": tmp}
-        prepared = _spawn({**base, "kind": "prepare", "sizes": list(sizes)}, 900)
+        prepared = spawn({**base, "kind": "prepare", "sizes": list(sizes)}, 900)
         report.update(weights=prepared["weights"], weights_source=prepared["weights_source"], device=prepared["device"])
         for size_px in sizes:
             shape = prepared["shapes"][str(size_px)]
@@ -287,7 +232,7 @@ def run_benchmark(
             if peer:
                 log(f"{size_px} px: PyTorch peer, classic Adam × {iterations} …")
                 settings = config_settings("adam", size_px, iterations)
-                result = _spawn(
+                result = spawn(
                     {
                         **base,
                         "kind": "peer",
@@ -318,8 +263,8 @@ def run_benchmark(
                     "threshold": threshold,
                     "cap_s": TTQ_CAP * reference_s if reference_s else None,
                 }
-                first = _spawn(spec, 3600)
-                second = _spawn({**spec, "measure": []}, 3600)
+                first = spawn(spec, 3600)
+                second = spawn({**spec, "measure": []}, 3600)
                 if "reference" in measure:
                     threshold, reference_s = first["threshold"], first["ttq_s"]
                 row = {
@@ -477,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             worker = getattr(bench_eval, spec["kind"].removeprefix("eval_") + "_worker")
         else:
             worker = _WORKERS[spec["kind"]]
-        print(_RESULT_PREFIX + json.dumps(worker(spec)), flush=True)
+        print(RESULT_PREFIX + json.dumps(worker(spec)), flush=True)
         return 0
     if args.eval:
         if args.peer:

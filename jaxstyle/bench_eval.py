@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jaxstyle import paths
+from jaxstyle import bench_process, paths
 from jaxstyle.settings import PRESETS, TransferSettings
 
 DEFAULT_DATA = paths.PROJECT_ROOT.parent / "shared" / "data"
@@ -123,7 +123,7 @@ def _stats(values: Sequence[float], worst: Callable[[Sequence[float]], float] = 
     return {"median": statistics.median(values), "worst": worst(values), "n": len(values)}
 
 
-# --- workers (each in its own process, through bench._spawn) ----------------------------------
+# --- workers (each in its own process, through bench_process.spawn) ----------------------------------
 
 
 def _inputs(data: Path, photo: str, painting: str):
@@ -246,10 +246,8 @@ def run_evaluation(
     """Run every plan for every recipe (and the peer where the plan says); returns the report.
     ``peer_runs`` holds peer results already measured, by (size, photo, painting), to reuse."""
     peer_runs = peer_runs or {}
-    from jaxstyle import bench
-
     image_dir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"machine": bench._machine(), "data": str(data), "recipes": {}, "runs": []}
+    report: dict[str, Any] = {"machine": bench_process.machine(), "data": str(data), "recipes": {}, "runs": []}
     with tempfile.TemporaryDirectory(prefix="jaxstyle-eval-") as tmp:
         jobs = [
             [plan.size_px, photo, painting]
@@ -258,7 +256,7 @@ def run_evaluation(
             for photo, painting in plan.pairs
             if (plan.size_px, photo, painting) not in peer_runs
         ]
-        prepared = bench._spawn({"kind": "eval_prepare", "out_dir": tmp, "data": str(data), "jobs": jobs}, 900)
+        prepared = bench_process.spawn({"kind": "eval_prepare", "out_dir": tmp, "data": str(data), "jobs": jobs}, 900)
         report.update(prepared)
         cache_dir = str(Path(tmp) / "xla")
         for plan in plans:
@@ -267,10 +265,12 @@ def run_evaluation(
                 if plan.peer and (plan.size_px, photo, painting) in peer_runs:
                     run["peer"] = peer_runs[plan.size_px, photo, painting]
                 elif plan.peer:
-                    classic = TransferSettings(size_px=plan.size_px, iterations=PEER_ITERATIONS, **bench.CLASSIC)
+                    classic = TransferSettings(
+                        size_px=plan.size_px, iterations=PEER_ITERATIONS, **bench_process.CLASSIC
+                    )
                     inputs = str(Path(tmp) / f"inputs_{plan.size_px}_{photo}_{painting}.npz")
                     spec = {"kind": "eval_peer", "out_dir": tmp, "inputs": inputs, "settings": classic.to_dict()}
-                    run["peer"] = bench._spawn(spec, 3600)
+                    run["peer"] = bench_process.spawn(spec, 3600)
                 for recipe in recipes:
                     settings = TransferSettings(size_px=plan.size_px, iterations=plan.iterations, **RECIPES[recipe])
                     report["recipes"][recipe] = RECIPES[recipe]
@@ -285,7 +285,7 @@ def run_evaluation(
                         "tag": _tag(recipe, plan.size_px, photo, painting),
                     }
                     started = time.perf_counter()
-                    run["recipes"][recipe] = _pair_figures(bench._spawn(spec, 3600), run.get("peer"))
+                    run["recipes"][recipe] = _pair_figures(bench_process.spawn(spec, 3600), run.get("peer"))
                     figures = run["recipes"][recipe]
                     log(
                         f"{plan.size_px} px {photo} × {painting} {recipe}: final {figures['totals'][-1]:.4f}, "

@@ -39,6 +39,37 @@ def style_loss(features: jax.Array, target_gram: jax.Array) -> jax.Array:
     return jnp.mean((gram(features) - target_gram) ** 2) / (jnp.mean(target_gram**2) + _EPS)
 
 
+@jax.custom_vjp
+def gram_style_loss(features: jax.Array, target_gram: jax.Array) -> jax.Array:
+    """:func:`style_loss`, with a gradient that costs one matrix product instead of two.
+
+    Autodiff of the Gram matrix FᵀF/N gives F·dGᵀ/N + F·dG/N: two (positions × C) products and
+    their sum, each a pass over the layer's activations (7% of a 256 px step). dG is symmetric
+    here, so the gradient is F·(2·dG)/N, one product.
+    """
+    return style_loss(features, target_gram)
+
+
+def _gram_style_loss_fwd(features: jax.Array, target_gram: jax.Array):
+    flat = features.reshape(-1, features.shape[-1])
+    gram = flat.T @ flat / flat.shape[0]
+    # style_loss is the relative squared error of the Gram matrices, which is content_loss's
+    # formula applied to them; its gradient with respect to the Gram matrix comes from there.
+    value, gram_vjp = jax.vjp(content_loss, gram, target_gram)
+    return value, (features, gram_vjp)
+
+
+def _gram_style_loss_bwd(residuals, g: jax.Array):
+    features, gram_vjp = residuals
+    d_gram, d_target = gram_vjp(g)
+    flat = features.reshape(-1, features.shape[-1])
+    d_gram = d_gram + d_gram.T
+    return (flat @ d_gram / flat.shape[0]).reshape(features.shape), d_target
+
+
+gram_style_loss.defvjp(_gram_style_loss_fwd, _gram_style_loss_bwd)
+
+
 def gaussian_fit(features: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Mean (C,) and covariance (C, C) of activations over positions."""
     flat = _flatten(features)

@@ -13,11 +13,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jaxstyle import optimizers, style_losses
 from jaxstyle.errors import SettingsError
 from jaxstyle.layers import LAYER_NAMES, POOLINGS
 
-OPTIMIZERS = ("adam", "lbfgs")
-STYLE_LOSSES = ("gram", "w2")
+# The choices that grow live in their own tables; settings, the CLI and the app read the names here.
+OPTIMIZERS = tuple(optimizers.OPTIMIZERS)
+STYLE_LOSSES = tuple(style_losses.STYLE_LOSSES)
 INITS = ("content", "style", "noise")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
 
@@ -93,8 +95,8 @@ class TransferSettings:
     content_layers: tuple[str, ...] = ("conv4_2",)  # VGG19 layers whose activations are matched
     style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
     style_layer_weights: tuple[float, ...] | None = None  # one per style layer; None = equal
-    style_loss: str = "gram"  # "gram" (Gatys et al.) or "w2" (Wasserstein-2 of Gaussian fits)
-    optimizer: str = "adam"  # "adam" or "lbfgs" (optax.lbfgs with line search)
+    style_loss: str = "gram"  # a key of style_losses.STYLE_LOSSES: "gram" (Gatys et al.), "w2" (Wasserstein-2)
+    optimizer: str = "adam"  # a key of optimizers.OPTIMIZERS: "adam", "lbfgs" (optax.lbfgs with line search)
     learning_rate: float = 0.04  # Adam's (peak) step size on the [0, 1] pixel range, 1e-5–1 (not for L-BFGS)
     warmup_iterations: int = 60  # Adam's step rises from 12% to learning_rate over these, at each scale; 0–5000
     decay_power: float = 0.5  # then falls as (warmup_iterations / iteration)^decay_power; 0 = constant, 0–2

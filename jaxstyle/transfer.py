@@ -34,13 +34,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from PIL import Image
 
 from jaxstyle import images, losses, vgg
 from jaxstyle.errors import Cancelled, SettingsError
+from jaxstyle.optimizers import OPTIMIZERS, StepSize
+from jaxstyle.pyramid import compose, pyramid
 from jaxstyle.runs import LOSS_NAMES
 from jaxstyle.settings import TransferSettings
+from jaxstyle.style_losses import STYLE_LOSSES
 from jaxstyle.weights import Weights
 
 # Style images are never upsampled beyond this long side: beyond it they only cost time.
@@ -86,7 +88,7 @@ class TransferState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class _Static:
+class Static:
     """The settings that change the compiled program (everything else is a traced argument)."""
 
     content_layers: tuple[str, ...]
@@ -98,7 +100,7 @@ class _Static:
     pyramid_levels: int
 
     @classmethod
-    def of(cls, settings: TransferSettings) -> _Static:
+    def of(cls, settings: TransferSettings) -> Static:
         return cls(
             content_layers=settings.content_layers,
             style_layers=settings.style_layers,
@@ -135,168 +137,80 @@ def enable_compilation_cache(cache_dir: str) -> None:
 # --- targets --------------------------------------------------------------------------------
 
 
-def _style_stats(static: _Static, params: dict, style: jax.Array) -> dict[str, Any]:
+def style_targets(static: Static, params: dict, styles: Sequence[jax.Array], blend: jax.Array) -> dict[str, Any]:
+    """The style loss's targets at every style layer: the styles' statistics blended by ``blend``."""
+    return _blend_style_targets(static, [_style_stats(static, params, style) for style in styles], blend)
+
+
+def _style_stats(static: Static, params: dict, style: jax.Array) -> dict[str, Any]:
     feats = vgg.features(params, style, static.style_layers, static.pooling)
-    if static.style_loss == "gram":
-        return {name: losses.gram(f) for name, f in feats.items()}
-    return {name: losses.gaussian_fit(f) for name, f in feats.items()}
+    return {name: STYLE_LOSSES[static.style_loss].statistics(f) for name, f in feats.items()}
 
 
-def _blend_style_targets(static: _Static, per_style: list[dict[str, Any]], blend: jax.Array) -> dict[str, Any]:
-    """Blend the styles' statistics with weights ``blend`` (summing to 1)."""
+def _blend_style_targets(static: Static, per_style: list[dict[str, Any]], blend: jax.Array) -> dict[str, Any]:
+    """Blend the styles' statistics with weights ``blend`` (summing to 1), then prepare them as
+    the style loss's targets."""
     blended = jax.tree.map(lambda *xs: sum(blend[i] * x for i, x in enumerate(xs)), *per_style)
-    if static.style_loss == "gram":
-        return blended
-    # W2 needs Σ^½ of the target; compute it once here, not per step.
-    return {name: (mean, losses.sqrtm_psd(cov)) for name, (mean, cov) in blended.items()}
+    return {name: STYLE_LOSSES[static.style_loss].target(stats) for name, stats in blended.items()}
 
 
 # --- loss and step --------------------------------------------------------------------------
 
 
-@jax.custom_vjp
-def _style_loss(features: jax.Array, target_gram: jax.Array) -> jax.Array:
-    """:func:`losses.style_loss`, with a gradient that costs one matrix product instead of two.
-
-    Autodiff of the Gram matrix FᵀF/N gives F·dGᵀ/N + F·dG/N: two (positions × C) products and
-    their sum, each a pass over the layer's activations (7% of a 256 px step). dG is symmetric
-    here, so the gradient is F·(2·dG)/N, one product.
-    """
-    return losses.style_loss(features, target_gram)
-
-
-def _style_loss_fwd(features: jax.Array, target_gram: jax.Array):
-    flat = features.reshape(-1, features.shape[-1])
-    gram = flat.T @ flat / flat.shape[0]
-    # style_loss is the relative squared error of the Gram matrices, which is content_loss's
-    # formula applied to them; its gradient with respect to the Gram matrix comes from there.
-    value, gram_vjp = jax.vjp(losses.content_loss, gram, target_gram)
-    return value, (features, gram_vjp)
-
-
-def _style_loss_bwd(residuals, g: jax.Array):
-    features, gram_vjp = residuals
-    d_gram, d_target = gram_vjp(g)
-    flat = features.reshape(-1, features.shape[-1])
-    d_gram = d_gram + d_gram.T
-    return (flat @ d_gram / flat.shape[0]).reshape(features.shape), d_target
-
-
-_style_loss.defvjp(_style_loss_fwd, _style_loss_bwd)
-
-
-def _loss_terms(static: _Static, params: dict, image: jax.Array, targets: dict, layer_weights: jax.Array):
-    """The unweighted loss terms of ``image`` (content, style, tv)."""
-    feats = vgg.features(params, image, static.layers, static.pooling)
+def terms_from_features(
+    static: Static, feats: dict, image: jax.Array, targets: dict, layer_weights: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The unweighted loss terms (content, style, tv) of ``image`` whose VGG activations are ``feats``."""
     content = sum(losses.content_loss(feats[n], targets["content"][n]) for n in static.content_layers)
     content = content / len(static.content_layers)
-    style_terms = []
-    for name in static.style_layers:
-        if static.style_loss == "gram":
-            style_terms.append(_style_loss(feats[name], targets["style"][name]))
-        else:
-            mean, cov_sqrt = targets["style"][name]
-            style_terms.append(losses.w2_style_loss(feats[name], mean, cov_sqrt))
+    style_loss = STYLE_LOSSES[static.style_loss].loss
+    style_terms = [style_loss(feats[name], targets["style"][name]) for name in static.style_layers]
     style = jnp.dot(jnp.stack(style_terms), layer_weights)
     return content, style, losses.tv_loss(image)
 
 
-def _total_and_terms(static, params, image, targets, layer_weights, loss_weights):
-    content, style, tv = _loss_terms(static, params, image, targets, layer_weights)
+def weighted(terms: tuple[jax.Array, jax.Array, jax.Array], loss_weights: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The weighted total of (content, style, tv) and all four in LOSS_NAMES order."""
+    content, style, tv = terms
     total = loss_weights[0] * content + loss_weights[1] * style + loss_weights[2] * tv
     return total, jnp.stack([total, content, style, tv])
 
 
-# Adam's step size starts at this fraction of the learning rate and rises linearly to all of it
-# over the warm-up (see step_schedule).
-WARMUP_START = 0.12
+def loss_weight_arrays(settings: TransferSettings) -> tuple[jax.Array, jax.Array]:
+    """The style layers' weights (normalized to sum 1) and the (content, style, tv) loss weights,
+    as the traced arrays :func:`loss_and_terms` takes."""
+    layer_weights = np.asarray(settings.style_layer_weights or (1.0,) * len(settings.style_layers), np.float32)
+    loss_weights = np.array([settings.content_weight, settings.style_weight, settings.tv_weight], np.float32)
+    return jnp.asarray(layer_weights / layer_weights.sum()), jnp.asarray(loss_weights)
 
 
-def step_schedule(learning_rate: jax.Array, warmup_iterations: jax.Array, decay_power: jax.Array) -> optax.Schedule:
-    """Adam's step size at each iteration of a scale: a linear ramp from WARMUP_START × the learning
-    rate to the whole of it over ``warmup_iterations``, then a decay as
-    ``(warmup_iterations / iteration) ** decay_power`` (0: constant; 0.5: inverse square root). All
-    three are traced values, so changing them never recompiles. The step at an iteration does not
-    depend on how many iterations the run has, so a run of 100 iterations is the first 100 of a run
-    of 500, and the live preview shows the very images a shorter run would end with.
-
-    Differs from the usual constant step: Adam's first steps are about the learning rate on every
-    pixel whatever the gradient, and at a full step they overshoot, tearing up the content and
-    adding noise that takes a long tail of iterations to smooth out again (hence the warm-up). And
-    a constant step never settles: Adam's normalized step stays near the learning rate while the
-    gradients shrink, and as its second-moment estimate forgets the large gradients of the first
-    iterations, the steps grow relative to the gradients and the loss rises again (by 17–240% at
-    300 iterations with the pyramid at a constant 0.05, README "Quality"). The decay keeps the
-    early speed and lets the image settle.
-    """
-
-    def schedule(count: jax.Array) -> jax.Array:
-        warmup = jnp.maximum(warmup_iterations, 1.0)
-        ramp = jnp.where(warmup_iterations > 0, jnp.minimum(1.0, count / warmup), 1.0)
-        decay = jnp.minimum(1.0, warmup / jnp.maximum(count, 1.0)) ** decay_power
-        return learning_rate * (WARMUP_START + (1.0 - WARMUP_START) * ramp) * decay
-
-    return schedule
+def loss_and_terms(
+    static: Static, params: dict, image: jax.Array, targets: dict, layer_weights: jax.Array, loss_weights: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """The weighted total loss of ``image`` and its terms (LOSS_NAMES order): the one loss of
+    optimization runs and of training instant models."""
+    feats = vgg.features(params, image, static.layers, static.pooling)
+    return weighted(terms_from_features(static, feats, image, targets, layer_weights), loss_weights)
 
 
-def _optimizer(
-    static: _Static, learning_rate: jax.Array, warmup_iterations: jax.Array, decay_power: jax.Array
-) -> optax.GradientTransformationExtraArgs:
-    if static.optimizer == "lbfgs":
-        return optax.lbfgs()
-    return optax.adam(step_schedule(learning_rate, warmup_iterations, decay_power))
-
-
-# --- the image's parametrization -----------------------------------------------------------
-
-
-def pyramid(image: jax.Array, n_levels: int) -> tuple[jax.Array, ...]:
-    """The starting levels for ``image`` (N, H, W, C): the image itself at full resolution, then
-    ``n_levels - 1`` zero levels, each half the size of the one before (at least 1 px)."""
-    n, height, width, channels = image.shape
-    coarse = tuple(
-        jnp.zeros((n, max(1, height >> k), max(1, width >> k), channels), image.dtype) for k in range(1, n_levels)
-    )
-    return (image, *coarse)
-
-
-def compose(levels: Sequence[jax.Array]) -> jax.Array:
-    """The image that pyramid ``levels`` stand for: the finest level plus every coarser level,
-    bilinearly upsampled to full size.
-
-    Differs from Gatys et al. (who optimize pixels): with more than one level the optimizer moves
-    coarse levels too, and a step of Adam's size on a coarse level moves a whole region of the
-    image as far as one on the finest level moves a pixel. The loss is the same function of the
-    image; only the path to its minimum changes: the broad structure that pixel steps build
-    slowly settles early. (STROTSS, Kolkin et al. 2019, optimizes a Laplacian pyramid for the same
-    reason.) Measured at 256 px: the loss pixel-space Adam reaches in 300 iterations, in 150 (at a
-    constant step of 0.03; with the warm-up, 100).
-    """
-    image = levels[0]
-    for coarse in levels[1:]:
-        image = image + jax.image.resize(coarse, image.shape, "linear")
-    return image
-
-
-def _init_state(static: _Static, image: jax.Array) -> TransferState:
+def _init_state(static: Static, image: jax.Array) -> TransferState:
     levels = pyramid(image, static.pyramid_levels)
-    opt_state = _optimizer(static, jnp.float32(0), jnp.float32(0), jnp.float32(0)).init(levels)
+    opt_state = OPTIMIZERS[static.optimizer].make(StepSize(*(jnp.float32(0),) * 3)).init(levels)
     return TransferState(levels=levels, opt_state=opt_state, ema=jnp.zeros_like(image), step=jnp.int32(0))
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _start_scale(
-    static: _Static, params: dict, content: jax.Array, styles: tuple[jax.Array, ...], blend: jax.Array, start: jax.Array
+    static: Static, params: dict, content: jax.Array, styles: tuple[jax.Array, ...], blend: jax.Array, start: jax.Array
 ) -> tuple[dict, TransferState]:
     """Everything a scale needs before its first step, as one compiled call (each separate one
     costs a trace and a cache lookup in every new process): the content and blended style targets,
     which depend only on the inputs and so are computed once per scale, and the initial state,
     from ``start`` resized to the content's shape. Being outputs of one computation, the state's
     buffers are distinct, as the chunk's donation of them requires."""
-    per_style = [_style_stats(static, params, style) for style in styles]
     targets = {
         "content": vgg.features(params, content, static.content_layers, static.pooling),
-        "style": _blend_style_targets(static, per_style, blend),
+        "style": style_targets(static, params, styles, blend),
     }
     if start.shape != content.shape:
         start = jax.image.resize(start, content.shape, "bicubic").clip(0.0, 1.0)
@@ -304,7 +218,7 @@ def _start_scale(
 
 
 def _run_chunk(
-    static: _Static,
+    static: Static,
     params: dict,
     targets: dict,
     state: TransferState,
@@ -321,45 +235,18 @@ def _run_chunk(
 
     Row i of the returned (max_steps, 4) array holds LOSS_NAMES at the image *before* step i.
     """
-    optimizer = _optimizer(static, learning_rate, warmup_iterations, decay_power)
+    optimizer = OPTIMIZERS[static.optimizer]
+    transformation = optimizer.make(StepSize(learning_rate, warmup_iterations, decay_power))
 
     def value_and_terms(levels):
         image = compose(levels)
-        if static.optimizer == "lbfgs":
-            # L-BFGS minimizes the loss of the clipped image instead of projecting its iterates
-            # into the box: a projection would move the point away from where the line search
-            # left its value and gradient (which the next step reuses) and hand the curvature
-            # memory pairs that are not the function's. (Measured at 128 px it changes the final
-            # loss by under 1%; it is for consistency, not speed.)
+        if optimizer.clips_in_loss:
             image = image.clip(0.0, 1.0)
-        return _total_and_terms(static, params, image, targets, layer_weights, loss_weights)
-
-    def total_loss(levels):
-        return value_and_terms(levels)[0]
+        return loss_and_terms(static, params, image, targets, layer_weights, loss_weights)
 
     def step(i, carry):
         state, history = carry
-        if static.optimizer == "lbfgs":
-            # The line search ended the previous step with the value and gradient at this very
-            # point; reuse them (only the first step of a scale computes them). The line search
-            # keeps the total only, so the terms for the history take one forward pass, about a
-            # third of what a second value_and_grad would cost.
-            value, grad = optax.value_and_grad_from_state(total_loss)(state.levels, state=state.opt_state)
-            terms = value_and_terms(state.levels)[1]
-            updates, opt_state = optimizer.update(
-                grad, state.opt_state, state.levels, value=value, grad=grad, value_fn=total_loss
-            )
-            levels = optax.apply_updates(state.levels, updates)  # may leave the box: the loss clips
-            image = compose(levels)
-        else:
-            (value, terms), grad = jax.value_and_grad(value_and_terms, has_aux=True)(state.levels)
-            updates, opt_state = optimizer.update(grad, state.opt_state, state.levels)
-            levels = optax.apply_updates(state.levels, updates)
-            # Project the image onto the [0, 1] box through its finest level, which moves each
-            # pixel by exactly its own overshoot (with one level this is projection_box).
-            unclipped = compose(levels)
-            image = optax.projections.projection_box(unclipped, 0.0, 1.0)
-            levels = (levels[0] + (image - unclipped), *levels[1:])
+        levels, opt_state, image, terms = optimizer.step(transformation, value_and_terms, state.levels, state.opt_state)
         ema = ema_decay * state.ema + (1 - ema_decay) * image if static.use_ema else state.ema
         history = history.at[i].set(terms)
         return TransferState(levels, opt_state, ema, state.step + 1), history
@@ -379,7 +266,7 @@ def _abstract(args: tuple) -> tuple:
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_chunk(static: _Static, max_steps: int, treedef: Any, avals: tuple) -> Any:
+def _compiled_chunk(static: Static, max_steps: int, treedef: Any, avals: tuple) -> Any:
     """The compiled chunk for these static settings and argument shapes, compiled once per process
     (and loaded from the persistent cache, when on, in the next one). Compiling ahead of time keeps
     compile time apart from run time in the report."""
@@ -387,9 +274,9 @@ def _compiled_chunk(static: _Static, max_steps: int, treedef: Any, avals: tuple)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _result_image(static: _Static, state: TransferState, ema_decay: jax.Array) -> jax.Array:
+def _result_image(static: Static, state: TransferState, ema_decay: jax.Array) -> jax.Array:
     if not static.use_ema:
-        return compose(state.levels).clip(0.0, 1.0)  # L-BFGS's iterates may leave the box (see _run_chunk)
+        return compose(state.levels).clip(0.0, 1.0)  # iterates of an optimizer that clips in its loss may leave the box
     # Bias-corrected EMA: without the correction early averages lean towards the zero start.
     return (state.ema / (1 - ema_decay ** state.step.astype(jnp.float32))).clip(0.0, 1.0)
 
@@ -398,7 +285,7 @@ def _result_image(static: _Static, state: TransferState, ema_decay: jax.Array) -
 def _finish(static, params, state, targets, layer_weights, loss_weights, ema_decay) -> tuple[jax.Array, jax.Array]:
     """The result image and its loss terms."""
     image = _result_image(static, state, ema_decay)
-    return image, _total_and_terms(static, params, image, targets, layer_weights, loss_weights)[1]
+    return image, loss_and_terms(static, params, image, targets, layer_weights, loss_weights)[1]
 
 
 # One compiled call instead of one per layer, for the same reason as _start_scale.
@@ -406,7 +293,7 @@ _with_backward_kernels = jax.jit(vgg.with_backward_kernels, static_argnums=1)
 
 
 @functools.lru_cache(maxsize=4)
-def _step_params(weights: Weights, layers: tuple[str, ...]) -> dict:
+def step_params(weights: Weights, layers: tuple[str, ...]) -> dict:
     """The params the step needs: the layers up to the deepest of ``layers``, with their input-
     gradient kernels and, on CPU, their Winograd forms computed once (see vgg.with_backward_kernels),
     kept per weights object."""
@@ -532,17 +419,14 @@ def stylize(
         raise SettingsError("at least one style image is needed")
     if report_every < 1 or preview_every < 1:
         raise SettingsError("report_every and preview_every must be at least 1")
-    static = _Static.of(settings)
+    static = Static.of(settings)
     blend = jnp.asarray(settings.blend_for(len(styles)), jnp.float32)
     content_in, styles_in = _prepare_inputs(content, styles, settings)
-    params = _step_params(weights, static.layers)
+    params = step_params(weights, static.layers)
     # The targets (once per scale) and the final losses are single forward passes: they run the
     # direct convolutions, and only the chunk compiles Winograd's (about a second per graph).
     forward_params = vgg.without_winograd(params)
-    layer_weights = np.asarray(settings.style_layer_weights or (1.0,) * len(settings.style_layers), np.float32)
-    layer_weights = jnp.asarray(layer_weights / layer_weights.sum())
-    loss_weights = np.array([settings.content_weight, settings.style_weight, settings.tv_weight], np.float32)
-    loss_weights = jnp.asarray(loss_weights)
+    layer_weights, loss_weights = loss_weight_arrays(settings)
     learning_rate = jnp.float32(settings.learning_rate)
     warmup_iterations = jnp.float32(settings.warmup_iterations)
     decay_power = jnp.float32(settings.decay_power)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from jaxstyle import images, transfer
-from jaxstyle.bench import CLASSIC
+from jaxstyle.bench_process import CLASSIC
 from jaxstyle.paths import PROJECT_ROOT
 from jaxstyle.settings import TransferSettings
 

@@ -131,23 +131,6 @@ def test_the_result_moves_towards_the_paintings_colours(small_content, small_sty
     assert after < 0.8 * before
 
 
-@pytest.mark.parametrize("n_levels", [1, 2, 4, 6])
-def test_a_pyramid_composes_back_to_its_image(small_content, n_levels):
-    image = transfer._as_batch(small_content, (48, 64))
-    levels = transfer.pyramid(image, n_levels)
-    assert len(levels) == n_levels
-    assert [level.shape[1:3] for level in levels] == [(48 >> k, 64 >> k) for k in range(n_levels)]
-    np.testing.assert_array_equal(transfer.compose(levels), image)
-
-
-def test_a_coarse_level_moves_a_whole_region_smoothly():
-    levels = transfer.pyramid(np.zeros((1, 32, 32, 3), np.float32), 3)
-    bumped = (levels[0], levels[1], levels[2].at[0, 3, 3, 0].set(1.0))  # one coarse cell, 1/4 of the side
-    image = np.asarray(transfer.compose(bumped))[0, ..., 0]
-    assert image.max() == pytest.approx(1.0, abs=0.3) and (image > 0.1).sum() > 16  # a region, not a pixel
-    assert np.abs(np.diff(image, axis=0)).max() < 0.3  # bilinear: no hard edges
-
-
 def test_the_pyramid_and_warm_up_reach_a_lower_loss_than_classic_adam(small_content, small_style, fallback_weights):
     """The default recipe against the classic one (pixels, constant step 0.02) in the same number
     of iterations: what makes jaxstyle faster to a given quality (see README, Speed)."""
@@ -157,17 +140,6 @@ def test_the_pyramid_and_warm_up_reach_a_lower_loss_than_classic_adam(small_cont
     )  # fmt: skip
     default = run(small_content, [small_style], fallback_weights, iterations=40, warmup_iterations=20)
     assert default.final_losses["total"] < classic.final_losses["total"]
-
-
-def test_the_step_ramps_up_over_the_warm_up_then_decays():
-    schedule = transfer.step_schedule(np.float32(0.05), np.float32(10), np.float32(0.5))
-    steps = [float(schedule(count)) for count in (0, 5, 10, 40, 160)]
-    ramp = [0.05 * transfer.WARMUP_START, 0.05 * (1 + transfer.WARMUP_START) / 2, 0.05]
-    assert steps == pytest.approx([*ramp, 0.05 / 2, 0.05 / 4])  # (10 / 40) ** 0.5, (10 / 160) ** 0.5
-    constant = transfer.step_schedule(np.float32(0.05), np.float32(10), np.float32(0))
-    assert [float(constant(count)) for count in (10, 1000)] == pytest.approx([0.05, 0.05])
-    no_warm_up = transfer.step_schedule(np.float32(0.05), np.float32(0), np.float32(0))
-    assert float(no_warm_up(0)) == pytest.approx(0.05)
 
 
 def test_a_short_run_is_the_start_of_a_longer_one(small_content, small_style, fallback_weights):

@@ -11,9 +11,12 @@ from typing import Any
 
 import streamlit as st
 
-from jaxstyle import inputs, sweeps, transfer
+from jaxstyle import inputs, sweeps
 from jaxstyle.errors import SettingsError
+from jaxstyle.optimizers import OPTIMIZERS as OPTIMIZER_TABLE
+from jaxstyle.optimizers import WARMUP_START
 from jaxstyle.settings import INITS, OPTIMIZERS, PRESERVE_COLORS, PRESETS, RANGES, STYLE_LOSSES, TransferSettings
+from jaxstyle.style_losses import STYLE_LOSSES as STYLE_LOSS_TABLE
 from jaxstyle.vgg import LAYER_NAMES, POOLINGS
 from ui.common import device, index_of, recall
 
@@ -109,7 +112,7 @@ def settings_form() -> TransferSettings | None:
             st.radio(
                 "Style loss", STYLE_LOSSES, index_of(STYLE_LOSSES, v["s_style_loss"]), key="s_style_loss",
                 horizontal=True, **kw,
-                format_func={"gram": "Gram (Gatys)", "w2": "Wasserstein-2"}.get,
+                format_func=lambda name: STYLE_LOSS_TABLE[name].label,
             )  # fmt: skip
             st.multiselect("Content layers", LAYER_NAMES, v["s_content_layers"], key="s_content_layers", **kw)
             st.multiselect("Style layers", LAYER_NAMES, v["s_style_layers"], key="s_style_layers", **kw)
@@ -123,21 +126,21 @@ def settings_form() -> TransferSettings | None:
         with opt_col:
             st.radio(
                 "Optimizer", OPTIMIZERS, index_of(OPTIMIZERS, v["s_optimizer"]), key="s_optimizer", horizontal=True,
-                **kw, format_func={"adam": "Adam", "lbfgs": "L-BFGS"}.get,
+                **kw, format_func=lambda name: OPTIMIZER_TABLE[name].label,
             )  # fmt: skip
             st.select_slider(
                 "Learning rate (Adam)", _with(_LR_OPTIONS, v["s_learning_rate"]), v["s_learning_rate"],
-                key="s_learning_rate", disabled=v["s_optimizer"] == "lbfgs", **kw,
+                key="s_learning_rate", disabled=not OPTIMIZER_TABLE[v["s_optimizer"]].uses_step_size, **kw,
             )  # fmt: skip
             st.number_input(
                 "Warm-up iterations (Adam)", *RANGES["warmup_iterations"], v["s_warmup_iterations"], step=10,
-                key="s_warmup_iterations", disabled=v["s_optimizer"] == "lbfgs",
-                help=f"Adam's step rises from {transfer.WARMUP_START:.0%} of the learning rate to all of it over "
+                key="s_warmup_iterations", disabled=not OPTIMIZER_TABLE[v["s_optimizer"]].uses_step_size,
+                help=f"Adam's step rises from {WARMUP_START:.0%} of the learning rate to all of it over "
                 "these iterations, at each scale: full steps at the start overshoot and add noise.", **kw,
             )  # fmt: skip
             st.select_slider(
                 "Step decay after the warm-up (Adam)", _with(_DECAY_OPTIONS, v["s_decay_power"]), v["s_decay_power"],
-                key="s_decay_power", disabled=v["s_optimizer"] == "lbfgs",
+                key="s_decay_power", disabled=not OPTIMIZER_TABLE[v["s_optimizer"]].uses_step_size,
                 help="After the warm-up the step falls as (warm-up / iteration) to this power: 0 keeps it constant, "
                 "0.5 halves it by four times the warm-up. A constant step lets the loss climb back up in long runs.",
                 **kw,
@@ -184,7 +187,7 @@ def settings_form() -> TransferSettings | None:
     st.caption(
         ("" if ss["preset"] else "Custom settings · ")
         + f"{settings.size_px} px · {settings.total_iterations()} iterations · "
-        + f"{'L-BFGS' if settings.optimizer == 'lbfgs' else 'Adam'} · style/content weight {ratio:g}"
+        + f"{OPTIMIZER_TABLE[settings.optimizer].label} · style/content weight {ratio:g}"
     )
     return settings
 

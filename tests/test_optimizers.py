@@ -1,0 +1,71 @@
+"""The optimizers' and style losses' tables: every entry works on a toy problem, the settings, the
+CLI and the app offer exactly the table's entries, and Adam's step schedule."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxstyle import cli, optimizers, settings, style_losses
+from jaxstyle.pyramid import pyramid
+
+
+def test_the_settings_and_the_cli_offer_exactly_the_tables_entries():
+    assert tuple(optimizers.OPTIMIZERS) == settings.OPTIMIZERS
+    assert tuple(style_losses.STYLE_LOSSES) == settings.STYLE_LOSSES
+    generate = cli.build_parser()._subparsers._group_actions[0].choices["generate"]
+    choices = {action.dest: action.choices for action in generate._actions}
+    assert tuple(choices["optimizer"]) == tuple(optimizers.OPTIMIZERS)
+    assert tuple(choices["style_loss"]) == tuple(style_losses.STYLE_LOSSES)
+
+
+@pytest.mark.parametrize("name", list(optimizers.OPTIMIZERS))
+def test_every_optimizer_brings_a_toy_image_towards_its_target_and_keeps_it_in_the_box(name):
+    """A quadratic loss whose minimum is partly outside the [0, 1] box: the result approaches the
+    minimum's projection."""
+    target = jnp.linspace(-0.5, 1.5, 8 * 8 * 3).reshape(1, 8, 8, 3)
+    optimizer = optimizers.OPTIMIZERS[name]
+    transformation = optimizer.make(optimizers.StepSize(jnp.float32(0.05), jnp.float32(0), jnp.float32(0)))
+
+    def value_and_terms(levels):
+        from jaxstyle.pyramid import compose
+
+        image = compose(levels)
+        if optimizer.clips_in_loss:
+            image = image.clip(0.0, 1.0)
+        total = jnp.mean((image - target) ** 2)
+        return total, jnp.stack([total, total, 0.0 * total, 0.0 * total])
+
+    levels = pyramid(jnp.full((1, 8, 8, 3), 0.5), 2)
+    state = transformation.init(levels)
+    first = None
+    for _ in range(60):
+        levels, state, image, terms = jax.jit(optimizer.step, static_argnums=(0, 1))(
+            transformation, value_and_terms, levels, state
+        )
+        first = terms[0] if first is None else first
+    image = np.asarray(image).clip(0, 1) if optimizer.clips_in_loss else np.asarray(image)
+    assert image.min() >= 0.0 and image.max() <= 1.0
+    assert np.abs(image - np.clip(target, 0, 1)).mean() < 0.05
+    assert float(terms[0]) < float(first)
+
+
+@pytest.mark.parametrize("name", list(style_losses.STYLE_LOSSES))
+def test_every_style_loss_is_zero_on_its_own_target_and_positive_elsewhere(name):
+    loss = style_losses.STYLE_LOSSES[name]
+    features = jnp.asarray(np.random.default_rng(0).uniform(size=(1, 6, 6, 4)), jnp.float32)
+    other = features[:, ::-1] ** 2
+    target = loss.target(loss.statistics(features))
+    assert float(loss.loss(features, target)) == pytest.approx(0.0, abs=1e-3)
+    assert float(loss.loss(other, target)) > 0.01
+
+
+def test_the_step_ramps_up_over_the_warm_up_then_decays():
+    schedule = optimizers.step_schedule(optimizers.StepSize(np.float32(0.05), np.float32(10), np.float32(0.5)))
+    steps = [float(schedule(count)) for count in (0, 5, 10, 40, 160)]
+    ramp = [0.05 * optimizers.WARMUP_START, 0.05 * (1 + optimizers.WARMUP_START) / 2, 0.05]
+    assert steps == pytest.approx([*ramp, 0.05 / 2, 0.05 / 4])  # (10 / 40) ** 0.5, (10 / 160) ** 0.5
+    constant = optimizers.step_schedule(optimizers.StepSize(np.float32(0.05), np.float32(10), np.float32(0)))
+    assert [float(constant(count)) for count in (10, 1000)] == pytest.approx([0.05, 0.05])
+    no_warm_up = optimizers.step_schedule(optimizers.StepSize(np.float32(0.05), np.float32(0), np.float32(0)))
+    assert float(no_warm_up(0)) == pytest.approx(0.05)
