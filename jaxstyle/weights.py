@@ -19,14 +19,13 @@ import contextlib
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import h5py
 import numpy as np
@@ -274,7 +273,8 @@ def download_weights(
         The path of the verified file.
 
     Raises:
-        WeightsError: no URL gave a file with the right md5; the message lists each URL's failure.
+        WeightsError: no URL gave a file with the right md5; the message (one line) lists each
+            URL's failure.
     """
     urls = KERAS_URLS if urls is None else tuple(urls)
     expected = KERAS_MD5 if md5 is None else md5
@@ -298,8 +298,9 @@ def download_weights(
             log.info("download of %s failed: %s", url, error)
             continue
         return dest
+    # One line, as every error message the CLI and the app show.
     raise WeightsError(
-        f"could not download the VGG19 weights ({KERAS_FILE_NAME}, md5 {expected}):\n  " + "\n  ".join(failures)
+        f"could not download the VGG19 weights ({KERAS_FILE_NAME}, md5 {expected}): " + "; ".join(failures)
     )
 
 
@@ -742,64 +743,3 @@ def weights_status(path: str | os.PathLike | None = None) -> dict[str, Any]:
         f"{fallback_description()}; run `python -m jaxstyle weights` to download the pretrained "
         f"{KERAS_FILE_NAME} ({KERAS_SIZE_MB} MB)",
     )
-
-
-class _TqdmProgress:
-    """A download progress callback drawing a tqdm bar, opened on the first report."""
-
-    def __init__(self, out: IO[str]) -> None:
-        self.out = out
-        self.bar = None
-
-    def __call__(self, done_bytes: int, total_bytes: int | None) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, file=self.out, desc="VGG19", ncols=79)
-        self.bar.update(done_bytes - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def weights_command(download: bool = True, out: IO[str] | None = None, *, path: str | os.PathLike | None = None) -> int:
-    """``python -m jaxstyle weights``: say where the weights come from; download them if missing.
-
-    Args:
-        download: download the Keras file when no pretrained weights are on disk.
-        out: where to write (default ``sys.stdout``).
-        path: the ``--weights`` file, if given.
-
-    Returns:
-        The exit status: 0 when pretrained weights are ready (or only status was asked for),
-        1 when a named file or the cache is bad or the download failed.
-    """
-    out = out if out is not None else sys.stdout
-    status = weights_status(path)
-    if status["kind"] == "fallback" and not download:
-        print(f"VGG19 weights: {status['description']}", file=out)
-        return 0
-    if status["kind"] == "fallback":
-        print(
-            f"VGG19 weights: not downloaded yet; until they are, jaxstyle uses the {fallback_description()}", file=out
-        )
-        print(f"downloading {KERAS_FILE_NAME} ({KERAS_SIZE_MB} MB) to {weights_dir()}", file=out)
-    else:
-        print(f"VGG19 weights: {status['description']}", file=out)
-    progress = _TqdmProgress(out)
-    try:
-        weights = load_weights(path, allow_download=download, allow_fallback=False, progress=progress)
-    except WeightsError as error:
-        progress.close()
-        print(f"error: {error}", file=out)
-        if status["kind"] == "fallback":
-            print(
-                "jaxstyle falls back to random VGG19 weights (not the pretrained model) until the download works;"
-                " results made with them are labeled as such.",
-                file=out,
-            )
-        return 1
-    progress.close()
-    print(f"ready: {weights.description}", file=out)
-    return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import io
 import re
 import shutil
 import socket
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxstyle import vgg, weights
+from jaxstyle import cli, vgg, weights
 from jaxstyle.errors import Cancelled, WeightsError
 
 # (block, convolutions) of VGG19, written out here rather than taken from the code under test.
@@ -398,6 +397,7 @@ def test_offline_download_lists_every_failed_url(server, keras_md5, closed_port_
         weights.download_weights(urls=urls, md5=keras_md5, dest_dir=tmp_path)
     message = str(raised.value)
     assert all(url in message for url in urls) and "404" in message
+    assert "\n" not in message  # one line, as the CLI and the app show it
     assert list(tmp_path.iterdir()) == []
 
 
@@ -578,25 +578,28 @@ def test_load_weights_downloads_when_allowed(published, server, monkeypatch, clo
 # --- python -m jaxstyle weights --------------------------------------------------------------
 
 
-def test_weights_command_downloads_with_a_progress_bar(published, server, monkeypatch):
+def test_weights_command_downloads_with_a_progress_bar(published, server, monkeypatch, capsys):
     monkeypatch.setattr(weights, "KERAS_URLS", (f"{server}/weights.h5",))
-    out = io.StringIO()
-    assert weights.weights_command(out=out) == 0
-    text = out.getvalue()
+    assert cli.main(["weights"]) == 0
+    printed = capsys.readouterr()
+    text = printed.out
     assert "downloading" in text and "100%" in text and "ready: VGG19 ImageNet weights" in text
+    assert printed.err == ""
     assert weights.weights_status()["kind"] == "cached"
 
 
-def test_weights_command_offline_says_it_falls_back(monkeypatch, closed_port_url):
-    monkeypatch.setattr(weights, "KERAS_URLS", (closed_port_url,))
-    out = io.StringIO()
-    assert weights.weights_command(out=out) == 1
-    text = out.getvalue()
-    assert closed_port_url in text and "falls back to random VGG19 weights (not the pretrained model)" in text
+def test_weights_command_offline_is_one_error_line_and_exit_2(monkeypatch, server, closed_port_url, capsys):
+    monkeypatch.setattr(weights, "KERAS_URLS", (closed_port_url, f"{server}/missing.h5"))
+    assert cli.main(["weights"]) == cli.EXIT_BAD_INPUT == 2
+    printed = capsys.readouterr()
+    (line,) = printed.err.splitlines()  # both failed URLs on the one line
+    assert line.startswith("error: could not download") and closed_port_url in line and "missing.h5" in line
+    assert "falls back to random VGG19 weights (not the pretrained model)" in printed.out
+    assert "Traceback" not in printed.out + printed.err
 
 
-def test_weights_command_status_only_does_not_download(monkeypatch, closed_port_url):
+def test_weights_command_status_only_does_not_download(monkeypatch, closed_port_url, capsys):
     monkeypatch.setattr(weights, "KERAS_URLS", (closed_port_url,))
-    out = io.StringIO()
-    assert weights.weights_command(download=False, out=out) == 0
-    assert "offline fallback" in out.getvalue() and "downloading" not in out.getvalue()
+    assert cli.main(["weights", "--no-download"]) == 0
+    text = capsys.readouterr().out
+    assert "offline fallback" in text and "downloading" not in text
