@@ -243,14 +243,14 @@ def _weights(args: argparse.Namespace) -> int:
     from jaxstyle import weights
 
     status = weights.weights_status(args.weights)
-    if status["kind"] == "fallback" and args.no_download:
-        print(f"VGG19 weights: {status['description']}")
+    if status.kind == "fallback" and args.no_download:
+        print(f"VGG19 weights: {status.description}")
         return 0
-    if status["kind"] == "fallback":
+    if status.kind == "fallback":
         print(f"VGG19 weights: not downloaded yet; until they are, jaxstyle uses the {weights.fallback_description()}")
         print(f"downloading {weights.KERAS_FILE_NAME} ({weights.KERAS_SIZE_MB} MB) to {weights.weights_dir()}")
     else:
-        print(f"VGG19 weights: {status['description']}")
+        print(f"VGG19 weights: {status.description}")
     bar = _DownloadBar(sys.stdout)
     try:
         loaded = weights.load_weights(
@@ -258,7 +258,7 @@ def _weights(args: argparse.Namespace) -> int:
         )
     except WeightsError:
         bar.close()
-        if status["kind"] == "fallback":
+        if status.kind == "fallback":
             print(
                 "jaxstyle falls back to random VGG19 weights (not the pretrained model) until the download works;"
                 " results made with them are labeled as such."
