@@ -238,6 +238,21 @@ def test_npz_round_trip_keeps_every_array_and_the_source_md5(keras_h5, keras_md5
     assert keras_md5[:8] in loaded.description and "not the published file" in loaded.description
 
 
+def test_an_interrupted_npz_write_keeps_the_old_cache_and_leaves_no_temp_file(keras_h5, monkeypatch):
+    npz = weights.convert_to_npz(keras_h5)
+    before = npz.read_bytes()
+
+    def half_then_interrupted(file, **arrays):
+        file.write(b"PK\x03\x04 half an archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", half_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        weights.convert_to_npz(keras_h5)
+    assert npz.read_bytes() == before
+    assert [p.name for p in npz.parent.iterdir()] == [npz.name]
+
+
 def rewrite_npz(path: Path, **changes) -> None:
     with np.load(path) as data:
         contents = {key: data[key] for key in data.files}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ import pooch
 import requests
 import urllib3
 
-from jaxstyle import paths, vgg
+from jaxstyle import files, paths, vgg
 from jaxstyle.errors import WeightsError
 from jaxstyle.weights import keras
 from jaxstyle.weights.keras import Params
@@ -170,25 +169,14 @@ def _one_line(error: BaseException) -> str:
 
 
 def save_npz(path: Path, params: Params, meta: dict[str, Any]) -> Path:
-    """Write params and meta to ``path`` atomically (temp file in the same folder, then os.replace)."""
+    """Write params and meta to ``path`` whole or not at all (:func:`jaxstyle.files.atomic_write`)."""
     arrays = {
         f"{name}/{what}": np.asarray(value, np.float32)
         for name, layer in params["params"].items()
         for what, value in layer.items()
     }
     arrays.update({key: np.asarray(value) for key, value in meta.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
-        tmp = Path(f.name)
-        try:
-            np.savez(f, **arrays)
-        except BaseException:
-            f.close()
-            tmp.unlink(missing_ok=True)
-            raise
-    tmp.chmod(0o644)  # NamedTemporaryFile creates 0600; the cache is an ordinary user file
-    os.replace(tmp, path)
-    return path
+    return files.atomic_write(path, lambda file: np.savez(file, **arrays))
 
 
 def read_npz(path: Path, *, meta_only: bool = False) -> tuple[Params | None, dict[str, Any]]:
