@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jaxstyle import settings as settings_module
-from jaxstyle.errors import Cancelled, JaxstyleError
+from jaxstyle.errors import Cancelled, JaxstyleError, WeightsError
 from jaxstyle.settings import PRESETS, RANGES, TransferSettings
 
 EXIT_BAD_INPUT = 2
@@ -214,6 +214,61 @@ def summary(result, **extra) -> dict:
     }
 
 
+class _DownloadBar:
+    """A download progress callback ``(done_bytes, total_bytes | None)`` drawing a tqdm bar, opened on
+    the first report (only then is the total known)."""
+
+    def __init__(self, out: typing.IO[str]) -> None:
+        self.out = out
+        self.bar = None
+
+    def __call__(self, done_bytes: int, total_bytes: int | None) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, file=self.out, desc="VGG19", ncols=79)
+        self.bar.update(done_bytes - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _weights(args: argparse.Namespace) -> int:
+    """``weights``: say on stdout where the VGG19 weights come from; download them if missing.
+
+    Pretrained weights ready (or only their status asked for, ``--no-download``): exit 0. A bad
+    named file or cache, or a failed download, raises: one line on stderr and exit 2 (:func:`main`).
+    """
+    from jaxstyle import weights
+
+    status = weights.weights_status(args.weights)
+    if status.kind == "fallback" and args.no_download:
+        print(f"VGG19 weights: {status.description}")
+        return 0
+    if status.kind == "fallback":
+        print(f"VGG19 weights: not downloaded yet; until they are, jaxstyle uses the {weights.fallback_description()}")
+        print(f"downloading {weights.KERAS_FILE_NAME} ({weights.KERAS_SIZE_MB} MB) to {weights.weights_dir()}")
+    else:
+        print(f"VGG19 weights: {status.description}")
+    bar = _DownloadBar(sys.stdout)
+    try:
+        loaded = weights.load_weights(
+            args.weights, allow_download=not args.no_download, allow_fallback=False, progress=bar
+        )
+    except WeightsError:
+        bar.close()
+        if status.kind == "fallback":
+            print(
+                "jaxstyle falls back to random VGG19 weights (not the pretrained model) until the download works;"
+                " results made with them are labeled as such."
+            )
+        raise
+    bar.close()
+    print(f"ready: {loaded.description}")
+    return 0
+
+
 def _styles() -> int:
     from jaxstyle import catalog
 
@@ -233,9 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             transfer.enable_compilation_cache(str(paths.cache_dir() / "xla"))
             return _generate(args)
         if args.command == "weights":
-            from jaxstyle import weights
-
-            return weights.weights_command(download=not args.no_download, path=args.weights)
+            return _weights(args)
         if args.command == "styles":
             return _styles()
         from jaxstyle import cli_gallery

@@ -99,6 +99,22 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, content_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_weights_with_a_bad_file_is_one_line_on_stderr_and_exit_2(tmp_path):
+    """The same convention as every command: status on stdout, the error one line on stderr, exit 2."""
+    cases = {
+        "missing file": tmp_path / "nowhere.h5",
+        "neither h5 nor npz": REPO / "README.md",
+    }
+    for name, path in cases.items():
+        for extra in ([], ["--no-download"]):
+            done = jaxstyle("weights", "--weights", str(path), *extra)
+            assert done.returncode == 2, (name, extra, done.stdout, done.stderr)
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0], (name, done.stderr)
+            assert done.stdout.startswith("VGG19 weights: ")
+            assert "Traceback" not in done.stderr
+
+
 def test_styles_lists_the_catalog():
     done = jaxstyle("styles")
     assert done.returncode == 0

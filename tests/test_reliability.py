@@ -924,8 +924,7 @@ def test_a_weights_download_killed_halfway_leaves_nothing_that_is_trusted(server
     assert not final.exists()
     assert leftovers and all(path.name != final.name for path in leftovers)  # a killed process can't clean up
     assert sum(path.stat().st_size for path in leftovers) < len(WEIGHTS_BODY)
-    status = weights.weights_status()
-    assert not status["pretrained"]  # the half file is never taken for the weights
+    assert not weights.weights_status().pretrained  # the half file is never taken for the weights
 
     path = weights.download_weights(urls=[f"{server}/weights"], md5=WEIGHTS_MD5, dest_dir=folder)
     assert path == final and weights.md5_of(final) == WEIGHTS_MD5

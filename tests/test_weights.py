@@ -2,14 +2,14 @@
 
 No internet here, so the "pretrained" file is one the tests write with h5py in exactly Keras's
 layout (random values, distinct per layer), and downloads come from a real HTTP server on
-127.0.0.1. Tests that need the published md5 to match that file set ``weights.KERAS_MD5`` to its md5.
+127.0.0.1. Tests that need the published md5 to match that file set ``weights.keras.KERAS_MD5`` (where
+the code reads it) to its md5.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.server
-import io
 import re
 import shutil
 import socket
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxstyle import vgg, weights
+from jaxstyle import cli, vgg, weights
 from jaxstyle.errors import Cancelled, WeightsError
 
 # (block, convolutions) of VGG19, written out here rather than taken from the code under test.
@@ -96,8 +96,8 @@ def keras_md5(keras_h5: Path) -> str:
 @pytest.fixture
 def published(monkeypatch, keras_h5, keras_md5):
     """Make the test file count as the published one (its md5 and size become KERAS_MD5, KERAS_SIZE_BYTES)."""
-    monkeypatch.setattr(weights, "KERAS_MD5", keras_md5)
-    monkeypatch.setattr(weights, "KERAS_SIZE_BYTES", keras_h5.stat().st_size)
+    monkeypatch.setattr(weights.keras, "KERAS_MD5", keras_md5)
+    monkeypatch.setattr(weights.keras, "KERAS_SIZE_BYTES", keras_h5.stat().st_size)
 
 
 def photo(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -238,6 +238,21 @@ def test_npz_round_trip_keeps_every_array_and_the_source_md5(keras_h5, keras_md5
     assert keras_md5[:8] in loaded.description and "not the published file" in loaded.description
 
 
+def test_an_interrupted_npz_write_keeps_the_old_cache_and_leaves_no_temp_file(keras_h5, monkeypatch):
+    npz = weights.convert_to_npz(keras_h5)
+    before = npz.read_bytes()
+
+    def half_then_interrupted(file, **arrays):
+        file.write(b"PK\x03\x04 half an archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", half_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        weights.convert_to_npz(keras_h5)
+    assert npz.read_bytes() == before
+    assert [p.name for p in npz.parent.iterdir()] == [npz.name]
+
+
 def rewrite_npz(path: Path, **changes) -> None:
     with np.load(path) as data:
         contents = {key: data[key] for key in data.files}
@@ -258,7 +273,7 @@ def test_stale_or_damaged_npz_is_detected(keras_h5, tmp_path):
 def test_foreign_cached_npz_is_not_trusted(keras_h5):
     # Converted from a file other than the published one (its md5 is not KERAS_MD5).
     weights.convert_to_npz(keras_h5)
-    assert weights.weights_status()["problem"] is not None
+    assert weights.weights_status().problem is not None
     with pytest.raises(WeightsError, match="stale or foreign"):
         weights.load_weights()
 
@@ -270,7 +285,7 @@ def test_stale_cached_npz_is_rebuilt_from_the_cached_h5(published, keras_h5, arr
     loaded = weights.load_weights()
     assert loaded.pretrained and loaded.path == npz
     assert_same_params(loaded.params, arrays)
-    assert weights.weights_status()["problem"] is None
+    assert weights.weights_status().problem is None
 
 
 # --- the download ----------------------------------------------------------------------------
@@ -398,6 +413,7 @@ def test_offline_download_lists_every_failed_url(server, keras_md5, closed_port_
         weights.download_weights(urls=urls, md5=keras_md5, dest_dir=tmp_path)
     message = str(raised.value)
     assert all(url in message for url in urls) and "404" in message
+    assert "\n" not in message  # one line, as the CLI and the app show it
     assert list(tmp_path.iterdir()) == []
 
 
@@ -494,7 +510,7 @@ def test_fallback_is_labeled_not_pretrained(fallback):
     # The fallback npz carries its label with it, even when named explicitly.
     explicit = weights.load_weights(npz)
     assert not explicit.pretrained and "not the pretrained model" in explicit.description
-    assert weights.weights_status(npz)["pretrained"] is False
+    assert weights.weights_status(npz).pretrained is False
 
 
 # --- the load order --------------------------------------------------------------------------
@@ -515,16 +531,16 @@ def test_explicit_path_wins_over_env_which_wins_over_the_cache(published, keras_
     weights.cached_h5_path().parent.mkdir(parents=True)
     shutil.copyfile(keras_h5, weights.cached_h5_path())
     monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(other))
-    assert weights.weights_status()["kind"] == "env"
+    assert weights.weights_status().kind == "env"
     from_env = weights.load_weights()
     assert from_env.path == other and str(other) in from_env.description
     np.testing.assert_array_equal(
         np.asarray(from_env.params["params"]["conv1_1"]["kernel"]), arrays["block1_conv1"][0] * 2
     )
-    assert weights.weights_status(keras_h5)["kind"] == "explicit"
+    assert weights.weights_status(keras_h5).kind == "explicit"
     assert weights.load_weights(keras_h5).path == keras_h5
     monkeypatch.delenv("JAXSTYLE_WEIGHTS")
-    assert weights.weights_status()["kind"] == "cached"
+    assert weights.weights_status().kind == "cached"
     assert weights.load_weights().path == weights.cached_npz_path()
 
 
@@ -544,7 +560,7 @@ def test_cached_h5_is_verified_converted_once_then_read_from_npz(published, kera
 def test_a_corrupt_cached_h5_is_an_error_not_a_fallback(published, keras_h5):
     weights.cached_h5_path().parent.mkdir(parents=True)
     weights.cached_h5_path().write_bytes(keras_h5.read_bytes()[:1_000_000])
-    assert "incomplete" in weights.weights_status()["problem"]
+    assert "incomplete" in weights.weights_status().problem
     with pytest.raises(WeightsError, match="python -m jaxstyle weights"):
         weights.load_weights(allow_fallback=True)
 
@@ -552,22 +568,18 @@ def test_a_corrupt_cached_h5_is_an_error_not_a_fallback(published, keras_h5):
 def test_status_reports_a_missing_explicit_file_without_raising(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tmp_path / "gone.h5"))
     status = weights.weights_status()
-    assert status["kind"] == "env" and "gone.h5, which does not exist" in status["problem"]
+    assert status.kind == "env" and "gone.h5, which does not exist" in status.problem
 
 
 def test_nothing_on_disk_means_fallback_or_a_clear_error():
     status = weights.weights_status()
-    assert (
-        status["kind"] == "fallback"
-        and not status["pretrained"]
-        and "python -m jaxstyle weights" in status["description"]
-    )
+    assert status.kind == "fallback" and not status.pretrained and "python -m jaxstyle weights" in status.description
     with pytest.raises(WeightsError, match="python -m jaxstyle weights"):
         weights.load_weights(allow_fallback=False)
 
 
 def test_load_weights_downloads_when_allowed(published, server, monkeypatch, closed_port_url, arrays):
-    monkeypatch.setattr(weights, "KERAS_URLS", (closed_port_url, f"{server}/weights.h5"))
+    monkeypatch.setattr(weights.keras, "KERAS_URLS", (closed_port_url, f"{server}/weights.h5"))
     calls = []
     loaded = weights.load_weights(allow_download=True, allow_fallback=False, progress=lambda *a: calls.append(a))
     assert loaded.pretrained and loaded.path == weights.cached_npz_path() and calls
@@ -578,25 +590,28 @@ def test_load_weights_downloads_when_allowed(published, server, monkeypatch, clo
 # --- python -m jaxstyle weights --------------------------------------------------------------
 
 
-def test_weights_command_downloads_with_a_progress_bar(published, server, monkeypatch):
-    monkeypatch.setattr(weights, "KERAS_URLS", (f"{server}/weights.h5",))
-    out = io.StringIO()
-    assert weights.weights_command(out=out) == 0
-    text = out.getvalue()
+def test_weights_command_downloads_with_a_progress_bar(published, server, monkeypatch, capsys):
+    monkeypatch.setattr(weights.keras, "KERAS_URLS", (f"{server}/weights.h5",))
+    assert cli.main(["weights"]) == 0
+    printed = capsys.readouterr()
+    text = printed.out
     assert "downloading" in text and "100%" in text and "ready: VGG19 ImageNet weights" in text
-    assert weights.weights_status()["kind"] == "cached"
+    assert printed.err == ""
+    assert weights.weights_status().kind == "cached"
 
 
-def test_weights_command_offline_says_it_falls_back(monkeypatch, closed_port_url):
-    monkeypatch.setattr(weights, "KERAS_URLS", (closed_port_url,))
-    out = io.StringIO()
-    assert weights.weights_command(out=out) == 1
-    text = out.getvalue()
-    assert closed_port_url in text and "falls back to random VGG19 weights (not the pretrained model)" in text
+def test_weights_command_offline_is_one_error_line_and_exit_2(monkeypatch, server, closed_port_url, capsys):
+    monkeypatch.setattr(weights.keras, "KERAS_URLS", (closed_port_url, f"{server}/missing.h5"))
+    assert cli.main(["weights"]) == cli.EXIT_BAD_INPUT == 2
+    printed = capsys.readouterr()
+    (line,) = printed.err.splitlines()  # both failed URLs on the one line
+    assert line.startswith("error: could not download") and closed_port_url in line and "missing.h5" in line
+    assert "falls back to random VGG19 weights (not the pretrained model)" in printed.out
+    assert "Traceback" not in printed.out + printed.err
 
 
-def test_weights_command_status_only_does_not_download(monkeypatch, closed_port_url):
-    monkeypatch.setattr(weights, "KERAS_URLS", (closed_port_url,))
-    out = io.StringIO()
-    assert weights.weights_command(download=False, out=out) == 0
-    assert "offline fallback" in out.getvalue() and "downloading" not in out.getvalue()
+def test_weights_command_status_only_does_not_download(monkeypatch, closed_port_url, capsys):
+    monkeypatch.setattr(weights.keras, "KERAS_URLS", (closed_port_url,))
+    assert cli.main(["weights", "--no-download"]) == 0
+    text = capsys.readouterr().out
+    assert "offline fallback" in text and "downloading" not in text

@@ -12,11 +12,11 @@ from ui.common import device, guard, runner
 def weights_panel() -> None:
     """Which VGG19 weights runs use, with a download button while they are the offline fallback."""
     status = weights.weights_status()
-    if status.get("problem"):
-        st.error(status["problem"], icon=":material/error:")
-    if status["pretrained"]:
+    if status.problem:
+        st.error(status.problem, icon=":material/error:")
+    if status.pretrained:
         st.success("Pretrained VGG19 (ImageNet)", icon=":material/verified:")
-        st.caption(status["description"])
+        st.caption(status.description)
         return
     st.warning("Offline fallback (random VGG19): results show texture, not painting style.", icon=":material/warning:")
     if st.button(
@@ -47,5 +47,5 @@ def sidebar() -> None:
             )
             st.caption(f":material/autorenew: {text}")
         status = weights.weights_status()
-        kind = "pretrained VGG19" if status["pretrained"] else "fallback VGG19"
+        kind = "pretrained VGG19" if status.pretrained else "fallback VGG19"
         st.caption(f":material/memory: {device()} · {kind}")
