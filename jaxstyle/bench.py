@@ -409,6 +409,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluation.add_argument("--eval-sizes", help="sizes instead of the presets' (each with --eval-iterations)")
     evaluation.add_argument("--eval-iterations", type=int, default=100, help="iterations with --eval-sizes")
     evaluation.add_argument("--peer-from", type=Path, help="reuse the peer's runs of an earlier --eval --json report")
+    evaluation.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted --json report (saved after every pair), keeping its finished pairs",
+    )
     evaluation.add_argument("--images", type=Path, help="keep every result image (PNG) in this folder")
     evaluation.add_argument("--contact-sheet", type=Path, help="draw every pair at the first size and checkpoint here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

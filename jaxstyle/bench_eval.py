@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxstyle import bench_process, paths
+from jaxstyle.files import atomic_write
 from jaxstyle.settings import PRESETS, TransferSettings
 
 DEFAULT_DATA = paths.PROJECT_ROOT.parent / "shared" / "data"
@@ -242,12 +243,20 @@ def run_evaluation(
     image_dir: Path,
     log: Callable[[str], None] = print,
     peer_runs: dict[tuple[int, str, str], dict] | None = None,
+    earlier: dict | None = None,
+    save: Callable[[dict], None] | None = None,
 ) -> dict:
     """Run every plan for every recipe (and the peer where the plan says); returns the report.
-    ``peer_runs`` holds peer results already measured, by (size, photo, painting), to reuse."""
+    ``peer_runs`` holds peer results already measured, by (size, photo, painting), to reuse;
+    ``earlier`` is an interrupted report whose finished runs are kept instead of measured again;
+    ``save`` gets the report so far after every pair (the whole evaluation takes hours)."""
     peer_runs = peer_runs or {}
     image_dir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"machine": bench_process.machine(), "data": str(data), "recipes": {}, "runs": []}
+    finished = {(r["size_px"], *r["pair"]): r for r in (earlier or {}).get("runs", [])}
+    for run in finished.values():
+        if "peer" in run:
+            peer_runs.setdefault((run["size_px"], *run["pair"]), run["peer"])
     with tempfile.TemporaryDirectory(prefix="jaxstyle-eval-") as tmp:
         jobs = [
             [plan.size_px, photo, painting]
@@ -261,6 +270,12 @@ def run_evaluation(
         cache_dir = str(Path(tmp) / "xla")
         for plan in plans:
             for photo, painting in plan.pairs:
+                kept = finished.get((plan.size_px, photo, painting))
+                if kept and set(recipes) <= set(kept["recipes"]) and ("peer" in kept or not plan.peer):
+                    log(f"{plan.size_px} px {photo} × {painting}: kept from the earlier report")
+                    report["recipes"].update({recipe: RECIPES[recipe] for recipe in recipes})
+                    report["runs"].append(kept)
+                    continue
                 run: dict[str, Any] = {"size_px": plan.size_px, "pair": [photo, painting], "recipes": {}}
                 if plan.peer and (plan.size_px, photo, painting) in peer_runs:
                     run["peer"] = peer_runs[plan.size_px, photo, painting]
@@ -293,6 +308,8 @@ def run_evaluation(
                         f"TTQ {_ratio(figures.get('ttq_vs_peer'))} ({time.perf_counter() - started:.0f} s)"
                     )
                 report["runs"].append(run)
+                if save:
+                    save(report)
     report["machine"]["load_average_end"] = list(os.getloadavg())
     report["summary"] = summarize(report)
     return report
@@ -453,11 +470,22 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
         earlier = json.loads(args.peer_from.read_text())
         peer_runs = {(r["size_px"], *r["pair"]): r["peer"] for r in earlier["runs"] if "peer" in r}
         plans = [dataclasses.replace(plan, peer=True) for plan in plans]
+    earlier = None
+    if args.resume:
+        if not (args.json and args.json.is_file()):
+            parse_error("--resume continues the report named by --json, which does not exist yet")
+        earlier = json.loads(args.json.read_text())
     image_dir = args.images or Path(tempfile.mkdtemp(prefix="jaxstyle-eval-images-"))
-    report = run_evaluation(plans, recipes, data=data, image_dir=image_dir, log=log, peer_runs=peer_runs)
+
+    def save(report: dict) -> None:
+        if args.json:
+            atomic_write(args.json, json.dumps(report, indent=1).encode())
+
+    report = run_evaluation(
+        plans, recipes, data=data, image_dir=image_dir, log=log, peer_runs=peer_runs, earlier=earlier, save=save
+    )
     print(format_table(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
+    save(report)
     if args.contact_sheet:
         contact_sheet(report, image_dir, data, args.contact_sheet)
     return 0
