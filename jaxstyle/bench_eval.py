@@ -471,9 +471,9 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
         peer_runs = {(r["size_px"], *r["pair"]): r["peer"] for r in earlier["runs"] if "peer" in r}
         plans = [dataclasses.replace(plan, peer=True) for plan in plans]
     earlier = None
-    if args.resume:
-        if not (args.json and args.json.is_file()):
-            parse_error("--resume continues the report named by --json, which does not exist yet")
+    if args.resume and not args.json:
+        parse_error("--resume continues the report named by --json")
+    if args.resume and args.json.is_file():  # a missing report: nothing to keep yet, start afresh
         earlier = json.loads(args.json.read_text())
     image_dir = args.images or Path(tempfile.mkdtemp(prefix="jaxstyle-eval-images-"))
 
