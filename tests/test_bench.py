@@ -130,6 +130,21 @@ def test_the_evaluation_set_runs_end_to_end_and_draws_its_contact_sheet(tmp_path
         assert drawn.width > 3 * 100 and drawn.height > 3 * 100  # 3 columns (photo + 2 paintings) × 3 rows
 
 
+def test_an_interrupted_evaluation_resumes_keeping_its_finished_pairs(tmp_path):
+    out = tmp_path / "eval.json"
+    common = ("--eval", "--eval-sizes", "32", "--eval-iterations", "3", "--recipes", "previous", "--json", str(out))
+    first = bench(*common, "--pairs", "tubingen:starry_night", "--resume")  # no report yet: starts afresh
+    assert first.returncode == 0, first.stderr
+    kept = json.loads(out.read_text())["runs"][0]
+    proc = bench(*common, "--pairs", "tubingen:starry_night,chicago:udnie", "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "32 px tubingen × starry_night: kept from the earlier report" in proc.stderr
+    report = json.loads(out.read_text())
+    assert report["runs"][0] == kept  # not measured again
+    assert [run["pair"] for run in report["runs"]] == [["tubingen", "starry_night"], ["chicago", "udnie"]]
+    assert "| 32 | previous | 3 | 2 |" in proc.stdout
+
+
 def test_the_evaluation_refuses_unknown_recipes_and_images():
     proc = bench("--eval", "--recipes", "default,sgd")
     assert proc.returncode == 2 and "unknown recipe(s) sgd" in proc.stderr
