@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxstyle import paths
-from jaxstyle.bench_process import CLASSIC, RESULT_PREFIX, machine, peak_memory_gib, spawn
+from jaxstyle.bench_process import CLASSIC, RESULT_PREFIX, load_params, machine, peak_memory_gib, save_params, spawn
 from jaxstyle.settings import TransferSettings
 
 DEFAULT_DATA = paths.PROJECT_ROOT.parent / "shared" / "data"
@@ -78,10 +78,7 @@ def _prepare_worker(spec: dict) -> dict:
     from jaxstyle import images, transfer, weights
 
     loaded = weights.load_weights()
-    flat = {
-        f"{name}/{what}": np.asarray(a) for name, layer in loaded.params["params"].items() for what, a in layer.items()
-    }
-    np.savez(Path(spec["out_dir"]) / "params.npz", **flat)
+    save_params(loaded.params, Path(spec["out_dir"]))
     content, style = _load_pair(spec)
     defaults = TransferSettings()
     shapes = {}
@@ -107,11 +104,7 @@ def _peer_worker(spec: dict) -> dict:
     from jaxstyle import bench_peer
 
     torch.manual_seed(0)
-    flat = np.load(Path(spec["out_dir"]) / "params.npz")
-    params: dict = {"params": {}}
-    for key in flat.files:
-        name, what = key.split("/")
-        params["params"].setdefault(name, {})[what] = flat[key]
+    params = load_params(Path(spec["out_dir"]))
     inputs = np.load(Path(spec["out_dir"]) / f"inputs_{spec['size_px']}.npz")
     settings = TransferSettings.from_dict(spec["settings"])
     record = bench_peer.stylize_adam(params, inputs["content"], inputs["style"], settings, spec["iterations"])

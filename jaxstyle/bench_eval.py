@@ -141,11 +141,7 @@ def peer_worker(spec: dict) -> dict:
     from jaxstyle import bench_peer
 
     torch.manual_seed(0)
-    flat = np.load(Path(spec["out_dir"]) / "params.npz")
-    params: dict = {"params": {}}
-    for key in flat.files:
-        name, what = key.split("/")
-        params["params"].setdefault(name, {})[what] = flat[key]
+    params = bench_process.load_params(Path(spec["out_dir"]))
     inputs = np.load(spec["inputs"])
     settings = TransferSettings.from_dict(spec["settings"])
     record = bench_peer.stylize_adam(params, inputs["content"], inputs["style"], settings, PEER_ITERATIONS)
@@ -161,8 +157,7 @@ def prepare_worker(spec: dict) -> dict:
     from jaxstyle import images, transfer, weights
 
     loaded = weights.load_weights()
-    flat = {f"{n}/{w}": np.asarray(a) for n, layer in loaded.params["params"].items() for w, a in layer.items()}
-    np.savez(Path(spec["out_dir"]) / "params.npz", **flat)
+    bench_process.save_params(loaded.params, Path(spec["out_dir"]))
     defaults = TransferSettings()
     layers = defaults.content_layers + defaults.style_layers
     data = Path(spec["data"])

@@ -69,3 +69,28 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+# The peer must not import JAX (that would add JAX's memory to the peer's), so the VGG params
+# cross to it as one flat npz file in the run's folder.
+_PARAMS_FILE = "params.npz"
+
+
+def save_params(params: dict, folder: Path) -> None:
+    """Write a Flax VGG params pytree ``{"params": {layer: {kernel, bias}}}`` for :func:`load_params`."""
+    import numpy as np
+
+    flat = {f"{name}/{what}": np.asarray(a) for name, layer in params["params"].items() for what, a in layer.items()}
+    np.savez(Path(folder) / _PARAMS_FILE, **flat)
+
+
+def load_params(folder: Path) -> dict:
+    """The params that :func:`save_params` wrote, as numpy arrays."""
+    import numpy as np
+
+    flat = np.load(Path(folder) / _PARAMS_FILE)
+    params: dict = {"params": {}}
+    for key in flat.files:
+        name, what = key.split("/")
+        params["params"].setdefault(name, {})[what] = flat[key]
+    return params

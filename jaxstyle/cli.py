@@ -139,8 +139,7 @@ def _generate(args: argparse.Namespace) -> int:
     from jaxstyle import files, images, inputs, transfer, weights
 
     settings = settings_from_args(args)
-    if args.style_blend is not None and len(args.style_blend) != len(args.style):
-        raise JaxstyleError(f"--style-blend has {len(args.style_blend)} weights for {len(args.style)} --style images")
+    settings.blend_for(len(args.style))  # the blend rule's own message (SettingsError) for a bad --style-blend
     if args.out.suffix.lower() != ".png":
         raise JaxstyleError(f"--out must be a .png file, got {args.out}")
     if not args.out.parent.is_dir():
