@@ -20,3 +20,7 @@ LOSS_NAMES = ("total", "content", "style", "tv")
 # Where an input image came from: an upload, a file path, a URL, a catalog painting (jaxstyle.inputs).
 OriginKind = Literal["upload", "file", "url", "catalog"]
 ORIGIN_KINDS: tuple[str, ...] = get_args(OriginKind)
+
+# How a run was made: an optimization of the pixels, or one pass of a trained instant model.
+METHOD_OPTIMIZE, METHOD_INSTANT = "optimize", "instant"
+METHODS = (METHOD_OPTIMIZE, METHOD_INSTANT)

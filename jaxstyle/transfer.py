@@ -521,3 +521,29 @@ def stylize(
         weights_description=weights.description,
         settings=settings,
     )
+
+
+def losses_of(
+    image: Image.Image,
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    settings: TransferSettings,
+    weights: Weights,
+) -> dict[str, float]:
+    """The loss (LOSS_NAMES) of an image made some other way, e.g. by an instant model, as an
+    optimization run with ``settings`` at the image's size would score it: same targets, same terms."""
+    static = Static.of(settings)
+    params = vgg.without_winograd(step_params(weights, static.layers))
+    content_in, styles_in = _prepare_inputs(content, styles, settings)
+    shape = working_shape(image, max(image.size), static.layers)
+    style_size = min(_MAX_STYLE_PX, max(16, round(max(image.size) * settings.style_scale)))
+    style_batches = tuple(_as_batch(s, working_shape(s, style_size, static.layers)) for s in styles_in)
+    blend = jnp.asarray(settings.blend_for(len(styles)), jnp.float32)
+    targets, _ = _start_scale(
+        static, params, _as_batch(content_in, shape), style_batches, blend, _as_batch(image, shape)
+    )
+    layer_weights, loss_weights = loss_weight_arrays(settings)
+    _, terms = loss_and_terms(
+        static, params, _as_batch(image.convert("RGB"), shape), targets, layer_weights, loss_weights
+    )
+    return _to_losses(np.asarray(terms))

@@ -28,7 +28,7 @@ from tests.gallery_support import REPO, add_done_run, solid_png, subprocess_env
 
 def test_a_new_gallery_is_created_migrated_in_wal_mode_with_foreign_keys(gallery_path):
     with gallery.connect(gallery_path) as db:
-        assert gallery.schema_version(db) == gallery.SCHEMA_VERSION == 3
+        assert gallery.schema_version(db) == gallery.SCHEMA_VERSION == 4
         assert db.journal_mode == "wal"
         assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert {"runs", "images", "run_styles", "results", "previews"} <= set(db.table_names())
@@ -37,6 +37,7 @@ def test_a_new_gallery_is_created_migrated_in_wal_mode_with_foreign_keys(gallery
             "m001_initial",
             "m002_wal",
             "m003_groups_owners_previews",
+            "m004_methods",
         ]
 
 
@@ -101,9 +102,10 @@ def test_a_v1_file_is_upgraded_in_place_without_losing_a_row(gallery_path, photo
     conn.close()
 
     with gallery.connect(gallery_path) as db:
-        assert gallery.schema_version(db) == 3
+        assert gallery.schema_version(db) == 4
         assert db.journal_mode == "wal"
         old = gallery.get_run(db, 1)
+        assert (old.method, old.model) == ("optimize", None)  # every run before v4 was an optimization
         assert (old.title, old.status, old.tags, old.favorite, old.group_id) == (
             "v1 run 1",
             "done",

@@ -23,7 +23,7 @@ from jaxstyle.gallery.database import guarded, transaction
 from jaxstyle.gallery.lifecycle import ORIGIN_KINDS, insert_image, insert_run
 from jaxstyle.gallery.queries import get_run, input_image, run_image
 from jaxstyle.gallery.schema import SCHEMA_VERSION
-from jaxstyle.runs import ACTIVE_STATUSES, FAILED, RUN_STATUSES
+from jaxstyle.runs import ACTIVE_STATUSES, FAILED, METHOD_OPTIMIZE, METHODS, RUN_STATUSES
 
 EXPORT_FORMAT = "jaxstyle-gallery"
 EXPORT_VERSION = 1
@@ -216,6 +216,9 @@ def _imported_run(
         "tags": values.tags_json(_expect(entry.get("tags") or [], list, f"{where} tags")),
         "favorite": 1 if entry.get("favorite") else 0,
         "group_id": _expect(entry.get("group_id"), str, f"{where} group_id", allow_none=True),
+        # Exports from before instant runs have no method: they were optimizations.
+        "method": _expect(entry.get("method") or METHOD_OPTIMIZE, str, f"{where} method"),
+        "model": _expect(entry.get("model"), str, f"{where} model", allow_none=True),
         "content_sha": shas[0],
         "weights_source": str(entry.get("weights_source") or ""),
         "device": str(entry.get("device") or ""),
@@ -229,6 +232,8 @@ def _imported_run(
         "total_steps": _expect(entry.get("total_steps"), int, f"{where} total_steps", allow_none=True),
         "finished": finished,
     }
+    if row["method"] not in METHODS:
+        raise GalleryError(f"{where} has an unknown method {row['method']!r} (one of {', '.join(METHODS)})")
     blend = [float(_expect(s.get("blend"), (int, float), f"{where} style blend")) for s in styles]
     result = None
     if entry.get("image") is not None:

@@ -29,7 +29,19 @@ from jaxstyle.gallery.values import (
     now_iso,
     tags_json,
 )
-from jaxstyle.runs import ACTIVE_STATUSES, CANCELLED, DONE, FAILED, ORIGIN_KINDS, QUEUED, RUN_STATUSES, RUNNING
+from jaxstyle.runs import (
+    ACTIVE_STATUSES,
+    CANCELLED,
+    DONE,
+    FAILED,
+    METHOD_INSTANT,
+    METHOD_OPTIMIZE,
+    METHODS,
+    ORIGIN_KINDS,
+    QUEUED,
+    RUN_STATUSES,
+    RUNNING,
+)
 from jaxstyle.settings import TransferSettings
 
 _NOT_DONE = tuple(status for status in RUN_STATUSES if status != DONE)
@@ -107,6 +119,8 @@ def add_run(
     status: str = QUEUED,
     weights_source: str = "",
     device: str = "",
+    method: str = METHOD_OPTIMIZE,
+    model: str | None = None,
 ) -> int:
     """Add a run when it is queued or starts; its inputs must be stored first (:func:`store_image`).
 
@@ -116,6 +130,8 @@ def add_run(
         style_blend: weight per style image (normalized to sum 1); default: the settings'
             ``style_blend``, else equal.
         status: "queued" or "running".
+        method, model: how the run is made (jaxstyle.runs.METHODS) and, for an instant run, the
+            trained model's name.
 
     Returns:
         The new run's id.
@@ -126,6 +142,8 @@ def add_run(
     """
     if status not in ACTIVE_STATUSES:
         raise GalleryError(f"a new run's status must be queued or running, got {status!r}")
+    if method not in METHODS or (method == METHOD_INSTANT) != bool(model):
+        raise GalleryError(f"a run's method is one of {', '.join(METHODS)}, with a model name for instant runs")
     style_shas = list(style_shas)
     if style_blend is not None and isinstance(settings, Mapping):
         # Kept in the settings too, so a re-run from them blends the styles the same way.
@@ -141,6 +159,8 @@ def add_run(
         "weights_source": weights_source,
         "device": device,
         "group_id": group_id,
+        "method": method,
+        "model": model,
         **owner(),
     }
     with transaction(db):

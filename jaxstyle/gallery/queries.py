@@ -46,6 +46,8 @@ def _common_fields(row: Mapping[str, Any]) -> dict[str, Any]:
         "tags": tuple(json.loads(row["tags"] or "[]")),
         "favorite": bool(row["favorite"]),
         "group_id": row["group_id"],
+        "method": row["method"],
+        "model": row["model"],
     }
 
 

@@ -40,6 +40,8 @@ class Run:
     tags: tuple[str, ...]
     favorite: bool
     group_id: str | None
+    method: str  # jaxstyle.runs.METHODS: an optimization, or one pass of a trained model
+    model: str | None  # the trained model of an instant run
     settings: dict[str, Any]  # TransferSettings.to_dict()
     weights_source: str
     device: str
@@ -81,6 +83,8 @@ class RunSummary:
     tags: tuple[str, ...]
     favorite: bool
     group_id: str | None
+    method: str
+    model: str | None
     size_px: int
     iterations: int
     content_weight: float

@@ -16,6 +16,7 @@ from sqlite_utils.migrations import Migrations
 
 from jaxstyle.errors import GalleryError
 from jaxstyle.gallery.database import GalleryDatabase
+from jaxstyle.runs import METHOD_OPTIMIZE
 
 # Settings that also get a real column (for filters and sorting); the JSON keeps all of them.
 SETTING_COLUMNS = (
@@ -137,6 +138,15 @@ def _m003_groups_owners_previews(db: sqlite_utils.Database) -> None:
             "CREATE INDEX run_styles_sha ON run_styles(sha256)",
         ],
     )
+
+
+@MIGRATIONS(name="m004_methods")
+def _m004_methods(db: sqlite_utils.Database) -> None:
+    """v4: how a run was made: "optimize" (every run before v4) or "instant" (a trained model's
+    single pass), and the model's name."""
+    runs = db.table("runs")
+    runs.add_column("method", str, not_null_default=METHOD_OPTIMIZE)
+    runs.add_column("model", str)
 
 
 SCHEMA_VERSION = len(MIGRATIONS._migrations)

@@ -1,0 +1,115 @@
+"""The image transformation network of instant runs: one feed-forward pass paints a photo.
+
+After Johnson et al. 2016 ("Perceptual Losses for Real-Time Style Transfer"): a 9×9 convolution,
+two strided 3×3 convolutions down to a quarter of the size, five residual blocks, two nearest-
+neighbour upsamplings each followed by a 3×3 convolution, and a 9×9 convolution to RGB. Every
+convolution pads by reflection (no dark border) and is followed by instance normalization.
+
+Differs from Johnson et al.:
+- upsampling is nearest-neighbour then a convolution, not a transposed convolution, which leaves
+  a checkerboard (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts");
+- the normalization is *conditional* (Dumoulin et al. 2017, "A Learned Representation for
+  Artistic Style"): every style has its own scale and shift per normalization layer, and the
+  convolutions are shared. One network holds many styles; a blend of styles is the blend of their
+  scales and shifts (:func:`blend_norms`); a new style is trained as new rows of those parameters
+  only;
+- the output goes through a sigmoid to RGB in [0, 1], jaxstyle's pixel range.
+
+The convolutions are a Flax module with an explicit params pytree; the per-style normalization
+parameters are a separate pytree, ``{layer: {"scale": (S, C), "shift": (S, C)}}`` for S styles,
+passed in as the blended ``{layer: {"scale": (C,), "shift": (C,)}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# (name, kernel size, stride, output channels) of the encoder; the decoder mirrors it.
+_ENCODER = (("conv1", 9, 1, 32), ("conv2", 3, 2, 64), ("conv3", 3, 2, 128))
+RESIDUAL_BLOCKS = 5
+_DECODER = (("up1", 3, 64), ("up2", 3, 32))
+_EPS = 1e-5
+
+
+def norm_layer_channels() -> dict[str, int]:
+    """Every conditional normalization layer of the network and its channel count."""
+    layers = {name: channels for name, _, _, channels in _ENCODER}
+    for block in range(RESIDUAL_BLOCKS):
+        layers[f"res{block}_a"] = layers[f"res{block}_b"] = _ENCODER[-1][3]
+    layers.update({name: channels for name, _, channels in _DECODER})
+    return layers
+
+
+def init_norms(n_styles: int) -> dict[str, dict[str, jax.Array]]:
+    """Normalization parameters for ``n_styles`` new styles: scale 1, shift 0 (plain instance norm)."""
+    return {
+        name: {"scale": jnp.ones((n_styles, channels)), "shift": jnp.zeros((n_styles, channels))}
+        for name, channels in norm_layer_channels().items()
+    }
+
+
+def blend_norms(norms: Mapping[str, Mapping[str, jax.Array]], weights: jax.Array) -> dict:
+    """The normalization parameters of a blend of styles: each row weighted by ``weights`` (S,),
+    which sum to 1. One style is the one-hot blend."""
+    return jax.tree.map(lambda rows: jnp.tensordot(weights, rows, axes=1), dict(norms))
+
+
+def instance_norm(x: jax.Array, scale: jax.Array, shift: jax.Array) -> jax.Array:
+    """Normalize each image's channels over its positions, then scale and shift them."""
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    var = x.var(axis=(1, 2), keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + _EPS) * scale + shift
+
+
+class _Conv(nn.Module):
+    """A reflection-padded convolution followed by the conditional instance norm of ``name``."""
+
+    features: int
+    kernel: int
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array, norm: Mapping[str, jax.Array]) -> jax.Array:
+        pad = self.kernel // 2
+        x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        x = nn.Conv(self.features, (self.kernel, self.kernel), strides=self.stride, padding="VALID")(x)
+        return instance_norm(x, norm["scale"], norm["shift"])
+
+
+class TransformNet(nn.Module):
+    """photo (N, H, W, 3) in [0, 1] → painting (N, H, W, 3) in [0, 1], given blended norms.
+
+    H and W should be multiples of 4 (two stride-2 steps down and two ×2 upsamplings back); the
+    callers pad to that (see paint.py)."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, norms: Mapping[str, Mapping[str, jax.Array]]) -> jax.Array:
+        x = x * 2.0 - 1.0
+        for name, kernel, stride, channels in _ENCODER:
+            x = nn.relu(_Conv(channels, kernel, stride, name=name)(x, norms[name]))
+        channels = _ENCODER[-1][3]
+        for block in range(RESIDUAL_BLOCKS):
+            y = nn.relu(_Conv(channels, 3, name=f"res{block}_a")(x, norms[f"res{block}_a"]))
+            x = x + _Conv(channels, 3, name=f"res{block}_b")(y, norms[f"res{block}_b"])
+        for name, kernel, channels in _DECODER:
+            n, height, width, c = x.shape
+            x = jax.image.resize(x, (n, height * 2, width * 2, c), "nearest")
+            x = nn.relu(_Conv(channels, kernel, name=name)(x, norms[name]))
+        x = jnp.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
+        x = nn.Conv(3, (9, 9), padding="VALID", name="out")(x)
+        return jax.nn.sigmoid(x)
+
+
+def init_net(seed: int = 0) -> dict:
+    """The shared convolutions' params, ``{"params": …}``."""
+    norms = blend_norms(init_norms(1), jnp.ones(1))
+    return TransformNet().init(jax.random.PRNGKey(seed), jnp.zeros((1, 16, 16, 3)), norms)
+
+
+def apply(net: dict, photos: jax.Array, norms: Mapping[str, Mapping[str, jax.Array]]) -> jax.Array:
+    """The network on ``photos`` with blended ``norms`` (pure; the caller jits)."""
+    return TransformNet().apply(net, photos, norms)

@@ -1,0 +1,339 @@
+"""Training instant-style models: the optimization's own loss, over a folder of photos.
+
+Every step takes a batch of random crops of the photos (random scale, crop and flip), paints it
+with one style (styles take turns), and lowers the very loss that optimization runs minimize
+(transfer.loss_and_terms: same VGG19 and weights, same layers, same relative weights), with the
+painted batch as the image and each photo as its own content target, with Optax's Adam.
+
+Adding a style to a trained model (:func:`train` with ``add_to``) trains only the new style's
+rows of the normalization parameters: the gradient of everything else is masked to zero, so every
+other style paints exactly as before.
+
+A checkpoint (model and optimizer state) is written every ``checkpoint_every`` steps, whole or not
+at all, and the batches are a function of (seed, step) alone: ``resume`` continues a killed run at
+its last checkpoint and ends with the same params as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from PIL import Image
+
+from jaxstyle import images, transfer, vgg
+from jaxstyle.errors import Cancelled, ImageError
+from jaxstyle.instant import models, network
+from jaxstyle.settings import TransferSettings
+from jaxstyle.weights import Weights
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+# Photos are kept decoded at this multiple of the crop size on their short side, so a crop can be
+# taken at any scale between 1 and this.
+_MAX_CROP_SCALE = 1.6
+STYLE_IMAGE_PX = 512  # long side of the paintings a model keeps (for the gallery and thumbnails)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """One training run's settings (the loss's own settings are TransferSettings' defaults)."""
+
+    size_px: int = 256  # side of the square training crops, 32–1024
+    steps: int = 4000  # optimizer steps in all, 1–1000000
+    batch: int = 4  # crops per step, 1–64
+    learning_rate: float = 1e-3  # Adam's step
+    checkpoint_every: int = 200  # steps between checkpoints
+    seed: int = 0  # crops, flips and initial params
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in {
+            "size_px": (32, 1024),
+            "steps": (1, 1_000_000),
+            "batch": (1, 64),
+            "checkpoint_every": (1, 1_000_000),
+            "seed": (0, 2**31 - 1),
+        }.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise models.ModelError(f"{name} must be a whole number between {low} and {high}, got {value!r}")
+        if not 1e-6 <= self.learning_rate <= 1.0:
+            raise models.ModelError(f"learning_rate must be between 1e-06 and 1, got {self.learning_rate!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainProgress:
+    """A progress report: where training is, how fast, and the latest loss."""
+
+    step: int
+    steps: int
+    loss: float
+    images_per_s: float
+    elapsed_s: float
+
+
+def load_photos(folder: str | os.PathLike, size_px: int) -> tuple[list[np.ndarray], list[str]]:
+    """Every image file directly in ``folder`` that decodes, as float arrays with a short side of
+    about ``_MAX_CROP_SCALE × size_px``; and a line for each file that was skipped and why.
+
+    Raises:
+        ModelError: the folder is missing, or no file in it is a usable photo.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise models.ModelError(f"photo folder {folder} does not exist")
+    photos, skipped = [], []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
+        try:
+            photo = images.open_image(path)
+        except ImageError as error:
+            skipped.append(str(error))
+            continue
+        if min(photo.size) < size_px // 2:
+            skipped.append(f"{path.name}: {photo.width}×{photo.height} px is too small for {size_px} px crops")
+            continue
+        scale = _MAX_CROP_SCALE * size_px / min(photo.size)
+        photo = photo.resize((max(size_px, round(photo.width * scale)), max(size_px, round(photo.height * scale))))
+        photos.append(images.to_array(photo))
+    if not photos:
+        why = f" ({'; '.join(skipped[:3])})" if skipped else ""
+        raise models.ModelError(
+            f"no usable photo in {folder}: it needs JPEG or PNG photos of at least {size_px // 2} px{why}"
+        )
+    return photos, skipped
+
+
+def batch_at(photos: Sequence[np.ndarray], step: int, settings: TrainSettings) -> np.ndarray:
+    """The batch of ``step``: random photos, each cropped at a random scale and position, maybe
+    flipped, resized to ``size_px``. A function of (seed, step) alone, so a resumed run sees the
+    batches an uninterrupted one would."""
+    rng = np.random.default_rng([settings.seed, step])
+    size = settings.size_px
+    crops = []
+    for _ in range(settings.batch):
+        photo = photos[rng.integers(len(photos))]
+        height, width, _ = photo.shape
+        side = int(min(height, width) * rng.uniform(1 / _MAX_CROP_SCALE, 1.0))
+        top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+        crop = photo[top : top + side, left : left + side]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        crop = Image.fromarray(np.rint(crop * 255).astype(np.uint8)).resize((size, size), Image.Resampling.BILINEAR)
+        crops.append(images.to_array(crop))
+    return np.stack(crops)
+
+
+def _loss_settings() -> TransferSettings:
+    return TransferSettings()
+
+
+def _static() -> transfer.Static:
+    return transfer.Static.of(_loss_settings())
+
+
+def _style_targets(vgg_params: dict, styles: Sequence[Image.Image], size_px: int) -> Any:
+    """Each style's targets at every style layer, stacked on a first axis (one per style)."""
+    static = _static()
+    per_style = []
+    for style in styles:
+        height, width = transfer.working_shape(style, size_px, static.layers)
+        resized = style.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+        batch = jnp.asarray(images.to_array(resized)[None])
+        per_style.append(transfer.style_targets(static, vgg_params, [batch], jnp.ones(1)))
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *per_style)
+
+
+def batch_loss(
+    trainable: dict, vgg_params: dict, photos: jax.Array, style: Any, style_index: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """The mean over the batch of the optimization's loss of each photo painted in the style of
+    norm row ``style_index``, against the style targets ``style``; and its terms."""
+    static = _static()
+    layer_weights, loss_weights = transfer.loss_weight_arrays(_loss_settings())
+    n_styles = trainable["norms"]["conv1"]["scale"].shape[0]
+    norms = network.blend_norms(trainable["norms"], jax.nn.one_hot(style_index, n_styles))
+    painted = network.apply(trainable["net"], photos, norms)
+    content = vgg.features(vgg_params, photos, static.content_layers, static.pooling)
+    feats = vgg.features(vgg_params, painted, static.layers, static.pooling)
+
+    def one(image, image_feats, content_feats):
+        # One image's loss, as an optimization run computes it (batch axis of 1 restored).
+        targets = {"content": jax.tree.map(lambda f: f[None], content_feats), "style": style}
+        image_feats = jax.tree.map(lambda f: f[None], image_feats)
+        terms = transfer.terms_from_features(static, image_feats, image[None], targets, layer_weights)
+        return transfer.weighted(terms, loss_weights)
+
+    totals, terms = jax.vmap(one)(painted, feats, content)
+    return totals.mean(), terms.mean(axis=0)
+
+
+def _masks(trainable: dict, only_style: int | None) -> dict:
+    """1 where a param is trained, 0 where it is frozen: all of it, or only one style's rows."""
+    if only_style is None:
+        return jax.tree.map(jnp.ones_like, trainable)
+    n_styles = trainable["norms"]["conv1"]["scale"].shape[0]
+    row = jax.nn.one_hot(only_style, n_styles)[:, None]
+    return {
+        "net": jax.tree.map(jnp.zeros_like, trainable["net"]),
+        "norms": jax.tree.map(lambda x: row * jnp.ones_like(x), trainable["norms"]),
+    }
+
+
+@functools.partial(jax.jit, donate_argnums=(0, 1))
+def _train_step(trainable, opt_state, masks, vgg_params, photos, style, style_index, learning_rate):
+    (loss, terms), grads = jax.value_and_grad(batch_loss, has_aux=True)(
+        trainable, vgg_params, photos, style, style_index
+    )
+    grads = jax.tree.map(jnp.multiply, grads, masks)
+    updates, opt_state = optax.adam(learning_rate).update(grads, opt_state, trainable)
+    # Adam's update of a param whose gradient was always 0 is 0: frozen params stay bit for bit.
+    return optax.apply_updates(trainable, updates), opt_state, loss, terms
+
+
+def train(
+    name: str,
+    styles: Sequence[tuple[str, Image.Image]],
+    photo_folder: str | os.PathLike,
+    settings: TrainSettings,
+    weights: Weights,
+    *,
+    gallery_path: str | os.PathLike | None = None,
+    resume: bool = False,
+    add_to: models.Model | None = None,
+    callback: Callable[[TrainProgress], bool | None] | None = None,
+    report_every: int = 10,
+) -> models.Model:
+    """Train the model ``name`` to paint in ``styles`` ((name, image) pairs), or add one style to
+    ``add_to`` (then ``styles`` holds that one style and only its parameters train).
+
+    Writes ``<name>`` and its checkpoint into the gallery's models folder every
+    ``settings.checkpoint_every`` steps and at the end. ``callback`` gets a :class:`TrainProgress`
+    every ``report_every`` steps; returning True stops training after a checkpoint, raising
+    :class:`~jaxstyle.errors.Cancelled`.
+
+    Raises:
+        ModelError: bad name, no photos, a resume that does not match its checkpoint, a style the
+            model holds already.
+    """
+    models.check_name(name)
+    if not styles:
+        raise models.ModelError("name at least one style to train")
+    style_names = [style_name for style_name, _ in styles]
+    if len(set(style_names)) != len(style_names):
+        raise models.ModelError(f"a style is named twice: {', '.join(style_names)}")
+    ckpt_path = models.checkpoint_path(name, gallery_path)
+    model_path = models.model_path(name, gallery_path)
+    photos, skipped = load_photos(photo_folder, settings.size_px)
+    static = _static()
+    vgg_params = transfer.step_params(weights, static.layers)
+    targets = _style_targets(vgg.without_winograd(vgg_params), [image for _, image in styles], settings.size_px)
+
+    record: dict[str, Any] = {
+        "settings": dataclasses.asdict(settings),
+        "loss_settings": _loss_settings().to_dict(),
+        "photos": str(Path(photo_folder).resolve()),
+        "photo_count": len(photos),
+        "photos_skipped": skipped,
+        "weights_source": weights.source,
+        "weights_description": weights.description,
+    }
+    if add_to is not None:
+        clash = [s for s in style_names if s in add_to.styles]
+        if clash:
+            raise models.ModelError(f"model {add_to.name} holds the style(s) {', '.join(clash)} already")
+        if len(styles) != 1:
+            raise models.ModelError("add one style at a time")
+        all_styles = [*add_to.styles, *style_names]
+        new_rows = network.init_norms(1)
+        trainable = {
+            "net": jax.tree.map(jnp.asarray, add_to.net),
+            "norms": jax.tree.map(lambda old, new: jnp.concatenate([jnp.asarray(old), new]), add_to.norms, new_rows),
+        }
+        only_style = len(all_styles) - 1
+        history = list(add_to.meta.get("loss_history", []))
+        record["added"] = [*add_to.meta.get("added", []), {"style": style_names[0], "steps": settings.steps}]
+        base_meta = {k: v for k, v in add_to.meta.items() if k not in ("format", "version", "name")}
+        style_pngs = dict(add_to.style_images)
+        step0 = 0
+    else:
+        all_styles = style_names
+        trainable = {"net": network.init_net(settings.seed), "norms": network.init_norms(len(styles))}
+        only_style = None
+        history, base_meta, step0 = [], {}, 0
+        style_pngs = {}
+    for style_name, image in styles:
+        style_pngs[style_name] = images.png_bytes(images.fit_long_side(image.convert("RGB"), STYLE_IMAGE_PX))
+    masks = _masks(trainable, only_style)
+    opt_state = optax.adam(settings.learning_rate).init(trainable)
+    elapsed_before = 0.0
+
+    if resume:
+        if not ckpt_path.is_file():
+            raise models.ModelError(f"nothing to resume: no checkpoint at {ckpt_path}")
+        saved = models.decode(ckpt_path.read_bytes(), str(ckpt_path))
+        meta = saved["meta"]
+        before = {k: v for k, v in meta["train"]["settings"].items() if k != "steps"}
+        if meta["styles"] != all_styles or before != {k: v for k, v in record["settings"].items() if k != "steps"}:
+            raise models.ModelError(
+                f"the checkpoint at {ckpt_path} was made with other styles or settings "
+                f"({', '.join(meta['styles'])}; {meta['train']['settings']}): resume with those, or train afresh"
+            )
+        trainable = jax.tree.map(jnp.asarray, {"net": saved["net"], "norms": saved["norms"]})
+        leaves = [jnp.asarray(x) for x in jax.tree.leaves(saved["opt_state"])]
+        opt_state = jax.tree.unflatten(jax.tree.structure(opt_state), leaves)
+        step0, history, elapsed_before = int(meta["step"]), list(meta["loss_history"]), float(meta["train_s"])
+    elif ckpt_path.exists() or (model_path.exists() and add_to is None):
+        raise models.ModelError(f"a model called {name!r} exists already: delete it, pick another name, or --resume")
+
+    def write(step: int, train_s: float) -> None:
+        meta = {
+            **base_meta,
+            "styles": all_styles,
+            "step": step,
+            "steps": settings.steps,
+            "loss_history": history,
+            "train_s": train_s,
+            "train": record,
+        }
+        document = models.model_document(name, trainable["net"], trainable["norms"], meta, style_pngs)
+        models.save_model(ckpt_path, {**document, "opt_state": jax.tree.leaves(opt_state)})
+        models.save_model(model_path, document)
+
+    learning_rate = jnp.float32(settings.learning_rate)
+    started = time.perf_counter()
+    window_start, window_steps = started, 0
+    step = step0
+    while step < settings.steps:
+        photos_batch = jnp.asarray(batch_at(photos, step, settings))
+        # Styles take turns; added to a model, the one new style is row only_style, target 0.
+        target_index = step % len(styles)
+        row = only_style if only_style is not None else target_index
+        style = jax.tree.map(lambda x: x[target_index], targets)  # noqa: B023 (used at once)
+        trainable, opt_state, loss, _ = _train_step(
+            trainable, opt_state, masks, vgg_params, photos_batch, style, jnp.int32(row), learning_rate
+        )
+        step += 1
+        window_steps += 1
+        history.append(float(loss))
+        now = time.perf_counter()
+        train_s = elapsed_before + now - started
+        if step % settings.checkpoint_every == 0 or step == settings.steps:
+            write(step, train_s)
+        if callback is not None and (step % report_every == 0 or step == settings.steps):
+            images_per_s = window_steps * settings.batch / max(now - window_start, 1e-9)
+            progress = TrainProgress(step, settings.steps, float(loss), images_per_s, train_s)
+            window_start, window_steps = now, 0
+            if callback(progress):
+                write(step, train_s)
+                raise Cancelled(f"training stopped at step {step} of {settings.steps}; --resume continues it")
+    if step0 == settings.steps:
+        write(step, elapsed_before)
+    return models.read_model(model_path)
