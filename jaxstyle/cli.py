@@ -1,4 +1,4 @@
-"""The command line: ``python -m jaxstyle generate|weights|styles|gallery``.
+"""The command line: ``python -m jaxstyle generate|weights|styles|gallery|train|models``.
 
 ``generate``'s setting flags are built from :class:`~jaxstyle.settings.TransferSettings`'s fields,
 so each default and range is written once, there. Bad input ends in one line on stderr and a
@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--no-gallery", action="store_true", help="do not store the run in the gallery")
     generate.add_argument("--title", help="title of the run in the gallery (default: photo × paintings)")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    generate.add_argument(
+        "--model", help="paint at once with this trained instant model (see `train`); --style names its styles"
+    )
     _add_settings_flags(generate)
 
     weights = commands.add_parser("weights", help="say where the VGG19 weights come from; download them if missing")
@@ -110,9 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("styles", help="list the style catalog")
 
-    from jaxstyle import cli_gallery
+    from jaxstyle import cli_gallery, cli_instant
 
     cli_gallery.add_parser(commands)
+    cli_instant.add_parsers(commands)
     return parser
 
 
@@ -135,15 +139,18 @@ def _progress_bar(total: int, quiet: bool):
     return tqdm(total=total, unit="it", disable=quiet, file=sys.stderr, dynamic_ncols=True)
 
 
+def _check_out(out: Path) -> None:
+    if out.suffix.lower() != ".png":
+        raise JaxstyleError(f"--out must be a .png file, got {out}")
+    if not out.parent.is_dir():
+        raise JaxstyleError(f"output folder {out.parent} does not exist")
+
+
 def _generate(args: argparse.Namespace) -> int:
     from jaxstyle import files, images, inputs, transfer, weights
 
     settings = settings_from_args(args)
     settings.blend_for(len(args.style))  # the blend rule's own message (SettingsError) for a bad --style-blend
-    if args.out.suffix.lower() != ".png":
-        raise JaxstyleError(f"--out must be a .png file, got {args.out}")
-    if not args.out.parent.is_dir():
-        raise JaxstyleError(f"output folder {args.out.parent} does not exist")
 
     content = inputs.load_source(args.content)
     styles = [inputs.load_source(spec) for spec in args.style]
@@ -285,11 +292,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jaxstyle import paths, transfer
 
             transfer.enable_compilation_cache(str(paths.cache_dir() / "xla"))
+            _check_out(args.out)
+            if args.model:
+                from jaxstyle import cli_instant
+
+                return cli_instant.generate(args)
             return _generate(args)
         if args.command == "weights":
             return _weights(args)
         if args.command == "styles":
             return _styles()
+        if args.command in ("train", "models"):
+            from jaxstyle import cli_instant
+
+            return cli_instant.train(args) if args.command == "train" else cli_instant.models_command(args)
         from jaxstyle import cli_gallery
 
         return cli_gallery.run(args)

@@ -23,6 +23,7 @@ from PIL import Image
 
 from jaxstyle import catalog, fetch, gallery, images
 from jaxstyle.errors import CatalogError, ImageError, SettingsError
+from jaxstyle.instant.models import Model
 from jaxstyle.runs import OriginKind
 
 ProgressCallback = Callable[[int, int | None], None]  # (bytes_so_far, total_bytes_or_None)
@@ -35,8 +36,8 @@ class LoadedImage:
     Attributes:
         image: the decoded RGB image (see :func:`jaxstyle.images.open_image`).
         data: the bytes as received (hashed for the gallery, stored for re-runs).
-        origin_kind: "upload", "file", "url" or "catalog".
-        origin: the upload's file name, the path, the URL or the catalog id.
+        origin_kind: "upload", "file", "url", "catalog" or "model".
+        origin: the upload's file name, the path, the URL, the catalog id or "<model>/<style>".
         sha256: hex SHA-256 of ``data``.
     """
 
@@ -149,11 +150,22 @@ def load_source(spec: str, *, progress: ProgressCallback | None = None) -> Loade
     )
 
 
+def from_model(model: Model, style: str) -> LoadedImage:
+    """The painting a trained instant model (jaxstyle.instant.models.Model) learned ``style`` from."""
+    data = model.style_images[style]
+    return _decoded(data, "model", f"{model.name}/{style}", name=f"model {model.name}'s style {style}")
+
+
 # --- Names of inputs and runs
 
 
 def input_label(info: gallery.ImageInfo | LoadedImage) -> str:
     """A short human name of an input image: the painting's title, a file name, a URL's last part."""
+    if info.origin_kind == "model":  # "<model>/<style>": the style's name, a catalog title if it is one
+        style = info.origin.rsplit("/", 1)[-1]
+        with contextlib.suppress(CatalogError):
+            return catalog.get_style(style).title
+        return style
     if info.origin_kind == "catalog":
         with contextlib.suppress(CatalogError):
             return catalog.get_style(info.origin).title

@@ -10,8 +10,11 @@ import os
 import time
 from collections.abc import Sequence
 
+from PIL import Image
+
 from jaxstyle import gallery, images, inputs
 from jaxstyle.errors import Cancelled
+from jaxstyle.runs import METHOD_OPTIMIZE
 from jaxstyle.settings import TransferSettings
 from jaxstyle.transfer import Iterate, TransferResult
 from jaxstyle.weights import Weights
@@ -42,6 +45,8 @@ class GalleryRecorder:
         tags: Sequence[str] = (),
         group_id: str | None = None,
         start: bool = True,
+        method: str = METHOD_OPTIMIZE,
+        model: str | None = None,
     ) -> GalleryRecorder:
         """Store the inputs and add the run: running if ``start`` (it runs now, as in the CLI), else
         queued (a job runner starts it when a worker is free). This is the one place a run is submitted.
@@ -68,6 +73,8 @@ class GalleryRecorder:
                 group_id=group_id,
                 weights_source=weights.source if weights is not None else "",
                 device=device,
+                method=method,
+                model=model,
             )
             if start:
                 gallery.start_run(db, run_id, total_steps=settings.total_iterations())
@@ -107,6 +114,36 @@ class GalleryRecorder:
                 run_s=result.run_s,
                 device=result.device,
                 weights_source=result.weights_source,
+            )
+        return self.run_id
+
+    def finish_instant(
+        self,
+        image: Image.Image,
+        *,
+        photo_losses: dict[str, float],
+        losses: dict[str, float],
+        compile_s: float,
+        run_s: float,
+        device: str,
+        weights_source: str,
+        size_px: int,
+    ) -> int:
+        """Store an instant run's image: its losses as an optimization scores them, beside the
+        photo's own (the "initial" losses, as an optimization starting from the photo has them),
+        and a one-point history (one pass of the network)."""
+        with gallery.connect(self.path) as db:
+            gallery.finish_run(
+                db,
+                self.run_id,
+                image_png=images.png_bytes(image),
+                initial_losses=photo_losses,
+                final_losses=losses,
+                loss_history=[{"step": 1, "size_px": size_px, **losses}],
+                compile_s=compile_s,
+                run_s=run_s,
+                device=device,
+                weights_source=weights_source,
             )
         return self.run_id
 

@@ -17,8 +17,9 @@ FINISHED_STATUSES = (DONE, FAILED, CANCELLED)
 # The weighted total and the unweighted terms, in the order the optimizer reports them.
 LOSS_NAMES = ("total", "content", "style", "tv")
 
-# Where an input image came from: an upload, a file path, a URL, a catalog painting (jaxstyle.inputs).
-OriginKind = Literal["upload", "file", "url", "catalog"]
+# Where an input image came from: an upload, a file path, a URL, a catalog painting, or the painting
+# a trained instant model learned a style from (origin "<model>/<style>") (jaxstyle.inputs).
+OriginKind = Literal["upload", "file", "url", "catalog", "model"]
 ORIGIN_KINDS: tuple[str, ...] = get_args(OriginKind)
 
 # How a run was made: an optimization of the pixels, or one pass of a trained instant model.

@@ -104,6 +104,14 @@ def checkpoint_path(name: str, gallery_path: str | os.PathLike | None = None) ->
     return models_dir(gallery_path) / f"{check_name(name)}{CHECKPOINT_SUFFIX}"
 
 
+def read_checkpoint_meta(name: str, gallery_path: str | os.PathLike | None = None) -> dict:
+    """The record of a model's training checkpoint (its ``step`` tells where ``--resume`` starts)."""
+    path = checkpoint_path(name, gallery_path)
+    if not path.is_file():
+        raise ModelError(f"nothing to resume: no checkpoint at {path}")
+    return decode(path.read_bytes(), str(path))["meta"]
+
+
 def _to_numpy(tree: Any) -> Any:
     import jax
 

@@ -21,12 +21,10 @@ import numpy as np
 from PIL import Image
 
 from jaxstyle import images, transfer
-from jaxstyle.errors import SettingsError
 from jaxstyle.instant import models, network
-from jaxstyle.settings import blend_weights
+from jaxstyle.settings import TransferSettings, blend_weights
 
 _MULTIPLE = 4  # two stride-2 convolutions down, two ×2 upsamplings up
-MIN_SIZE_PX, MAX_SIZE_PX = 32, 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +82,7 @@ class Painter:
             ModelError: a style the model does not hold.
             SettingsError: a size out of range or a bad blend.
         """
-        if isinstance(size_px, bool) or not isinstance(size_px, int) or not MIN_SIZE_PX <= size_px <= MAX_SIZE_PX:
-            raise SettingsError(
-                f"size_px must be a whole number between {MIN_SIZE_PX} and {MAX_SIZE_PX}, got {size_px!r}"
-            )
+        TransferSettings(size_px=size_px)  # the one rule for sizes: SettingsError out of range
         if not styles:
             raise models.ModelError(f"name a style of model {self.model.name}: {', '.join(self.model.styles)}")
         row_weights = self.model.style_weights(styles, blend)

@@ -80,25 +80,42 @@ class TrainProgress:
     elapsed_s: float
 
 
-def load_photos(folder: str | os.PathLike, size_px: int) -> tuple[list[np.ndarray], list[str]]:
-    """Every image file directly in ``folder`` that decodes, as float arrays with a short side of
-    about ``_MAX_CROP_SCALE × size_px``; and a line for each file that was skipped and why.
+PhotoSource = str | os.PathLike | Sequence[tuple[str, bytes]]
+
+
+def gallery_photos(gallery_path: str | os.PathLike | None = None) -> list[tuple[str, bytes]]:
+    """The content photos of the gallery's runs, (origin, bytes): the default training photos."""
+    from jaxstyle import gallery
+
+    with gallery.connect(gallery_path) as db:
+        return [(info.origin, gallery.input_image(db, info.sha256)) for info in gallery.list_inputs(db, "content")]
+
+
+def load_photos(source: PhotoSource, size_px: int) -> tuple[list[np.ndarray], list[str]]:
+    """Every image of ``source`` (a folder's image files, or (name, bytes) pairs) that decodes, as
+    float arrays with a short side of about ``_MAX_CROP_SCALE × size_px``; and a line for each one
+    that was skipped and why.
 
     Raises:
-        ModelError: the folder is missing, or no file in it is a usable photo.
+        ModelError: the folder is missing, or no image in it is a usable photo.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise models.ModelError(f"photo folder {folder} does not exist")
+    if isinstance(source, (str, os.PathLike)):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise models.ModelError(f"photo folder {folder} does not exist")
+        entries = [(p.name, p) for p in sorted(folder.iterdir()) if p.suffix.lower() in PHOTO_SUFFIXES]
+        where = str(folder)
+    else:
+        entries, where = list(source), "the gallery's photos"
     photos, skipped = [], []
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
+    for label, data in entries:
         try:
-            photo = images.open_image(path)
+            photo = images.open_image(data, name=label) if isinstance(data, bytes) else images.open_image(data)
         except ImageError as error:
             skipped.append(str(error))
             continue
         if min(photo.size) < size_px // 2:
-            skipped.append(f"{path.name}: {photo.width}×{photo.height} px is too small for {size_px} px crops")
+            skipped.append(f"{label}: {photo.width}×{photo.height} px is too small for {size_px} px crops")
             continue
         scale = _MAX_CROP_SCALE * size_px / min(photo.size)
         photo = photo.resize((max(size_px, round(photo.width * scale)), max(size_px, round(photo.height * scale))))
@@ -106,7 +123,7 @@ def load_photos(folder: str | os.PathLike, size_px: int) -> tuple[list[np.ndarra
     if not photos:
         why = f" ({'; '.join(skipped[:3])})" if skipped else ""
         raise models.ModelError(
-            f"no usable photo in {folder}: it needs JPEG or PNG photos of at least {size_px // 2} px{why}"
+            f"no usable photo in {where}: it needs JPEG or PNG photos of at least {size_px // 2} px{why}"
         )
     return photos, skipped
 
@@ -201,7 +218,7 @@ def _train_step(trainable, opt_state, masks, vgg_params, photos, style, style_in
 def train(
     name: str,
     styles: Sequence[tuple[str, Image.Image]],
-    photo_folder: str | os.PathLike,
+    photo_source: PhotoSource,
     settings: TrainSettings,
     weights: Weights,
     *,
@@ -231,7 +248,7 @@ def train(
         raise models.ModelError(f"a style is named twice: {', '.join(style_names)}")
     ckpt_path = models.checkpoint_path(name, gallery_path)
     model_path = models.model_path(name, gallery_path)
-    photos, skipped = load_photos(photo_folder, settings.size_px)
+    photos, skipped = load_photos(photo_source, settings.size_px)
     static = _static()
     vgg_params = transfer.step_params(weights, static.layers)
     targets = _style_targets(vgg.without_winograd(vgg_params), [image for _, image in styles], settings.size_px)
@@ -239,7 +256,9 @@ def train(
     record: dict[str, Any] = {
         "settings": dataclasses.asdict(settings),
         "loss_settings": _loss_settings().to_dict(),
-        "photos": str(Path(photo_folder).resolve()),
+        "photos": str(Path(photo_source).resolve())
+        if isinstance(photo_source, (str, os.PathLike))
+        else "the gallery's photos",
         "photo_count": len(photos),
         "photos_skipped": skipped,
         "weights_source": weights.source,
@@ -276,8 +295,7 @@ def train(
     elapsed_before = 0.0
 
     if resume:
-        if not ckpt_path.is_file():
-            raise models.ModelError(f"nothing to resume: no checkpoint at {ckpt_path}")
+        models.read_checkpoint_meta(name, gallery_path)  # a clear error when there is none
         saved = models.decode(ckpt_path.read_bytes(), str(ckpt_path))
         meta = saved["meta"]
         before = {k: v for k, v in meta["train"]["settings"].items() if k != "steps"}

@@ -1,0 +1,263 @@
+"""``python -m jaxstyle train|models`` and ``generate --model``: instant styles from a shell.
+
+``train`` trains a model (or adds a style to one) on a folder of photos with a progress bar and
+checkpoints; ``models list|show|delete|export|import`` manages a gallery's models; ``generate
+--model NAME --style S`` paints with one. Every command takes ``--gallery`` (default:
+``JAXSTYLE_GALLERY``, else the project's gallery.db): a gallery's models live beside it. Errors end
+in one line on stderr and exit status 2 (:func:`jaxstyle.cli.main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from jaxstyle.errors import JaxstyleError
+
+
+def _gallery_flag(parser: argparse.ArgumentParser, default=None) -> None:
+    parser.add_argument(
+        "--gallery", type=Path, default=default, help="gallery whose models to use (default: the project's gallery.db)"
+    )
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register ``train`` and ``models``."""
+    from jaxstyle.instant.train import TrainSettings
+
+    defaults = TrainSettings()
+    train = commands.add_parser(
+        "train",
+        help="train an instant-style model on a folder of photos (or add a style to one)",
+        description="Train a feed-forward network that paints a photo in one pass, in one or more styles.",
+    )
+    train.add_argument("--styles", help="paintings to learn, comma-separated (catalog ids, paths or URLs)")
+    train.add_argument("--name", help="the new model's name")
+    train.add_argument("--add-style", help="a painting to add to --model (only its own parameters train)")
+    train.add_argument("--model", help="the model --add-style adds to")
+    train.add_argument("--photos", type=Path, help="folder of training photos (default: the gallery's photos)")
+    train.add_argument("--size", type=int, default=defaults.size_px, help=f"crop size, px (default {defaults.size_px})")
+    train.add_argument("--steps", type=int, default=defaults.steps, help=f"steps in all (default {defaults.steps})")
+    train.add_argument("--batch", type=int, default=defaults.batch, help=f"crops per step (default {defaults.batch})")
+    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="Adam's step size")
+    train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps per checkpoint")
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--resume", action="store_true", help="continue a stopped training from its last checkpoint")
+    train.add_argument("--weights", help="VGG19 weights file (Keras .h5 or .npz); else JAXSTYLE_WEIGHTS")
+    train.add_argument("--download-weights", action="store_true", help="download the pretrained weights if missing")
+    train.add_argument("--json", action="store_true", help="print one JSON summary line on stdout")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _gallery_flag(train)
+
+    models = commands.add_parser("models", help="list, show, delete, export or import instant-style models")
+    _gallery_flag(models)
+    sub = models.add_subparsers(dest="models_command", required=True)
+    listing = sub.add_parser("list", help="every model of the gallery")
+    listing.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="one model's styles, training and loss curve")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    sub.add_parser("delete", help="delete a model and its checkpoint").add_argument("name")
+    export = sub.add_parser("export", help="copy a model's file out")
+    export.add_argument("name")
+    export.add_argument("dest", type=Path, help="a file or a folder")
+    imported = sub.add_parser("import", help="add a model file to the gallery's models")
+    imported.add_argument("file", type=Path)
+    imported.add_argument("--name", help="import under this name")
+    for parser in sub.choices.values():  # after the subcommand too; SUPPRESS keeps one given before it
+        _gallery_flag(parser, default=argparse.SUPPRESS)
+
+
+def _progress_bar(total: int, initial: int, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+
+def _model_summary(model) -> dict:
+    meta = model.meta
+    train = meta.get("train", {})
+    history = meta.get("loss_history", [])
+    return {
+        "name": model.name,
+        "styles": list(model.styles),
+        "step": meta.get("step"),
+        "steps": meta.get("steps"),
+        "train_s": round(float(meta.get("train_s", 0.0)), 1),
+        "final_loss": history[-1] if history else None,
+        "settings": train.get("settings"),
+        "photos": train.get("photos"),
+        "photo_count": train.get("photo_count"),
+        "weights_source": train.get("weights_source"),
+        "added": meta.get("added", []),
+    }
+
+
+def train(args: argparse.Namespace) -> int:
+    from jaxstyle import inputs, weights
+    from jaxstyle.instant import models, train
+
+    if args.add_style:
+        if not args.model or args.styles:
+            raise JaxstyleError("--add-style needs --model (the model to add to) and no --styles")
+        base = models.load_model(args.model, args.gallery)
+        name, specs = base.name, [args.add_style]
+    else:
+        if not args.styles or not args.name:
+            raise JaxstyleError("train needs --styles and --name (or --add-style with --model)")
+        base, name = None, models.check_name(args.name)
+        specs = [s.strip() for s in args.styles.split(",") if s.strip()]
+    settings = train.TrainSettings(
+        size_px=args.size,
+        steps=args.steps,
+        batch=args.batch,
+        learning_rate=args.learning_rate,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+    )
+    styles = [(_style_name(spec), inputs.load_source(spec).image) for spec in specs]
+    photo_source = args.photos if args.photos is not None else train.gallery_photos(args.gallery)
+    loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
+    if not loaded.pretrained:
+        print(f"note: {loaded.description}", file=sys.stderr)
+    start_step = 0
+    if args.resume and models.checkpoint_path(name, args.gallery).is_file():
+        start_step = int(models.read_checkpoint_meta(name, args.gallery).get("step", 0))
+    bar = _progress_bar(settings.steps, start_step, args.quiet)
+
+    def on_progress(progress: train.TrainProgress) -> None:
+        bar.update(progress.step - bar.n)
+        bar.set_postfix(loss=f"{progress.loss:.4g}", img_s=f"{progress.images_per_s:.2f}", refresh=False)
+
+    try:
+        model = train.train(
+            name,
+            styles,
+            photo_source,
+            settings,
+            loaded,
+            gallery_path=args.gallery,
+            resume=args.resume,
+            add_to=base,
+            callback=on_progress,
+        )
+    finally:
+        bar.close()
+    summary = {**_model_summary(model), "path": str(models.model_path(model.name, args.gallery))}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"trained {model.name} ({', '.join(model.styles)}): {summary['step']} steps in {summary['train_s']:.0f} s;"
+            f" written to {summary['path']}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _style_name(spec: str) -> str:
+    """A style's name in a model: its catalog id, else the file or URL's stem."""
+    from jaxstyle import catalog
+
+    if catalog.is_known_id(spec):
+        return spec
+    return Path(spec.rstrip("/").rsplit("/", 1)[-1].split("?")[0]).stem or "style"
+
+
+def models_command(args: argparse.Namespace) -> int:
+    from jaxstyle.instant import models
+
+    command = args.models_command
+    if command == "list":
+        found = models.list_models(args.gallery)
+        if args.json:
+            print(json.dumps([_model_summary(m) for m in found]))
+        elif not found:
+            print(f"no models in {models.models_dir(args.gallery)}", file=sys.stderr)
+        for model in [] if args.json else found:
+            summary = _model_summary(model)
+            print(f"{model.name:24} {', '.join(model.styles):40} {summary['step']} steps, {summary['train_s']:.0f} s")
+        return 0
+    if command == "show":
+        model = models.load_model(args.name, args.gallery)
+        summary = {**_model_summary(model), "loss_history": model.meta.get("loss_history", [])}
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            for key, value in summary.items():
+                if key != "loss_history":
+                    print(f"{key}: {value}")
+            history = summary["loss_history"]
+            if history:
+                print(f"loss: {history[0]:.4g} at step 1 → {history[-1]:.4g} at step {len(history)}")
+        return 0
+    if command == "delete":
+        models.delete_model(args.name, args.gallery)
+        print(f"deleted model {args.name}", file=sys.stderr)
+        return 0
+    if command == "export":
+        dest = models.export_model(args.name, args.dest, args.gallery)
+        print(f"wrote {dest}", file=sys.stderr)
+        return 0
+    model = models.import_model(args.file, args.gallery, name=args.name)
+    print(f"imported model {model.name} ({', '.join(model.styles)})", file=sys.stderr)
+    return 0
+
+
+def generate(args: argparse.Namespace) -> int:
+    """``generate --model NAME``: paint with a trained model (``--style`` names the model's styles)."""
+    from jaxstyle import files, images, inputs, weights
+    from jaxstyle.instant import models
+    from jaxstyle.instant.paint import Painter
+    from jaxstyle.instant.run import run_instant
+
+    model = models.load_model(args.model, args.gallery)
+    size_px = args.size_px if args.size_px is not None else 512
+    model.style_weights(args.style, args.style_blend)  # a style it lacks, a bad blend: refused before any work
+    content = inputs.load_source(args.content)
+    loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
+    run = run_instant(
+        Painter(model),
+        content,
+        args.style,
+        args.style_blend,
+        size_px,
+        loaded,
+        gallery_path=args.gallery,
+        store=not args.no_gallery,
+        title=args.title,
+    )
+    files.atomic_write(args.out, images.png_bytes(run.result.image))
+    result = run.result
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "out": str(args.out),
+                    "run_id": run.run_id,
+                    "method": "instant",
+                    "model": model.name,
+                    "styles": list(result.styles),
+                    "style_blend": list(result.blend),
+                    "width": result.image.width,
+                    "height": result.image.height,
+                    "initial_losses": run.photo_losses,
+                    "final_losses": run.losses,
+                    "compile_s": round(result.compile_s, 3),
+                    "run_s": round(result.run_s, 4),
+                    "device": result.device,
+                    "weights_source": loaded.source,
+                    "model_weights_source": model.meta.get("train", {}).get("weights_source"),
+                }
+            )
+        )
+    else:
+        print(
+            f"wrote {args.out} ({result.image.width}×{result.image.height}) in {result.run_s:.3f} s "
+            f"(+{result.compile_s:.1f} s compile) with model {model.name} on {result.device}"
+            + (f"; gallery run {run.run_id}" if run.run_id is not None else ""),
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,93 @@
+"""One instant run, as the CLI and the app make it: paint, score, store in the gallery.
+
+The image is scored with the optimization's loss (same VGG19 weights, layers and relative
+weights; :func:`jaxstyle.transfer.losses_of`), beside the photo's own loss, so an instant run and
+an optimization run compare by one number in the gallery and on Compare.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+from jaxstyle import images, inputs, transfer
+from jaxstyle.instant.paint import InstantResult, Painter
+from jaxstyle.runs import METHOD_INSTANT
+from jaxstyle.settings import TransferSettings
+from jaxstyle.weights import Weights
+
+
+@dataclasses.dataclass(frozen=True)
+class InstantRun:
+    """An instant run's image and timings, its loss and the photo's, and its gallery id."""
+
+    result: InstantResult
+    losses: dict[str, float]
+    photo_losses: dict[str, float]
+    run_id: int | None  # None when it was not stored
+
+
+def run_instant(
+    painter: Painter,
+    content: inputs.LoadedImage,
+    styles: Sequence[str],
+    blend: Sequence[float] | None,
+    size_px: int,
+    weights: Weights,
+    *,
+    gallery_path: str | os.PathLike | None = None,
+    store: bool = True,
+    title: str | None = None,
+    tags: Sequence[str] = (),
+) -> InstantRun:
+    """Paint ``content`` with the painter's model in ``styles`` (blended by ``blend``) at ``size_px``,
+    score it, and store it in the gallery at ``gallery_path`` unless ``store`` is False.
+
+    Raises:
+        ModelError: a style the model does not hold.
+        SettingsError: a size out of range or a bad blend (nothing is stored).
+        GalleryError: a gallery that cannot be written (the run is marked failed if it was added).
+    """
+    model = painter.model
+    settings = TransferSettings(size_px=size_px, style_blend=tuple(blend) if blend is not None else None)
+    model.style_weights(styles, blend)  # a style it does not hold: refused before anything is stored
+    style_inputs = [inputs.from_model(model, style) for style in styles]
+    recorder = None
+    if store:
+        from jaxstyle.recorder import GalleryRecorder
+
+        recorder = GalleryRecorder.create(
+            gallery_path,
+            settings,
+            content,
+            style_inputs,
+            weights=weights,
+            title=title if title is not None else inputs.default_title(content, style_inputs),
+            tags=tags,
+            method=METHOD_INSTANT,
+            model=model.name,
+        )
+    try:
+        result = painter.paint(content.image, styles, blend, size_px=size_px)
+        paintings = [s.image for s in style_inputs]
+        losses = transfer.losses_of(result.image, content.image, paintings, settings, weights)
+        photo = images.fit_long_side(content.image.convert("RGB"), size_px)
+        photo_losses = transfer.losses_of(photo, content.image, paintings, settings, weights)
+        run_id = None
+        if recorder is not None:
+            run_id = recorder.finish_instant(
+                result.image,
+                photo_losses=photo_losses,
+                losses=losses,
+                compile_s=result.compile_s,
+                run_s=result.run_s,
+                device=result.device,
+                weights_source=weights.source,
+                size_px=size_px,
+            )
+    except BaseException as error:
+        if recorder is not None:
+            recorder.fail(error)
+        raise
+    return InstantRun(result, losses, photo_losses, run_id)
