@@ -30,6 +30,7 @@ pages = [
     st.Page(ui.GALLERY_PAGE, title="Gallery", icon=":material/photo_library:"),
     st.Page(ui.COMPARE_PAGE, title="Compare", icon=":material/compare:"),
     st.Page(ui.STYLES_PAGE, title="Styles", icon=":material/palette:"),
+    st.Page(ui.MODELS_PAGE, title="Models", icon=":material/model_training:"),
 ]
 page = st.navigation(pages)
 st.html(ui.CSS)

@@ -1,4 +1,5 @@
-"""Generate: pick a photo and a painting, choose settings, and watch the run."""
+"""Generate: pick a photo, then either optimize it towards one or more paintings (a queued run you can
+watch) or paint it at once with a trained model."""
 
 import streamlit as st
 
@@ -7,33 +8,55 @@ from jaxstyle import inputs
 
 ui.header("Generate", "A photo, one or more paintings, a preset: the run continues even if you close the tab.")
 ui.prefill_from_run()
+method = ui.generate_method()
 inputs_col, output_col = st.columns([5, 6], gap="large")
 with inputs_col:
     with st.container(border=True):
         st.markdown("**1 · Content**")
         content = ui.content_input()
-    with st.container(border=True):
-        st.markdown("**2 · Style**")
-        styles, blend = ui.style_input()
-    with st.container(border=True):
-        st.markdown("**3 · Settings**")
-        settings = ui.settings_form()
-    missing = [
-        name for name, value in (("a photo", content), ("a style", styles), ("valid settings", settings)) if not value
-    ]
-    clicked = st.button(
-        "Generate", key="generate", type="primary", icon=":material/brush:", width="stretch", disabled=bool(missing)
-    )
-    if missing:
-        st.caption("To generate, choose " + " and ".join(missing) + ".")
-    if clicked:
-        with ui.guard("starting the run"):
-            title = inputs.default_title(content, styles)
-            st.session_state["run_id"] = ui.runner().submit(settings, content, styles, style_blend=blend, title=title)
+    if method == "Instant":
+        with st.container(border=True):
+            st.markdown("**2 · Model and styles**")
+            with ui.guard("the models"):
+                request = ui.instant_form()
+        missing = [name for name, value in (("a photo", content), ("a model's style", request)) if not value]
+        clicked = st.button(
+            "Paint", key="paint", type="primary", icon=":material/bolt:", width="stretch", disabled=bool(missing)
+        )
+        if missing:
+            st.caption("To paint, choose " + " and ".join(missing) + ".")
+        if clicked:
+            with ui.guard("painting"):
+                ui.paint(content, request)
+    else:
+        with st.container(border=True):
+            st.markdown("**2 · Style**")
+            styles, blend = ui.style_input()
+        with st.container(border=True):
+            st.markdown("**3 · Settings**")
+            settings = ui.settings_form()
+        missing = [
+            name
+            for name, value in (("a photo", content), ("a style", styles), ("valid settings", settings))
+            if not value
+        ]
+        clicked = st.button(
+            "Generate", key="generate", type="primary", icon=":material/brush:", width="stretch", disabled=bool(missing)
+        )
+        if missing:
+            st.caption("To generate, choose " + " and ".join(missing) + ".")
+        if clicked:
+            with ui.guard("starting the run"):
+                title = inputs.default_title(content, styles)
+                st.session_state["run_id"] = ui.runner().submit(
+                    settings, content, styles, style_blend=blend, title=title
+                )
 
 with output_col, st.container(key="run_output"):
-    run_id = st.session_state.get("run_id")
-    if run_id is None:
+    if method == "Instant":
+        with ui.guard("the instant run"):
+            ui.instant_output()
+    elif (run_id := st.session_state.get("run_id")) is None:
         with st.container(border=True):
             st.markdown("**Your image appears here**")
             st.caption(

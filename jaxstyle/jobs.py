@@ -365,6 +365,11 @@ class JobRunner:
             if not self._closing:
                 self._start_worker()
 
+    def load_weights(self) -> Weights:
+        """The weights runs use, loaded now if no run has yet (for work beside the runs, e.g. an
+        instant run or a training: they score with the same VGG19)."""
+        return self._load_weights()
+
     def _load_weights(self) -> Weights:
         with self._weights_lock:
             if self._weights is None:

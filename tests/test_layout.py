@@ -115,3 +115,27 @@ def test_the_cycle_check_finds_a_cycle_hidden_in_a_function(tmp_path: Path):
     (package / "d.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import e\n")
     (package / "e.py").write_text("import pkg.d\n")
     assert cycles(import_graph(tmp_path, ("pkg",))) == [["pkg.a", "pkg.b", "pkg.c", "pkg.a"]]
+
+
+def test_every_page_is_registered_in_the_navigation():
+    import ui
+
+    pages = sorted(path.relative_to(REPO).as_posix() for path in (REPO / "app_pages").glob("*.py"))
+    constants = sorted(value for name, value in vars(ui).items() if name.endswith("_PAGE"))
+    assert pages == constants
+    dashboard = (REPO / "dashboard.py").read_text(encoding="utf-8")
+    assert all(f"ui.{name}" in dashboard for name in vars(ui) if name.endswith("_PAGE"))
+
+
+def test_the_core_never_imports_streamlit():
+    graph_roots = sorted((REPO / "jaxstyle").rglob("*.py"))
+    importing = [
+        path.relative_to(REPO).as_posix()
+        for path in graph_roots
+        if any(
+            (isinstance(node, ast.Import) and any(a.name.split(".")[0] == "streamlit" for a in node.names))
+            or (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "streamlit")
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        )
+    ]
+    assert importing == []

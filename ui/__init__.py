@@ -8,6 +8,8 @@
 - ``run_views``: a run live, its result, and re-running it.
 - ``gallery_views``: cards, filters, one run in full, export and import.
 - ``compare_views``: runs side by side and weight sweeps.
+- ``instant_views``: Generate's Instant method: a trained model's form, painting, the result, Refine.
+- ``model_views``: the Models page: model cards, import, the training form and live trainings.
 
 Rules kept here: widget keys are explicit and stable (tests use them); session state holds only
 UI facts (ids, choices), never images or connections; the gallery is opened per operation; the
@@ -26,6 +28,7 @@ from ui.common import (
     GENERATE_PAGE,
     HOME_PAGE,
     IMAGE_TYPES,
+    MODELS_PAGE,
     POLL_S,
     STATUS_BADGES,
     STYLES_PAGE,
@@ -44,6 +47,8 @@ from ui.common import (
     recall,
     runner,
     status_badge,
+    trainings,
+    vgg_weights,
 )
 from ui.compare_views import compare_picker, comparison, sweep_form, sweep_grid, sweep_groups, sweep_view
 from ui.gallery_views import (
@@ -67,11 +72,23 @@ from ui.inputs import (
     style_input,
     style_thumbnail,
 )
+from ui.instant_views import generate_method, instant_form, instant_output, paint, painter, refine, style_label
+from ui.model_views import (
+    follow_paint_clicks,
+    model_card,
+    model_import,
+    model_list,
+    model_outcome,
+    start_training,
+    train_form,
+    training_view,
+)
 from ui.run_views import (
     cancel_run,
     fmt_value,
     live_run,
     loss_chart,
+    method_label,
     prefill_from_run,
     request_rerun,
     result_view,
@@ -92,6 +109,7 @@ __all__ = [
     "GENERATE_PAGE",
     "HOME_PAGE",
     "IMAGE_TYPES",
+    "MODELS_PAGE",
     "POLL_S",
     "SIZE_OPTIONS",
     "STATUS_BADGES",
@@ -115,20 +133,32 @@ __all__ = [
     "failure_message",
     "fmt_value",
     "follow_card_clicks",
+    "follow_paint_clicks",
     "gallery_archive",
     "gallery_filters",
     "gallery_grid",
     "gallery_path",
+    "generate_method",
     "guard",
     "header",
     "index_of",
+    "instant_form",
+    "instant_output",
     "live_run",
     "log_options",
     "loss_chart",
+    "method_label",
+    "model_card",
+    "model_import",
+    "model_list",
+    "model_outcome",
+    "paint",
+    "painter",
     "placeholder",
     "prefill_from_run",
     "preview",
     "recall",
+    "refine",
     "request_rerun",
     "result_view",
     "run_card",
@@ -142,13 +172,19 @@ __all__ = [
     "settings_form",
     "settings_table",
     "sidebar",
+    "start_training",
     "status_badge",
     "style_download_error",
     "style_input",
+    "style_label",
     "style_thumbnail",
     "sweep_form",
     "sweep_grid",
     "sweep_groups",
     "sweep_view",
+    "train_form",
+    "training_view",
+    "trainings",
+    "vgg_weights",
     "weights_panel",
 ]

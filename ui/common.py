@@ -17,7 +17,9 @@ from PIL import Image, ImageDraw, ImageOps
 
 from jaxstyle import gallery, images, jobs, paths, runs, transfer
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.instant.background import Trainings
 from jaxstyle.jobs import JobRunner
+from jaxstyle.weights import Weights
 
 log = logging.getLogger("jaxstyle.app")
 
@@ -26,6 +28,7 @@ GENERATE_PAGE = "app_pages/generate.py"
 GALLERY_PAGE = "app_pages/gallery.py"
 COMPARE_PAGE = "app_pages/compare.py"
 STYLES_PAGE = "app_pages/styles.py"
+MODELS_PAGE = "app_pages/models.py"
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 STATUS_BADGES = {  # status -> (label, color, icon)
@@ -79,6 +82,23 @@ def _runner(path: str) -> JobRunner:
 def runner() -> JobRunner:
     """The job runner of this gallery (one per process, shared by every session)."""
     return _runner(str(gallery_path()))
+
+
+def vgg_weights() -> Weights:
+    """The VGG19 weights optimization runs use (loaded now if no run has yet): instant runs score,
+    and trainings learn, with the very same ones."""
+    return runner().load_weights()
+
+
+@st.cache_resource(show_spinner=False)
+def _trainings(path: str) -> Trainings:
+    return Trainings(path)
+
+
+def trainings() -> Trainings:
+    """The trainings of this gallery's models (one registry per process, so a rerun or another
+    tab finds a training that is still going)."""
+    return _trainings(str(gallery_path()))
 
 
 def db() -> gallery.GalleryDatabase:

@@ -14,7 +14,7 @@ from jaxstyle import follow, gallery, runs, sweeps
 from jaxstyle.inputs import LoadedImage
 from jaxstyle.settings import PRESETS
 from ui.common import POLL_S, cover, db, device, guard, placeholder, recall, runner, status_badge
-from ui.run_views import fmt_value, run_facts, run_label
+from ui.run_views import fmt_value, method_label, run_facts, run_label, shown_settings
 from ui.settings_form import SIZE_OPTIONS
 
 # ----- side by side -------------------------------------------------------------------------------
@@ -55,6 +55,22 @@ def _highlight(row: pd.Series, differing: set[str]) -> list[str]:
     return [style] * len(row)
 
 
+def _side_by_side(comp: gallery.Comparison) -> tuple[dict[str, list[Any]], list[str]]:
+    """Each setting's value per run, and the ones that differ. With an instant run among them, a
+    first row says how each run was made, and an instant run shows only what it used (its stored
+    optimizer settings are defaults, not choices)."""
+    if all(run.method != runs.METHOD_INSTANT for run in comp.runs):
+        return comp.settings, list(comp.differing)
+    shown = [shown_settings(run) for run in comp.runs]
+    settings = {"method": [method_label(run) for run in comp.runs]}
+    for name in ["model", *comp.settings]:
+        values = [run_settings.get(name) for run_settings in shown]
+        if any(value is not None for value in values):
+            settings[name] = values
+    differing = [name for name, values in settings.items() if any(v != values[0] for v in values[1:])]
+    return settings, differing
+
+
 def comparison(run_ids: Sequence[int]) -> None:
     """Runs side by side: images at the same width, a settings table with differences marked, losses overlaid."""
     with db() as conn:
@@ -66,21 +82,20 @@ def comparison(run_ids: Sequence[int]) -> None:
             if pngs[run.id]:
                 st.image(pngs[run.id], width="stretch")
             st.markdown(f"**{run_label(run)}**")
-            st.caption(run_facts(run))
+            st.caption(" · ".join(part for part in (method_label(run), run_facts(run)) if part))
     labels = [run_label(run) for run in comp.runs]
+    settings, differing = _side_by_side(comp)
     st.subheader("Settings", anchor=False)
-    if comp.differing:
-        st.markdown("Differs: " + ", ".join(f"`{name}`" for name in comp.differing))
+    if differing:
+        st.markdown("Differs: " + ", ".join(f"`{name}`" for name in differing))
     else:
         st.markdown("All settings are the same; only the inputs or the randomness differ.")
     now = recall({"cmp_only_diff": False, "cmp_loss": "total"})
     only = st.toggle("Only the differing settings", now["cmp_only_diff"], key="cmp_only_diff")
-    names = [n for n in comp.settings if not only or n in comp.differing]
-    table = pd.DataFrame({label: [fmt_value(comp.settings[n][k]) for n in names] for k, label in enumerate(labels)})
+    names = [n for n in settings if not only or n in differing]
+    table = pd.DataFrame({label: [fmt_value(settings[n][k]) for n in names] for k, label in enumerate(labels)})
     table.index = names
-    st.dataframe(
-        table.style.apply(_highlight, axis=1, differing=set(comp.differing)), width="stretch", height="content"
-    )
+    st.dataframe(table.style.apply(_highlight, axis=1, differing=set(differing)), width="stretch", height="content")
     st.subheader("Loss curves", anchor=False)
     component = st.segmented_control("Loss", runs.LOSS_NAMES, default=now["cmp_loss"], key="cmp_loss", required=True)
     rows = [

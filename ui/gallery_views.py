@@ -33,9 +33,11 @@ from ui.run_views import (
     cancel_run,
     live_run,
     loss_chart,
+    method_label,
     request_rerun,
     run_facts,
     settings_table,
+    shown_settings,
 )
 
 GALLERY_PAGE_SIZE = 12
@@ -53,7 +55,8 @@ def run_card(summary: gallery.RunSummary, thumb: bytes | None, *, key: str) -> N
         with meta:
             if summary.status != runs.DONE:
                 status_badge(summary.status)
-            st.caption(f"#{summary.id} · {ago(summary.created)}")
+            instant = f" · :material/bolt: {method_label(summary)}" if summary.method == runs.METHOD_INSTANT else ""
+            st.caption(f"#{summary.id} · {ago(summary.created)}{instant}")
         st.button("View", key=f"{key}_{summary.id}", on_click=_go_to_run, args=(summary.id,), width="stretch")
 
 
@@ -216,7 +219,7 @@ def run_detail(run_id: int) -> None:
                 width="stretch",
             )
         st.caption(
-            f"#{run.id} · created {run.created.astimezone():%Y-%m-%d %H:%M}"
+            f"#{run.id} · {method_label(run)} · created {run.created.astimezone():%Y-%m-%d %H:%M}"
             + (f" · {run_facts(run)}" if run_facts(run) else "")
             + (f" · group {run.group_id}" if run.group_id else "")
         )
@@ -262,7 +265,7 @@ def run_detail(run_id: int) -> None:
             )  # fmt: skip
     settings_tab, losses_tab = st.tabs(["Settings", "Loss curves"])
     with settings_tab:
-        settings_table(run.settings)
+        settings_table(shown_settings(run))
     with losses_tab:
         loss_chart(run.loss_history, key=f"detail_chart_{run.id}")
 

@@ -148,7 +148,7 @@ def result_view(run_id: int, *, key: str = "result") -> None:
     )
     st.caption(run_facts(run))
     with st.expander("Settings used", icon=":material/tune:"):
-        settings_table(run.settings)
+        settings_table(shown_settings(run))
     with st.expander("Loss curves", icon=":material/show_chart:"):
         loss_chart(run.loss_history, key=f"{key}_chart_{run.id}")
 
@@ -170,6 +170,24 @@ def run_label(summary: gallery.RunSummary | gallery.Run) -> str:
     return f"#{summary.id} · {summary.title or 'untitled'}"
 
 
+INSTANT_SETTINGS = ("size_px", "style_blend")  # what an instant run's stored settings mean; the rest are defaults
+
+
+def shown_settings(run: gallery.Run) -> dict[str, Any]:
+    """The settings that made a run: all of an optimization's; an instant run's model, size and blend."""
+    if run.method != runs.METHOD_INSTANT:
+        return dict(run.settings)
+    return {"model": run.model, **{name: run.settings.get(name) for name in INSTANT_SETTINGS}}
+
+
+def method_label(summary: gallery.RunSummary | gallery.Run) -> str:
+    """How a run was made, in a few words: "Instant · demo" or "Optimize · 300 iterations"."""
+    if summary.method == runs.METHOD_INSTANT:
+        return f"Instant · {summary.model}"
+    iterations = summary.iterations if isinstance(summary, gallery.RunSummary) else summary.settings.get("iterations")
+    return f"Optimize · {iterations} iterations" if iterations is not None else "Optimize"
+
+
 # ----- re-run: Generate pre-filled from a stored run ----------------------------------------------
 
 
@@ -186,9 +204,13 @@ def prefill_from_run() -> None:
         return
     with guard(f"re-running run #{run_id}"), db() as conn:
         run = gallery.get_run(conn, run_id)
-        settings = TransferSettings.from_dict(gallery.rerun_settings(conn, run_id))
         ss = st.session_state
         ss["content_source"], ss["content_recent"] = "Recent", run.content.sha256
+        if run.method == runs.METHOD_INSTANT:
+            _prefill_instant(run)
+            return
+        settings = TransferSettings.from_dict(gallery.rerun_settings(conn, run_id))
+        ss["gen_method"] = "Optimize"
         ids = [info.origin for info in run.styles if info.origin_kind == "catalog"]
         if len(ids) == len(run.styles) and all(catalog.is_available_offline(i) for i in ids):
             ss["style_source"], ss["style_ids"] = "Catalog", ids
@@ -200,3 +222,16 @@ def prefill_from_run() -> None:
         apply_settings(settings.replace(style_blend=None), preset)
         ss.pop("run_id", None)
         st.toast(f"Settings and images of run #{run_id} loaded.", icon=":material/replay:")
+
+
+def _prefill_instant(run: gallery.Run) -> None:
+    """Generate's Instant widgets (keys of ui.instant_views) set to an instant run's model, styles and size."""
+    ss = st.session_state
+    styles = [info.origin.rsplit("/", 1)[-1] for info in run.styles]
+    ss["gen_method"], ss["i_model"], ss[f"i_styles_{run.model}"] = "Instant", run.model, styles
+    ss["i_size"] = run.settings.get("size_px", 512)
+    for info, style in zip(run.styles, styles, strict=True):
+        ss[f"i_blend_{run.model}_{style}"] = round((info.blend if info.blend is not None else 1.0) * 20) / 20
+    ss.pop("instant_run", None)
+    ss.pop("refine_run", None)
+    st.toast(f"Model, styles and photo of run #{run.id} loaded: paint it again with *Paint*.", icon=":material/replay:")

@@ -1,0 +1,318 @@
+"""Instant styles in the app, headless (AppTest) on a temp gallery: Generate's Instant method, the
+Models page (list, import, training in the background, cancel and resume), and instant runs on
+the Gallery and Compare pages. Models are tiny (32 px crops, a few steps) and use the offline
+fallback VGG19."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from jaxstyle import gallery, images, inputs, runs
+from jaxstyle.instant import models
+from jaxstyle.instant.train import TrainSettings, train
+from jaxstyle.settings import TransferSettings
+from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR
+
+APP = str(REPO / "dashboard.py")
+
+
+@pytest.fixture(autouse=True)
+def app_env(monkeypatch, warm_cache_dir, fallback_weights):
+    """The app's cache is the session's warm one (fallback weights made once); caches cleared."""
+    monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def app_gallery(monkeypatch, tmp_path) -> Path:
+    path = tmp_path / "app-gallery.db"
+    monkeypatch.setenv("JAXSTYLE_GALLERY", str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory, fallback_weights) -> Path:
+    """A two-style model "demo" (The Starry Night, The Great Wave) trained for 2 steps at 32 px."""
+    elsewhere = tmp_path_factory.mktemp("trained") / "gallery.db"
+    styles = [(s, inputs.from_path(STYLES_DIR / f"{s}.jpg").image) for s in ("starry_night", "great_wave")]
+    settings = TrainSettings(size_px=32, steps=2, batch=1)
+    train("demo", styles, CONTENT_DIR, settings, fallback_weights, gallery_path=elsewhere)
+    return models.model_path("demo", elsewhere)
+
+
+@pytest.fixture
+def with_demo(app_gallery, demo_model) -> Path:
+    """The app's gallery holding the demo model."""
+    folder = models.models_dir(app_gallery)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(demo_model, folder / demo_model.name)
+    return app_gallery
+
+
+def open_app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception
+    return at
+
+
+def small_jpeg(path: Path, size_px: int = 64) -> bytes:
+    buffer = io.BytesIO()
+    images.fit_long_side(images.open_image(path), size_px).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def rerun_until(at: AppTest, done: Callable[[AppTest], bool], *, timeout_s: float = 300.0) -> AppTest:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        at.run()
+        assert not at.exception
+        if done(at):
+            return at
+        time.sleep(0.5)
+    pytest.fail(f"the page did not get there within {timeout_s:g} s")
+
+
+def texts(elements) -> list[str]:
+    return [element.value for element in elements]
+
+
+# ----- Generate: Instant ----------------------------------------------------------------------------
+
+
+def test_instant_without_a_model_explains_how_to_train_one(app_gallery):
+    at = open_app("generate")
+    at.button_group(key="gen_method").set_value("Instant").run()
+    assert not at.exception and not at.error
+    assert any("No trained model yet" in message for message in texts(at.info))
+    assert at.button(key="paint").disabled
+    assert at.session_state["gen_method"] == "Instant"
+
+
+def test_instant_paints_at_once_stores_an_instant_run_and_refines_it(with_demo):
+    at = open_app("generate")
+    at.button_group(key="gen_method").set_value("Instant").run()
+    at.file_uploader(key="content_upload").upload(
+        "tubingen.jpg", small_jpeg(CONTENT_DIR / "tubingen.jpg"), "image/jpeg"
+    )
+    at.run()
+    assert at.selectbox(key="i_model").value == "demo"
+    assert at.multiselect(key="i_styles_demo").value == ["starry_night"]
+    at.multiselect(key="i_styles_demo").set_value(["starry_night", "great_wave"]).run()
+    assert any(c.startswith("Blend: The Starry Night 50%") for c in texts(at.caption))
+    at.select_slider(key="i_size").set_value(32).run()
+    assert not at.button(key="paint").disabled
+    at.button(key="paint").click().run()
+    assert not at.exception and not at.error
+
+    with gallery.connect(with_demo) as db:
+        (summary,) = gallery.list_runs(db)
+        run = gallery.get_run(db, summary.id)
+        png = gallery.run_image(db, run.id)
+    assert (run.status, run.method, run.model) == (runs.DONE, runs.METHOD_INSTANT, "demo")
+    assert [(s.origin_kind, s.origin) for s in run.styles] == [
+        ("model", "demo/starry_night"),
+        ("model", "demo/great_wave"),
+    ]
+    assert max(Image.open(io.BytesIO(png)).size) == 32
+    assert run.final_losses["total"] > 0 and run.initial_losses["total"] > 0
+    assert at.session_state["instant_run"] == run.id
+    metrics = {m.label for m in at.metric}
+    assert {"Loss", "The photo's loss", "Painted in"} <= metrics
+    assert at.get("download_button")[0].label == "Download PNG"
+
+    at.button(key="refine").click().run()
+    assert not at.exception and not at.error
+    refine_id = at.session_state["refine_run"]
+    with gallery.connect(with_demo) as db:
+        refined = gallery.get_run(db, refine_id)
+    assert refined.method == runs.METHOD_OPTIMIZE and refined.title.endswith("· refined")
+    assert (refined.content.origin_kind, refined.content.origin) == ("upload", f"instant-run-{run.id}.png")
+    assert [s.sha256 for s in refined.styles] == [s.sha256 for s in run.styles]  # the model's paintings
+    assert refined.settings["size_px"] == 32 and refined.settings["init"] == "content"
+    if refined.status in runs.ACTIVE_STATUSES:  # stop it: this test is about what was queued
+        at.button(key="cancel").click().run()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with gallery.connect(with_demo) as db:
+                if gallery.get_run(db, refine_id).status not in runs.ACTIVE_STATUSES:
+                    break
+            time.sleep(0.5)
+
+    at.switch_page("app_pages/gallery.py").run()  # the card says how it was made
+    assert any("Instant · demo" in caption for caption in texts(at.caption))
+
+
+def test_a_style_the_model_lacks_is_never_offered_and_a_rerun_reopens_instant(with_demo, shared_data):
+    with gallery.connect(with_demo) as db:
+        content = gallery.store_image(db, small_jpeg(CONTENT_DIR / "chicago.jpg"), origin_kind="upload", origin="c.jpg")
+        style = gallery.store_image(
+            db, small_jpeg(STYLES_DIR / "great_wave.jpg"), origin_kind="model", origin="demo/great_wave"
+        )
+        run_id = gallery.add_run(
+            db, TransferSettings(size_px=48).to_dict(), content_sha=content, style_shas=[style], method="instant",
+            model="demo", title="An instant one",
+        )  # fmt: skip
+    at = open_app("gallery")
+    at.button(key=f"gallery_open_{run_id}").click().run()
+    assert any("Instant · demo" in caption for caption in texts(at.caption))
+    at.button(key="rerun").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["gen_method"] == "Instant"
+    assert at.multiselect(key="i_styles_demo").value == ["great_wave"]
+    assert at.multiselect(key="i_styles_demo").options == ["The Starry Night", "The Great Wave off Kanagawa"]
+    assert at.select_slider(key="i_size").value == 48
+
+
+# ----- Compare ----------------------------------------------------------------------------------
+
+
+def test_compare_shows_an_instant_run_by_its_method_and_model(app_gallery, photos):
+    from tests.gallery_support import add_done_run, solid_png
+
+    with gallery.connect(app_gallery) as db:
+        optimized = add_done_run(db, photos, title="Optimized")
+        content = gallery.store_image(db, photos["tubingen"], origin_kind="upload", origin="tubingen.jpg")
+        style = gallery.store_image(db, photos["starry_night"], origin_kind="model", origin="demo/starry_night")
+        instant = gallery.add_run(
+            db, TransferSettings(size_px=64).to_dict(), content_sha=content, style_shas=[style], method="instant",
+            model="demo", title="Instant", status="running",
+        )  # fmt: skip
+        gallery.finish_run(
+            db, instant, image_png=solid_png("teal"), initial_losses={"total": 9.0}, final_losses={"total": 3.0},
+            loss_history=[{"step": 1, "size_px": 64, "total": 3.0}], compile_s=0.1, run_s=0.01, device="cpu",
+            weights_source="random-fallback",
+        )  # fmt: skip
+    at = open_app("compare")
+    at.multiselect(key="compare_ids").set_value([optimized, instant]).run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table.loc["method"]) == ["Optimize · 10 iterations", "Instant · demo"]
+    assert list(table.loc["model"]) == ["—", "demo"]
+    assert table.loc["optimizer"].iloc[1] == "—"  # an instant run has no optimizer settings
+
+
+# ----- Models -----------------------------------------------------------------------------------
+
+
+def test_the_models_page_lists_the_model_with_its_styles_and_a_sample(with_demo):
+    with gallery.connect(with_demo) as db:  # a photo in the gallery, for the sample
+        content = gallery.store_image(db, small_jpeg(CONTENT_DIR / "chicago.jpg"), origin_kind="upload", origin="c.jpg")
+        style = gallery.store_image(db, small_jpeg(STYLES_DIR / "udnie.jpg"), origin_kind="catalog", origin="udnie")
+        gallery.add_run(db, TransferSettings(size_px=32).to_dict(), content_sha=content, style_shas=[style])
+    at = open_app("models")
+    assert not at.exception and not at.error
+    assert "demo" in texts(at.subheader)
+    captions = {caption for image in at.image for caption in image.captions}
+    assert {"The Starry Night", "The Great Wave off Kanagawa"} <= captions
+    assert any(c.startswith("Sample: c in The Starry Night, 256 px") for c in captions)
+    assert any("2 steps" in c and "random-fallback VGG19" in c for c in texts(at.caption))
+    assert [b.label for b in at.get("download_button")] == ["Export"]
+
+    at.button(key="use_model_demo").click().run()  # Paint with it: Generate, Instant, this model
+    assert not at.exception
+    assert at.session_state["gen_method"] == "Instant" and at.selectbox(key="i_model").value == "demo"
+
+
+def test_a_corrupt_or_taken_model_upload_is_one_error_line(with_demo, demo_model):
+    at = open_app("models")
+    at.file_uploader(key="m_import").upload("broken.jaxstyle-model", b"\x00 not a model", "application/octet-stream")
+    at.run()
+    assert not at.exception and not at.success
+    assert len(at.error) == 1
+    assert at.error[0].value.startswith("broken.jaxstyle-model is not a jaxstyle model")
+    assert "\n" not in at.error[0].value and "jaxstyle-model-" not in at.error[0].value  # not the temp copy
+    assert [m.name for m in models.list_models(with_demo)] == ["demo"]
+
+    at = open_app("models")
+    at.file_uploader(key="m_import").upload("demo.jaxstyle-model", demo_model.read_bytes(), "application/octet-stream")
+    at.run()
+    assert texts(at.error) == ["a model called 'demo' exists already; import it under another name"]
+    at = open_app("models")
+    at.text_input(key="m_import_name").input("demo-copy")
+    at.file_uploader(key="m_import").upload("demo.jaxstyle-model", demo_model.read_bytes(), "application/octet-stream")
+    at.run()
+    assert not at.error
+    assert texts(at.success) == ["Imported model demo-copy (The Starry Night, The Great Wave off Kanagawa)."]
+    assert sorted(m.name for m in models.list_models(with_demo)) == ["demo", "demo-copy"]
+
+
+def test_training_refuses_a_taken_name_and_no_photos_in_one_line(with_demo):
+    at = open_app("models")
+    at.text_input(key="t_name").input("demo")
+    at.multiselect(key="t_styles").set_value(["udnie"]).run()
+    at.button(key="train").click().run()
+    assert not at.exception
+    assert texts(at.error) == [
+        "no photos to train on: generate an image first (its photo joins the gallery), or upload photos"
+    ]
+    at.button_group(key="t_photos").set_value("Upload").run()
+    at.file_uploader(key="t_photo_upload").upload("a.jpg", small_jpeg(CONTENT_DIR / "chicago.jpg"), "image/jpeg")
+    at.run()
+    at.button(key="train").click().run()
+    assert texts(at.error) == ["a model called 'demo' exists already: pick another name, or delete it first"]
+    assert not (models.models_dir(with_demo) / "demo-photos").exists()  # checked before any photo is kept
+
+
+def _fill_training(at: AppTest, name: str, steps: int) -> None:
+    at.text_input(key="t_name").input(name)
+    at.multiselect(key="t_styles").set_value(["udnie"])
+    at.button_group(key="t_photos").set_value("Upload").run()
+    uploader = at.file_uploader(key="t_photo_upload")
+    uploader.upload("chicago.jpg", small_jpeg(CONTENT_DIR / "chicago.jpg"), "image/jpeg")
+    at.run()
+    at.select_slider(key="t_size").set_value(32)
+    at.number_input(key="t_steps").set_value(steps)
+    at.number_input(key="t_batch").set_value(1).run()
+
+
+def test_training_from_the_page_runs_in_the_background_to_the_end(app_gallery):
+    at = open_app("models")
+    assert any("No models yet" in message for message in texts(at.info))
+    _fill_training(at, "tiny", 2)
+    at.button(key="train").click().run()
+    assert not at.exception and not at.error
+    rerun_until(at, lambda at: any("Trained **tiny**" in m for m in texts(at.success)))
+    model = models.load_model("tiny", app_gallery)
+    assert (model.styles, model.meta["step"], len(model.meta["loss_history"])) == (("udnie",), 2, 2)
+    kept = models.models_dir(app_gallery) / "tiny-photos"
+    assert model.meta["train"]["photos"] == str(kept.resolve()) and len(list(kept.glob("*.png"))) == 1
+    assert "tiny" in texts(at.subheader)
+    at.button(key="dismiss_tiny").click().run()
+    assert not any("Trained" in m for m in texts(at.success))
+
+    at.button(key="confirm_delete_model_tiny").click().run()
+    assert texts(at.success) == ["Model tiny deleted."]
+    assert models.list_models(app_gallery) == [] and not kept.exists()
+
+
+def test_a_cancelled_training_leaves_a_checkpoint_and_resumes_to_the_end(app_gallery):
+    at = open_app("models")
+    _fill_training(at, "stopper", 4)
+    at.button(key="train").click().run()
+    at.button(key="cancel_train_stopper").click().run()  # while it is still preparing
+    at = rerun_until(at, lambda at: any("stopper" in m for m in texts(at.info)))
+    assert "training stopped at step 1 of 4; Resume continues it" in at.info[0].value
+    assert models.read_checkpoint_meta("stopper", app_gallery)["step"] == 1
+    assert models.load_model("stopper", app_gallery).meta["step"] == 1  # a valid model, one step in
+    assert any("Training stopped at step 1 of 4" in w for w in texts(at.warning))
+
+    at.button(key="resume_stopper").click().run()
+    assert not at.exception and not at.error
+    rerun_until(at, lambda at: any("Trained **stopper**" in m for m in texts(at.success)))
+    model = models.load_model("stopper", app_gallery)
+    assert (model.meta["step"], len(model.meta["loss_history"])) == (4, 4)

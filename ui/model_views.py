@@ -1,0 +1,359 @@
+"""The Models page's parts: each trained model of the gallery as a card (styles, training record, loss
+curve, a sample, export, delete, resume), the import of a model file, the form that trains a new
+model in the background, and the live view of the trainings going on.
+
+Training runs on a thread of :class:`jaxstyle.instant.background.Trainings` (one registry per
+gallery and process, :func:`ui.common.trainings`), so a rerun or another tab sees it; its live view
+is a fragment that refreshes itself like a run's (:func:`ui.run_views.live_run`).
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from jaxstyle import catalog, gallery, images, inputs
+from jaxstyle.instant import background, models
+from jaxstyle.instant.train import TrainSettings, gallery_photos
+from ui.common import (
+    GENERATE_PAGE,
+    IMAGE_TYPES,
+    POLL_S,
+    chunks,
+    cover,
+    db,
+    device,
+    failure_message,
+    gallery_path,
+    recall,
+    runner,
+    trainings,
+)
+from ui.instant_views import painter_at, style_label
+
+SAMPLE_PX = 256
+TRAIN_SIZES = [32, 48, 64, 96, 128, 192, 256, 320, 384, 512]
+
+# ----- one model ----------------------------------------------------------------------------------
+
+
+def _first_photo() -> tuple[str, str] | None:
+    """The (sha256, label) of a photo of the gallery to paint samples of, or None."""
+    with db() as conn:
+        photos = gallery.list_inputs(conn, "content")
+    return (photos[0].sha256, inputs.input_label(photos[0])) if photos else None
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _sample(path: str, mtime_ns: int, photo_sha: str, style: str, gallery_file: str) -> bytes:
+    """A photo of the gallery painted by the model in ``path`` in ``style`` at SAMPLE_PX (PNG)."""
+    with gallery.connect(gallery_file) as conn:
+        photo = images.open_image(gallery.input_image(conn, photo_sha))
+    result = painter_at(path, mtime_ns).paint(photo, [style], size_px=SAMPLE_PX)
+    return images.png_bytes(result.image)
+
+
+def _delete(name: str) -> None:
+    if trainings().running(name):
+        st.session_state["m_outcome"] = ("error", f"{name} is still training: cancel it first.")
+        return
+    try:
+        background.delete_model(name, gallery_path())
+    except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
+        st.session_state["m_outcome"] = ("error", failure_message(error, f"deleting {name}"))
+        return
+    trainings().forget(name)
+    st.session_state["m_outcome"] = ("success", f"Model {name} deleted.")
+
+
+def _paint_with(name: str) -> None:
+    st.session_state["gen_method"], st.session_state["i_model"] = "Instant", name
+    st.session_state["goto_generate"] = True
+
+
+def _resume(name: str) -> None:
+    try:
+        trainings().resume(name, runner().load_weights)
+    except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
+        st.session_state["m_outcome"] = ("error", failure_message(error, f"resuming {name}"))
+
+
+def follow_paint_clicks() -> None:
+    """After a model's *Paint with it* (a callback can't change page): open Generate in Instant mode."""
+    if st.session_state.pop("goto_generate", False):
+        st.switch_page(GENERATE_PAGE)
+
+
+def model_card(model: models.Model) -> None:
+    """One model: styles, how it was trained, its loss curve, a sample, and what to do with it."""
+    meta, record = model.meta, model.meta.get("train", {})
+    settings = record.get("settings", {})
+    step, steps = int(meta.get("step", 0)), int(meta.get("steps", 0))
+    training = trainings().running(model.name)
+    with st.container(border=True):
+        st.subheader(model.name, anchor=False)
+        facts = [
+            f"{len(model.styles)} style{'s' if len(model.styles) != 1 else ''}",
+            f"{step} of {steps} steps" if step < steps else f"{steps} steps",
+            f"{float(meta.get('train_s', 0.0)):.0f} s of training",
+            f"{record.get('photo_count', '?')} photos",
+            f"{settings.get('size_px', '?')} px crops, batch {settings.get('batch', '?')}",
+            f"{record.get('weights_source', 'unknown')} VGG19",
+        ]
+        st.caption(" · ".join(facts))
+        if training:
+            st.caption(":material/autorenew: Training now: see its progress above.")
+        elif step < steps and models.checkpoint_path(model.name, gallery_path()).is_file():
+            stopped, resume = st.columns([4, 1], vertical_alignment="center")
+            stopped.warning(f"Training stopped at step {step} of {steps}.", icon=":material/pause_circle:")
+            resume.button(
+                "Resume", key=f"resume_{model.name}", icon=":material/play_arrow:", on_click=_resume,
+                args=(model.name,), width="stretch",
+            )  # fmt: skip
+        for row in chunks(list(model.styles), 6):
+            for column, style in zip(st.columns(6), row, strict=False):
+                with column:
+                    thumb = images.thumbnail_bytes(model.style_image(style), 256)
+                    st.image(cover(thumb), caption=style_label(style), width="stretch")
+        chart_col, sample_col = st.columns(2, gap="medium")
+        with chart_col:
+            history = meta.get("loss_history", [])
+            if history:
+                frame = pd.DataFrame({"loss": history}, index=pd.RangeIndex(1, len(history) + 1, name="step"))
+                st.line_chart(frame, height=220, x_label="step", y_label="training loss")
+            else:
+                st.caption("No loss recorded yet.")
+        with sample_col:
+            photo = _first_photo()
+            if photo is None:
+                st.caption("A sample appears here once the gallery has a photo (after your first run).")
+            else:
+                path = models.model_path(model.name, gallery_path())
+                png = _sample(str(path), path.stat().st_mtime_ns, photo[0], model.styles[0], str(gallery_path()))
+                st.image(png, caption=f"Sample: {photo[1]} in {style_label(model.styles[0])}, {SAMPLE_PX} px")
+        actions = st.container(horizontal=True)
+        actions.button(
+            "Paint with it", key=f"use_model_{model.name}", icon=":material/bolt:", type="primary",
+            on_click=_paint_with, args=(model.name,),
+        )  # fmt: skip
+        path = models.model_path(model.name, gallery_path())
+        actions.download_button(
+            "Export", functools.partial(path.read_bytes), file_name=f"{model.name}{models.MODEL_SUFFIX}",
+            mime="application/octet-stream", key=f"export_{model.name}", icon=":material/download:",
+            on_click="ignore",
+        )  # fmt: skip
+        with actions.popover("Delete", icon=":material/delete:"):
+            st.markdown(f"Delete the model **{model.name}** and its checkpoint? Its runs stay in the gallery.")
+            st.button(
+                "Delete for good", key=f"confirm_delete_model_{model.name}", type="primary", on_click=_delete,
+                args=(model.name,), disabled=training,
+            )  # fmt: skip
+
+
+def model_outcome() -> None:
+    """The last delete, import or resume's outcome, shown once."""
+    found = st.session_state.pop("m_outcome", None)
+    if found is not None:
+        kind, message = found
+        (st.success if kind == "success" else st.error)(message, icon=_ICONS[kind])
+
+
+_ICONS = {"success": ":material/check:", "error": ":material/error:"}
+
+
+def model_list() -> None:
+    """Every readable model of the gallery, and a line for each file that could not be read."""
+    found = models.list_models(gallery_path())
+    folder = models.models_dir(gallery_path())
+    readable = {model.name for model in found}
+    for path in sorted(folder.glob(f"*{models.MODEL_SUFFIX}")) if folder.is_dir() else []:
+        if path.name.removesuffix(models.MODEL_SUFFIX) not in readable:
+            try:
+                models.read_model(path)
+            except models.ModelError as error:
+                st.warning(str(error), icon=":material/broken_image:")
+    if not found:
+        st.info("No models yet: train one below, or import a model file.", icon=":material/model_training:")
+    for model in found:
+        model_card(model)
+
+
+# ----- import -------------------------------------------------------------------------------------
+
+
+def _import_upload() -> None:
+    """Import the model file just uploaded (once: the uploader's on_change) and keep the outcome."""
+    upload = st.session_state.get("m_import")
+    if upload is None:
+        return
+    name = images.safe_filename(upload.name or "model.jaxstyle-model")
+    wanted = (st.session_state.get("m_import_name") or "").strip() or None
+    with tempfile.TemporaryDirectory(prefix="jaxstyle-model-") as folder:
+        path = Path(folder) / name
+        try:
+            path.write_bytes(upload.getvalue())
+            model = models.import_model(path, gallery_path(), name=wanted)
+        except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
+            # The messages name the file they read: the upload's name, not the temporary copy.
+            st.session_state["m_outcome"] = ("error", failure_message(error, "the import").replace(str(path), name))
+            return
+    styles = ", ".join(style_label(s) for s in model.styles)
+    st.session_state["m_outcome"] = ("success", f"Imported model {model.name} ({styles}).")
+
+
+def model_import() -> None:
+    with st.expander("Import a model file", icon=":material/upload:"):
+        st.text_input("Import as", key="m_import_name", placeholder="its own name")
+        st.file_uploader(
+            "A .jaxstyle-model file", type=["jaxstyle-model"], key="m_import", on_change=_import_upload,
+            help="A file exported here or by `python -m jaxstyle models export`.",
+        )  # fmt: skip
+
+
+# ----- training -----------------------------------------------------------------------------------
+
+
+def _cpu() -> bool:
+    return device() == "cpu"
+
+
+def train_form() -> dict[str, Any]:
+    """The new model's name, styles, photos and settings, as the widgets hold them."""
+    offline = [style.id for style in catalog.list_styles() if catalog.is_available_offline(style.id)]
+    now = recall(
+        {
+            "t_name": "",
+            "t_styles": offline[:1],
+            "t_photos": "Gallery",
+            "t_size": 128 if _cpu() else 256,
+            "t_steps": 200 if _cpu() else 4000,
+            "t_batch": 2 if _cpu() else 4,
+        }
+    )
+    name = st.text_input("Name", now["t_name"], key="t_name", placeholder="e.g. impressionists", max_chars=64)
+    styles = st.multiselect(
+        "Paintings to learn", offline, [s for s in now["t_styles"] if s in offline], key="t_styles",
+        format_func=style_label, placeholder="Choose paintings from the catalog",
+        help="Paintings not on this machine yet can be downloaded on the Styles page.",
+    )  # fmt: skip
+    uploads = st.file_uploader(
+        "Or paintings of your own", type=IMAGE_TYPES, key="t_style_upload", accept_multiple_files=True
+    )
+    source = st.segmented_control(
+        "Photos to learn from", ["Gallery", "Upload"], default=now["t_photos"], key="t_photos", required=True,
+        format_func={"Gallery": "The gallery's photos", "Upload": "Upload photos"}.get,
+    )  # fmt: skip
+    photo_uploads = []
+    if source == "Upload":
+        photo_uploads = st.file_uploader("Photos", type=IMAGE_TYPES, key="t_photo_upload", accept_multiple_files=True)
+    else:
+        with db() as conn:
+            count = len(gallery.list_inputs(conn, "content"))
+        st.caption(f"{count} photo{'s' if count != 1 else ''} from the gallery's runs.")
+    size_col, steps_col, batch_col = st.columns(3)
+    size_px = size_col.select_slider("Crop size (px)", TRAIN_SIZES, now["t_size"], key="t_size")
+    steps = steps_col.number_input("Steps", 1, 1_000_000, now["t_steps"], step=100, key="t_steps")
+    batch = batch_col.number_input("Batch", 1, 64, now["t_batch"], key="t_batch")
+    st.caption(
+        "Each step paints a batch of crops of the photos in one painting and lowers the optimization's loss. "
+        "A useful model takes thousands of steps (best on a GPU); checkpoints are kept, so a stopped training resumes."
+    )
+    return {
+        "name": name.strip(),
+        "styles": styles,
+        "style_uploads": list(uploads or []),
+        "photos": source,
+        "photo_uploads": list(photo_uploads or []),
+        "settings": {"size_px": int(size_px), "steps": int(steps), "batch": int(batch)},
+    }
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    base, k = name, 2
+    while name in taken:
+        name, k = f"{base}-{k}", k + 1
+    return name
+
+
+def start_training(form: dict[str, Any]) -> None:
+    """Start the training the form describes, in the background (errors are raised, one line each)."""
+    styles = [(style_id, inputs.from_catalog(style_id, download=False).image) for style_id in form["styles"]]
+    taken = {name for name, _ in styles}
+    for upload in form["style_uploads"]:
+        loaded = inputs.from_upload(upload.getvalue(), upload.name or "painting")
+        name = _unique(Path(loaded.origin).stem or "painting", taken)
+        taken.add(name)
+        styles.append((name, loaded.image))
+    settings = TrainSettings(**form["settings"])
+    if form["photos"] == "Upload":
+        photos = [(upload.name or "photo", upload.getvalue()) for upload in form["photo_uploads"]]
+        keep = True
+    else:
+        photos, keep = gallery_photos(gallery_path()), False
+    trainings().start(form["name"], styles, photos, settings, runner().load_weights, keep_photos=keep)
+    st.toast(f"Training {form['name']} started.", icon=":material/model_training:")
+
+
+def _cancel(name: str) -> None:
+    job = trainings().get(name)
+    if job is not None:
+        job.cancel()
+
+
+@st.fragment(run_every=POLL_S)
+def _live_training(name: str) -> None:
+    """A training going on, refreshed every second; reruns the page once it has ended."""
+    job = trainings().get(name)
+    snap = job.snapshot() if job is not None else None
+    if snap is None or snap.finished:
+        st.rerun()
+    top = st.columns([4, 1], vertical_alignment="center")
+    with top[0]:
+        if snap.step == snap.resumed_from:
+            st.progress(
+                snap.fraction, text=f"**{name}** · preparing: loading the photos, the paintings' targets, compiling…"
+            )
+        else:
+            rate = f"{snap.images_per_s:.1f} img/s · " if snap.images_per_s else ""
+            st.progress(
+                snap.fraction,
+                text=f"**{name}** · step {snap.step} / {snap.steps} · {rate}loss {snap.loss:.4g} · "
+                f"{snap.elapsed_s:.0f} s",
+            )
+    with top[1]:
+        st.button(
+            "Cancel", key=f"cancel_train_{name}", icon=":material/stop_circle:", on_click=_cancel, args=(name,),
+            width="stretch", help="Stops after writing a checkpoint: Resume continues from there.",
+        )  # fmt: skip
+    if snap.losses:
+        frame = pd.DataFrame(snap.losses, columns=["step", "loss"]).set_index("step")
+        st.line_chart(frame, height=160, x_label="step", y_label="training loss")
+
+
+def training_view() -> None:
+    """Every training of this gallery this process knows: live while going, then how it ended."""
+    for name in trainings().names():
+        job = trainings().get(name)
+        if job is None:
+            continue
+        snap = job.snapshot()
+        with st.container(border=True):
+            if not snap.finished:
+                _live_training(name)
+                continue
+            line, dismiss = st.columns([5, 1], vertical_alignment="center")
+            with line:
+                if snap.state == background.DONE:
+                    st.success(
+                        f"Trained **{name}**: {snap.steps} steps in {snap.elapsed_s:.0f} s.", icon=":material/check:"
+                    )
+                elif snap.state == background.CANCELLED:
+                    st.info(f"**{name}**: {snap.error}.", icon=":material/pause_circle:")
+                else:
+                    st.error(f"Training {name} failed: {snap.error}", icon=":material/error:")
+            dismiss.button("Dismiss", key=f"dismiss_{name}", on_click=trainings().forget, args=(name,), width="stretch")
