@@ -10,8 +10,6 @@ ui.header(
     "Models",
     "A model learns paintings once and then paints any photo in one pass: Generate's *Instant* method uses it.",
 )
-with ui.guard("the trainings"):
-    ui.training_view()
 ui.model_outcome()
 with ui.guard("the models"):
     ui.model_list()
@@ -24,4 +22,5 @@ with st.container(border=True), ui.guard("the training form"):
     if st.button("Train", key="train", type="primary", icon=":material/model_training:"):
         with ui.guard("starting the training"):
             ui.start_training(form)
-            st.rerun()
+with ui.guard("the trainings"):
+    ui.training_view()

@@ -92,6 +92,9 @@ def instant_form() -> dict | None:
         )
         st.page_link(MODELS_PAGE, label="Train a model on the Models page", icon=":material/arrow_forward:")
         return None
+    ss = st.session_state
+    if "i_model" in ss and ss["i_model"] not in found:  # deleted meanwhile (e.g. in another tab)
+        ss["i_model"] = next(iter(found))
     now = recall({"i_model": next(iter(found)), "i_size": _size_default()})
     name = st.selectbox(
         "Model", list(found), index=index_of(list(found), now["i_model"]) or 0, key="i_model",
@@ -99,6 +102,8 @@ def instant_form() -> dict | None:
     )  # fmt: skip
     model = found[name]
     styles_key = f"i_styles_{name}"
+    if styles_key in ss and not set(ss[styles_key]) <= set(model.styles):  # re-imported with other styles
+        ss[styles_key] = [s for s in ss[styles_key] if s in model.styles]
     chosen_now = [s for s in recall({styles_key: list(model.styles[:1])})[styles_key] if s in model.styles]
     chosen = st.multiselect(
         "Styles", list(model.styles), default=chosen_now, key=styles_key, format_func=style_label,
@@ -159,16 +164,23 @@ def paint(content: LoadedImage, request: dict) -> int | None:
 # ----- the result, and Refine ---------------------------------------------------------------------
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
 def _losses_line(run: gallery.Run) -> None:
+    """The instant image's loss (as an optimization scores it) beside the photo's, and its time."""
     total, photo = run.final_losses.get("total"), run.initial_losses.get("total")
     loss_col, photo_col, time_col = st.columns(3)
     if total is not None:
-        delta = f"{total / photo - 1:+.0%} vs the photo" if photo else None
-        loss_col.metric("Loss", f"{total:.4g}", delta=delta, delta_color="inverse", border=True)
+        loss_col.metric(
+            "Loss", f"{total:.4g}", delta=f"{total / photo - 1:+.0%}" if photo else None, delta_color="inverse",
+            border=True, help="The optimization's loss of this image; the change is against the photo's own loss.",
+        )  # fmt: skip
     if photo is not None:
         photo_col.metric("The photo's loss", f"{photo:.4g}", border=True)
     if run.run_s is not None:
-        time_col.metric("Painted in", f"{run.run_s * 1000:.0f} ms", border=True)
+        time_col.metric("Painted in", _duration(run.run_s), border=True)
 
 
 def refine(run_id: int) -> int:
@@ -213,7 +225,7 @@ def instant_output() -> None:
     st.image(png, width="stretch")
     _losses_line(run)
     st.caption(
-        f"{run.run_s or 0:.3f} s on {run.device} (+{run.compile_s or 0:.1f} s compile) · "
+        f"{_duration(run.run_s or 0)} on {run.device} (+{run.compile_s or 0:.1f} s compile) · "
         f"model {run.model} · {run.settings.get('size_px')} px · {run.weights_source} weights for the loss"
     )
     actions = st.container(horizontal=True)

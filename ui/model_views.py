@@ -107,7 +107,7 @@ def model_card(model: models.Model) -> None:
         ]
         st.caption(" · ".join(facts))
         if training:
-            st.caption(":material/autorenew: Training now: see its progress above.")
+            st.caption(":material/autorenew: Training now: its progress is under *Train a new model*.")
         elif step < steps and models.checkpoint_path(model.name, gallery_path()).is_file():
             stopped, resume = st.columns([4, 1], vertical_alignment="center")
             stopped.warning(f"Training stopped at step {step} of {steps}.", icon=":material/pause_circle:")
@@ -296,7 +296,6 @@ def start_training(form: dict[str, Any]) -> None:
     else:
         photos, keep = gallery_photos(gallery_path()), False
     trainings().start(form["name"], styles, photos, settings, runner().load_weights, keep_photos=keep)
-    st.toast(f"Training {form['name']} started.", icon=":material/model_training:")
 
 
 def _cancel(name: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from jaxstyle import weights
-from ui.common import device, guard, runner
+from ui.common import device, guard, runner, trainings
 
 
 def weights_panel() -> None:
@@ -39,10 +39,15 @@ def sidebar() -> None:
     """The shared sidebar: what is running now, device and weights in one glance."""
     with st.sidebar:
         active, queued = runner().active_ids(), runner().queued_ids()
-        if active or queued:
+        training = sum(trainings().running(name) for name in trainings().names())
+        if active or queued or training:
             text = " · ".join(
                 part
-                for part in (f"{len(active)} running" if active else "", f"{len(queued)} waiting" if queued else "")
+                for part in (
+                    f"{len(active)} running" if active else "",
+                    f"{len(queued)} waiting" if queued else "",
+                    f"{training} training" if training else "",
+                )
                 if part
             )
             st.caption(f":material/autorenew: {text}")

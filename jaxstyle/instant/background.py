@@ -179,14 +179,20 @@ def save_photos(name: str, photos: Sequence[tuple[str, bytes]], gallery_path: st
     """
     if not photos:
         raise models.ModelError("no photos to train on: upload some, or train on the gallery's photos")
-    checked = [
-        (images.safe_filename(label), images.png_bytes(images.open_image(data, name=label))) for label, data in photos
-    ]
+    kept = []
+    for label, data in photos:
+        label = images.safe_filename(label)
+        image = images.open_image(data, name=label)  # the upload guard: refused before anything is written
+        suffix = Path(label).suffix.lower()
+        # As uploaded when its name says what it is; else as PNG, so the folder's reader knows it.
+        kept.append(
+            (Path(label).stem, suffix, data) if suffix in PHOTO_SUFFIXES else (label, ".png", images.png_bytes(image))
+        )
     folder = photos_folder(name, gallery_path)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    for k, (label, png) in enumerate(checked):
-        (folder / f"{k:04d}-{Path(label).stem}.png").write_bytes(png)
+    for k, (stem, suffix, data) in enumerate(kept):
+        (folder / f"{k:04d}-{stem}{suffix}").write_bytes(data)
     return folder
 
 
