@@ -9,7 +9,6 @@ is a fragment that refreshes itself like a run's (:func:`ui.run_views.live_run`)
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -134,8 +133,12 @@ def model_card(model: models.Model) -> None:
                 st.caption("A sample appears here once the gallery has a photo (after your first run).")
             else:
                 path = models.model_path(model.name, gallery_path())
-                png = _sample(str(path), path.stat().st_mtime_ns, photo[0], model.styles[0], str(gallery_path()))
-                st.image(png, caption=f"Sample: {photo[1]} in {style_label(model.styles[0])}, {SAMPLE_PX} px")
+                try:
+                    png = _sample(str(path), path.stat().st_mtime_ns, photo[0], model.styles[0], str(gallery_path()))
+                except Exception as error:  # noqa: BLE001 — the card stays; only its sample is missing
+                    st.caption(f"No sample: {failure_message(error, 'the sample')}")
+                else:
+                    st.image(png, caption=f"Sample: {photo[1]} in {style_label(model.styles[0])}, {SAMPLE_PX} px")
         actions = st.container(horizontal=True)
         actions.button(
             "Paint with it", key=f"use_model_{model.name}", icon=":material/bolt:", type="primary",
@@ -143,7 +146,7 @@ def model_card(model: models.Model) -> None:
         )  # fmt: skip
         path = models.model_path(model.name, gallery_path())
         actions.download_button(
-            "Export", functools.partial(path.read_bytes), file_name=f"{model.name}{models.MODEL_SUFFIX}",
+            "Export", path.read_bytes, file_name=f"{model.name}{models.MODEL_SUFFIX}",
             mime="application/octet-stream", key=f"export_{model.name}", icon=":material/download:",
             on_click="ignore",
         )  # fmt: skip
