@@ -308,8 +308,16 @@ def train(
         leaves = [jnp.asarray(x) for x in jax.tree.leaves(saved["opt_state"])]
         opt_state = jax.tree.unflatten(jax.tree.structure(opt_state), leaves)
         step0, history, elapsed_before = int(meta["step"]), list(meta["loss_history"]), float(meta["train_s"])
-    elif ckpt_path.exists() or (model_path.exists() and add_to is None):
+    elif add_to is None and (ckpt_path.exists() or model_path.exists()):
         raise models.ModelError(f"a model called {name!r} exists already: delete it, pick another name, or --resume")
+    elif add_to is not None and ckpt_path.exists():
+        # A finished training's checkpoint is replaced by the addition's; an unfinished one is not lost.
+        previous = models.read_checkpoint_meta(name, gallery_path)
+        if previous["step"] < previous["steps"]:
+            raise models.ModelError(
+                f"model {name!r} stopped training at step {previous['step']} of {previous['steps']}: "
+                "--resume it before adding a style"
+            )
 
     def write(step: int, train_s: float) -> None:
         meta = {

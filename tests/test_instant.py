@@ -1,0 +1,297 @@
+"""Instant styles: a trained network paints a photo in one pass (jaxstyle.instant).
+
+Tiny models (32–48 px crops, a few steps) on real photos and paintings from ../shared/data.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from jaxstyle import gallery, images, inputs
+from jaxstyle.errors import Cancelled, SettingsError
+from jaxstyle.instant import models, network, train
+from jaxstyle.instant.paint import Painter
+from jaxstyle.instant.run import run_instant
+from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR
+
+SMALL = train.TrainSettings(size_px=32, steps=4, batch=1, checkpoint_every=2)
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    """Two of the shared photos, made small (the training set)."""
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("golden_gate", "chicago"):
+        images.fit_long_side(images.open_image(CONTENT_DIR / f"{name}.jpg"), 96).save(folder / f"{name}.jpg")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def paintings():
+    return {name: images.open_image(STYLES_DIR / f"{name}.jpg") for name in ("starry_night", "great_wave", "udnie")}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, photo_dir, paintings, fallback_weights):
+    """A two-style model trained uninterrupted, in its own gallery folder."""
+    gallery_path = tmp_path_factory.mktemp("trained") / "gallery.db"
+    styles = [(name, paintings[name]) for name in ("starry_night", "great_wave")]
+    model = train.train("two", styles, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path)
+    return model, gallery_path
+
+
+def _leaves_equal(a, b) -> bool:
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return jax.tree.structure(a) == jax.tree.structure(b) and all(np.array_equal(x, y) for x, y in pairs)
+
+
+def test_training_lowers_the_optimization_loss_on_a_fixed_batch(photo_dir, paintings, fallback_weights, tmp_path):
+    """The loss a model's images have (the optimization's own loss) falls as it trains."""
+    settings = train.TrainSettings(size_px=32, steps=16, batch=2, checkpoint_every=16)
+    styles = [("starry_night", paintings["starry_night"])]
+    photos, _ = train.load_photos(photo_dir, settings.size_px)
+    batch = train.batch_at(photos, 10_000, settings)  # a batch training never sees (steps < 16)
+    model = train.train("falls", styles, photo_dir, settings, fallback_weights, gallery_path=tmp_path / "g.db")
+
+    def loss_of(net, norms) -> float:
+        static = train._static()
+        from jaxstyle import transfer, vgg
+
+        params = vgg.without_winograd(transfer.step_params(fallback_weights, static.layers))
+        targets = train._style_targets(params, [paintings["starry_night"]], settings.size_px)
+        style = jax.tree.map(lambda x: x[0], targets)
+        trainable = {"net": net, "norms": norms}
+        return float(train.batch_loss(trainable, params, batch, style, np.int32(0))[0])
+
+    before = loss_of(network.init_net(settings.seed), network.init_norms(1))
+    after = loss_of(model.net, model.norms)
+    assert after < 0.8 * before, (before, after)
+    assert len(model.meta["loss_history"]) == 16 and model.meta["step"] == 16
+
+
+def test_a_model_records_its_styles_training_and_weights(trained):
+    model, gallery_path = trained
+    assert model.styles == ("starry_night", "great_wave")
+    assert model.meta["steps"] == SMALL.steps and len(model.meta["loss_history"]) == SMALL.steps
+    assert model.meta["train"]["settings"]["size_px"] == 32 and model.meta["train"]["photo_count"] == 2
+    assert model.meta["train"]["weights_source"] == "random-fallback" and model.meta["train_s"] > 0
+    assert model.style_image("great_wave").size[0] <= train.STYLE_IMAGE_PX
+    assert [m.name for m in models.list_models(gallery_path)] == ["two"]
+    assert models.model_path("two", gallery_path).parent == gallery_path.parent / "gallery-models"
+
+
+def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
+    trained, photo_dir, paintings, fallback_weights, tmp_path
+):
+    model, _ = trained
+    styles = [(name, paintings[name]) for name in ("starry_night", "great_wave")]
+    gallery_path = tmp_path / "gallery.db"
+    with pytest.raises(Cancelled):
+        train.train(
+            "two", styles, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path,
+            callback=lambda progress: progress.step >= 2, report_every=2,
+        )  # fmt: skip
+    halfway = models.load_model("two", gallery_path)
+    assert halfway.meta["step"] == 2
+    resumed = train.train("two", styles, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path, resume=True)
+    assert resumed.meta["step"] == SMALL.steps
+    assert _leaves_equal(resumed.net, model.net) and _leaves_equal(resumed.norms, model.norms)
+    assert resumed.meta["loss_history"] == model.meta["loss_history"]
+
+
+def test_blending_two_styles_is_interpolating_their_normalization_params(trained, shared_data):
+    model, _ = trained
+    photo = images.open_image(shared_data / "content" / "tubingen.jpg")
+    painter = Painter(model)
+    blended = painter.paint(photo, ["starry_night", "great_wave"], [0.7, 0.3], size_px=48)
+    norms = jax.tree.map(lambda rows: 0.7 * rows[0] + 0.3 * rows[1], model.norms)
+    batch = images.to_array(images.fit_long_side(photo, 48))[None]
+    padded = np.pad(batch, ((0, 0), (0, -batch.shape[1] % 4), (0, -batch.shape[2] % 4), (0, 0)), mode="reflect")
+    direct = np.asarray(network.apply(model.net, padded, norms))[0, : batch.shape[1], : batch.shape[2]]
+    np.testing.assert_allclose(images.to_array(blended.image), direct, atol=1 / 255 + 1e-6)
+    # …and each style alone is its one-hot blend; the two differ.
+    alone = [painter.paint(photo, [s], size_px=48) for s in model.styles]
+    assert np.abs(images.to_array(alone[0].image) - images.to_array(alone[1].image)).mean() > 1e-3
+    # Same shape, other blends: the blend is an argument, not a recompile.
+    assert blended.compile_s > 0.0
+    assert [result.compile_s for result in alone] == [0.0, 0.0]
+
+
+def test_adding_a_style_trains_only_its_own_params(trained, photo_dir, paintings, fallback_weights, shared_data):
+    model, gallery_path = trained
+    before = models.load_model("two", gallery_path)
+    added = train.train(
+        "two", [("udnie", paintings["udnie"])], photo_dir,
+        train.TrainSettings(size_px=32, steps=2, batch=1, checkpoint_every=2),
+        fallback_weights, gallery_path=gallery_path, add_to=before,
+    )  # fmt: skip
+    assert added.styles == ("starry_night", "great_wave", "udnie")
+    assert _leaves_equal(added.net, before.net)
+    for layer, rows in before.norms.items():
+        for what in ("scale", "shift"):
+            np.testing.assert_array_equal(added.norms[layer][what][:2], rows[what])
+    photo = images.open_image(shared_data / "content" / "chicago.jpg")
+    for style in before.styles:
+        old = Painter(before).paint(photo, [style], size_px=48).image
+        new = Painter(added).paint(photo, [style], size_px=48).image
+        assert np.array_equal(np.asarray(old), np.asarray(new)), style
+    assert added.meta["added"][-1]["style"] == "udnie"
+    with pytest.raises(models.ModelError, match="holds the style"):
+        train.train("two", [("udnie", paintings["udnie"])], photo_dir, SMALL, fallback_weights,
+                    gallery_path=gallery_path, add_to=added)  # fmt: skip
+
+
+def test_an_instant_run_is_stored_in_the_gallery_with_its_method_model_and_losses(
+    trained, fallback_weights, content_path, tmp_path
+):
+    model, _ = trained
+    gallery_path = tmp_path / "runs.db"
+    content = inputs.from_path(content_path)
+    run = run_instant(
+        Painter(model), content, ["starry_night", "great_wave"], [3, 1], 64, fallback_weights, gallery_path=gallery_path
+    )
+    assert max(run.result.image.size) == 64 and run.result.run_s > 0
+    with gallery.connect(gallery_path) as db:
+        stored = gallery.get_run(db, run.run_id)
+        assert (stored.method, stored.model, stored.status) == ("instant", "two", "done")
+        assert [s.origin for s in stored.styles] == ["two/starry_night", "two/great_wave"]
+        assert [s.blend for s in stored.styles] == [0.75, 0.25]
+        assert stored.final_losses == pytest.approx(run.losses) and stored.initial_losses["content"] == 0.0
+        assert stored.title == "tubingen × The Starry Night + The Great Wave off Kanagawa"
+        summary = gallery.list_runs(db)[0]
+        assert (summary.method, summary.model) == ("instant", "two")
+        # An export carries the method and model back in.
+        zip_path = tmp_path / "all.zip"
+        gallery.export_gallery(db, zip_path)
+    with gallery.connect(tmp_path / "other.db") as db:
+        gallery.import_gallery(db, zip_path)
+        (again,) = [gallery.get_run(db, r.id) for r in gallery.list_runs(db)]
+        assert (again.method, again.model) == ("instant", "two")
+
+
+def test_bad_requests_are_refused_with_a_clear_error_and_nothing_stored(
+    trained, photo_dir, paintings, fallback_weights, content_path, tmp_path
+):
+    model, gallery_path = trained
+    painter = Painter(model)
+    photo = images.open_image(content_path)
+    with pytest.raises(models.ModelError, match="does not hold the style.*the_scream"):
+        painter.paint(photo, ["the_scream"], size_px=48)
+    with pytest.raises(SettingsError):
+        painter.paint(photo, ["starry_night"], [1, 2], size_px=48)  # two weights, one style
+    with pytest.raises(SettingsError):
+        painter.paint(photo, ["starry_night"], size_px=10_000)
+    runs_db = tmp_path / "runs.db"
+    with pytest.raises(models.ModelError):
+        run_instant(painter, inputs.from_path(content_path), ["nope"], None, 48, fallback_weights, gallery_path=runs_db)
+    with gallery.connect(runs_db) as db:
+        assert gallery.count_runs(db) == 0
+    with pytest.raises(models.ModelError, match="no model called 'absent'.*two"):
+        models.load_model("absent", gallery_path)
+    with pytest.raises(models.ModelError, match="model name"):
+        models.model_path("../escape", gallery_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.jpg").write_text("not a photo")
+    with pytest.raises(models.ModelError, match="no usable photo"):
+        train.train("x", [("udnie", paintings["udnie"])], empty, SMALL, fallback_weights, gallery_path=runs_db)
+    with pytest.raises(models.ModelError, match="exists already"):
+        train.train("two", [("udnie", paintings["udnie"])], photo_dir, SMALL, fallback_weights,
+                    gallery_path=gallery_path)  # fmt: skip
+
+
+def test_damaged_or_foreign_model_files_are_refused(trained, tmp_path):
+    model, gallery_path = trained
+    good = models.model_path("two", gallery_path).read_bytes()
+    cases = {
+        "truncated": good[: len(good) // 2],
+        "not msgpack": b"PK\x03\x04 a zip, say",
+        "empty": b"",
+    }
+    for name, data in cases.items():
+        path = tmp_path / f"{name}.jaxstyle-model"
+        path.write_bytes(data)
+        with pytest.raises(models.ModelError):
+            models.read_model(path)
+        with pytest.raises(models.ModelError):
+            models.import_model(path, tmp_path / "other.db")
+    assert models.list_models(tmp_path / "other.db") == []
+    exported = models.export_model("two", tmp_path, gallery_path)
+    with pytest.raises(models.ModelError, match="exists already"):
+        models.import_model(exported, gallery_path)
+    copy = models.import_model(exported, gallery_path, name="two-copy")
+    assert copy.styles == model.styles and _leaves_equal(copy.net, model.net)
+    models.delete_model("two-copy", gallery_path)
+    assert [m.name for m in models.list_models(gallery_path)] == ["two"]
+
+
+def _cli(*args, env=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "jaxstyle", *args], cwd=REPO, env=env, text=True, **kwargs)
+
+
+def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
+    photo_dir, tmp_path, warm_cache_dir, fallback_weights
+):
+    gallery_path = tmp_path / "gallery.db"
+    env = {**os.environ, "JAXSTYLE_CACHE_DIR": str(warm_cache_dir)}
+    common = ["--styles", "udnie", "--photos", str(photo_dir), "--size", "32", "--batch", "1"]
+    common += ["--name", "killed", "--gallery", str(gallery_path), "--checkpoint-every", "1", "--quiet"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jaxstyle", "train", *common, "--steps", "100000"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    checkpoint = models.checkpoint_path("killed", gallery_path)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        if checkpoint.is_file() and models.read_checkpoint_meta("killed", gallery_path)["step"] >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    step = models.read_checkpoint_meta("killed", gallery_path)["step"]
+    assert step >= 2 and models.load_model("killed", gallery_path).meta["step"] >= step - 1
+    done = _cli("train", *common, "--steps", str(step + 1), "--resume", "--json", env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert models.load_model("killed", gallery_path).meta["step"] == step + 1
+    # Training it afresh under the same name is refused, not overwritten.
+    again = _cli("train", *common, "--steps", "2", env=env, capture_output=True)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "exists already" in again.stderr
+
+
+def test_the_cli_generates_with_a_model_and_manages_models(trained, tmp_path, content_path, warm_cache_dir):
+    model, gallery_path = trained
+    env = {**os.environ, "JAXSTYLE_CACHE_DIR": str(warm_cache_dir)}
+    out = tmp_path / "out.png"
+    done = _cli(
+        "generate", "--model", "two", "--style", "starry_night", "--style", "great_wave", "--style-blend", "0.7,0.3",
+        "--content", str(content_path), "--size", "64", "--out", str(out), "--json", "--gallery", str(gallery_path),
+        env=env, capture_output=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    import json
+
+    summary = json.loads(done.stdout)
+    assert summary["method"] == "instant" and summary["style_blend"] == [0.7, 0.3]
+    assert summary["run_s"] > 0 and summary["compile_s"] > 0 and out.is_file()
+    listed = _cli("models", "list", "--json", "--gallery", str(gallery_path), env=env, capture_output=True)
+    assert [m["name"] for m in json.loads(listed.stdout)] == ["two"]
+    bad = {
+        "unknown style": ["--model", "two", "--style", "the_scream"],
+        "unknown model": ["--model", "nope", "--style", "starry_night"],
+    }
+    for name, args in bad.items():
+        done = _cli(
+            "generate", *args, "--content", str(content_path), "--out", str(tmp_path / "x.png"),
+            "--gallery", str(gallery_path), env=env, capture_output=True,
+        )  # fmt: skip
+        assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr, name
+    assert not (tmp_path / "x.png").exists()
