@@ -409,6 +409,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     evaluation.add_argument("--images", type=Path, help="keep every result image (PNG) in this folder")
     evaluation.add_argument("--contact-sheet", type=Path, help="draw every pair at the first size and checkpoint here")
+    instant = parser.add_argument_group("instant styles (--instant): inference and training speed, quality")
+    instant.add_argument("--instant", action="store_true", help="measure instant models instead of the speed table")
+    instant.add_argument("--model", help="a trained model to time and score (default: time an untrained network)")
+    instant.add_argument("--gallery", type=Path, help="the gallery whose models --model names (default as the CLI)")
+    instant.add_argument("--instant-sizes", default="256,512,1024", help="inference sizes (default 256,512,1024)")
+    instant.add_argument("--train-size", type=int, default=256, help="training crop size timed (default 256)")
+    instant.add_argument("--train-steps", type=int, default=10, help="training steps timed (0: skip; default 10)")
+    instant.add_argument("--quality-size", type=int, default=256, help="size of the quality comparison (default 256)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -418,10 +426,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jaxstyle import bench_eval
 
             worker = getattr(bench_eval, spec["kind"].removeprefix("eval_") + "_worker")
+        elif spec["kind"].startswith("instant_"):
+            from jaxstyle import bench_instant
+
+            worker = getattr(bench_instant, spec["kind"].removeprefix("instant_") + "_worker")
         else:
             worker = _WORKERS[spec["kind"]]
         print(RESULT_PREFIX + json.dumps(worker(spec)), flush=True)
         return 0
+    if args.instant:
+        from jaxstyle import bench_instant
+
+        return bench_instant.main(args, parser.error, lambda message: print(message, file=sys.stderr, flush=True))
     if args.eval:
         if args.peer:
             try:

@@ -117,6 +117,7 @@ def train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
     )
+    train.check_start(name, args.gallery, resume=args.resume, adding=base is not None)
     styles = [(_style_name(spec), inputs.load_source(spec).image) for spec in specs]
     photo_source = args.photos if args.photos is not None else train.gallery_photos(args.gallery)
     loaded = weights.load_weights(args.weights, allow_download=args.download_weights)

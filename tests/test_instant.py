@@ -125,8 +125,12 @@ def test_blending_two_styles_is_interpolating_their_normalization_params(trained
     assert [result.compile_s for result in alone] == [0.0, 0.0]
 
 
-def test_adding_a_style_trains_only_its_own_params(trained, photo_dir, paintings, fallback_weights, shared_data):
-    model, gallery_path = trained
+def test_adding_a_style_trains_only_its_own_params(
+    trained, photo_dir, paintings, fallback_weights, shared_data, tmp_path
+):
+    model, trained_gallery = trained
+    gallery_path = tmp_path / "gallery.db"  # a copy of the model, so the other tests keep theirs
+    models.import_model(models.export_model("two", tmp_path, trained_gallery), gallery_path)
     before = models.load_model("two", gallery_path)
     added = train.train(
         "two", [("udnie", paintings["udnie"])], photo_dir,
@@ -143,7 +147,8 @@ def test_adding_a_style_trains_only_its_own_params(trained, photo_dir, paintings
         old = Painter(before).paint(photo, [style], size_px=48).image
         new = Painter(added).paint(photo, [style], size_px=48).image
         assert np.array_equal(np.asarray(old), np.asarray(new)), style
-    assert added.meta["added"][-1]["style"] == "udnie"
+    assert added.meta["train"]["added"][-1] == {"style": "udnie", "steps": 2}
+    assert models.load_model("two", trained_gallery).styles == before.styles
     with pytest.raises(models.ModelError, match="holds the style"):
         train.train("two", [("udnie", paintings["udnie"])], photo_dir, SMALL, fallback_weights,
                     gallery_path=gallery_path, add_to=added)  # fmt: skip
@@ -227,10 +232,12 @@ def test_damaged_or_foreign_model_files_are_refused(trained, tmp_path):
     exported = models.export_model("two", tmp_path, gallery_path)
     with pytest.raises(models.ModelError, match="exists already"):
         models.import_model(exported, gallery_path)
-    copy = models.import_model(exported, gallery_path, name="two-copy")
+    copies = tmp_path / "copies.db"
+    copy = models.import_model(exported, copies, name="two-copy")
     assert copy.styles == model.styles and _leaves_equal(copy.net, model.net)
-    models.delete_model("two-copy", gallery_path)
-    assert [m.name for m in models.list_models(gallery_path)] == ["two"]
+    assert [m.name for m in models.list_models(copies)] == ["two-copy"]
+    models.delete_model("two-copy", copies)
+    assert models.list_models(copies) == [] and [m.name for m in models.list_models(gallery_path)] == ["two"]
 
 
 def _cli(*args, env=None, **kwargs):

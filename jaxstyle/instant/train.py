@@ -215,6 +215,28 @@ def _train_step(trainable, opt_state, masks, vgg_params, photos, style, style_in
     return optax.apply_updates(trainable, updates), opt_state, loss, terms
 
 
+def check_start(name: str, gallery_path: str | os.PathLike | None, *, resume: bool, adding: bool) -> None:
+    """Refuse, before anything slow, a training that would overwrite a model or lose a checkpoint.
+
+    Raises:
+        ModelError: a resume with no checkpoint; a new model whose name is taken; a style added to
+            a model whose own training stopped unfinished (resume that first).
+    """
+    ckpt_path = models.checkpoint_path(name, gallery_path)
+    if resume:
+        models.read_checkpoint_meta(name, gallery_path)  # a clear error when there is none
+    elif not adding and (ckpt_path.exists() or models.model_path(name, gallery_path).exists()):
+        raise models.ModelError(f"a model called {name!r} exists already: delete it, pick another name, or --resume")
+    elif adding and ckpt_path.exists():
+        # A finished training's checkpoint is replaced by the addition's; an unfinished one is not lost.
+        previous = models.read_checkpoint_meta(name, gallery_path)
+        if previous["step"] < previous["steps"]:
+            raise models.ModelError(
+                f"model {name!r} stopped training at step {previous['step']} of {previous['steps']}: "
+                "--resume it before adding a style"
+            )
+
+
 def train(
     name: str,
     styles: Sequence[tuple[str, Image.Image]],
@@ -246,6 +268,7 @@ def train(
     style_names = [style_name for style_name, _ in styles]
     if len(set(style_names)) != len(style_names):
         raise models.ModelError(f"a style is named twice: {', '.join(style_names)}")
+    check_start(name, gallery_path, resume=resume, adding=add_to is not None)
     ckpt_path = models.checkpoint_path(name, gallery_path)
     model_path = models.model_path(name, gallery_path)
     photos, skipped = load_photos(photo_source, settings.size_px)
@@ -295,7 +318,6 @@ def train(
     elapsed_before = 0.0
 
     if resume:
-        models.read_checkpoint_meta(name, gallery_path)  # a clear error when there is none
         saved = models.decode(ckpt_path.read_bytes(), str(ckpt_path))
         meta = saved["meta"]
         before = {k: v for k, v in meta["train"]["settings"].items() if k != "steps"}
@@ -308,16 +330,6 @@ def train(
         leaves = [jnp.asarray(x) for x in jax.tree.leaves(saved["opt_state"])]
         opt_state = jax.tree.unflatten(jax.tree.structure(opt_state), leaves)
         step0, history, elapsed_before = int(meta["step"]), list(meta["loss_history"]), float(meta["train_s"])
-    elif add_to is None and (ckpt_path.exists() or model_path.exists()):
-        raise models.ModelError(f"a model called {name!r} exists already: delete it, pick another name, or --resume")
-    elif add_to is not None and ckpt_path.exists():
-        # A finished training's checkpoint is replaced by the addition's; an unfinished one is not lost.
-        previous = models.read_checkpoint_meta(name, gallery_path)
-        if previous["step"] < previous["steps"]:
-            raise models.ModelError(
-                f"model {name!r} stopped training at step {previous['step']} of {previous['steps']}: "
-                "--resume it before adding a style"
-            )
 
     def write(step: int, train_s: float) -> None:
         meta = {
