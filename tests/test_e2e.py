@@ -7,6 +7,7 @@ how to install it), unless JAXSTYLE_REQUIRE_BROWSER=1 (set by .ci/run) makes tha
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -128,13 +129,29 @@ def settle(page) -> None:
     expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=60_000)
 
 
+@contextlib.contextmanager
+def new_page(browser, tmp_path: Path, *, shots: tuple[str, ...]):
+    """A browser page that leaves failure.png behind when the flow fails, and then checks that
+    every screenshot in ``shots`` was taken."""
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        yield page
+    except Exception:
+        page.screenshot(path=tmp_path / "failure.png")
+        raise
+    finally:
+        page.close()
+    for name in shots:
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
 @pytest.mark.timeout(600)
 def test_upload_generate_and_find_the_run_in_the_gallery(browser, app_url, shared_data, tmp_path):
     from playwright.sync_api import expect
 
     expect.set_options(timeout=30_000)
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    try:
+    shots = ("1-generate-ready", "2-generate-done", "3-gallery", "4-run-detail")
+    with new_page(browser, tmp_path, shots=shots) as page:
         page.goto(app_url)
         expect(page.get_by_role("heading", name="jaxstyle")).to_be_visible()
         page.get_by_role("button", name="Generate an image").click()
@@ -184,10 +201,42 @@ def test_upload_generate_and_find_the_run_in_the_gallery(browser, app_url, share
         expect(page.get_by_role("heading", name=title)).to_be_visible()
         expect(page.get_by_text("Style: The Great Wave off Kanagawa")).to_be_visible()
         page.screenshot(path=tmp_path / "4-run-detail.png")
-    except Exception:
-        page.screenshot(path=tmp_path / "failure.png")
-        raise
-    finally:
-        page.close()
-    for name in ("1-generate-ready", "2-generate-done", "3-gallery", "4-run-detail"):
-        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.timeout(600)
+def test_paint_at_once_with_a_trained_model(browser, app_url, shared_data, tmp_path, fallback_weights):
+    """The Instant method: a model in the app's gallery paints the uploaded photo in one pass."""
+    from playwright.sync_api import expect
+
+    from jaxstyle import inputs
+    from jaxstyle.instant.train import TrainSettings, train
+
+    styles = [(s, inputs.from_path(shared_data / "styles" / f"{s}.jpg").image) for s in ("starry_night", "great_wave")]
+    train(
+        "demo",
+        styles,
+        shared_data / "content",
+        TrainSettings(size_px=32, steps=1, batch=1),
+        fallback_weights,
+        gallery_path=tmp_path / "gallery.db",
+    )  # fmt: skip  (the app's gallery, see app_url)
+    expect.set_options(timeout=30_000)
+    with new_page(browser, tmp_path, shots=("1-instant-ready", "2-instant-done")) as page:
+        page.goto(app_url)
+        page.get_by_role("button", name="Generate an image").click()
+        expect(page.get_by_role("heading", name="Generate")).to_be_visible()
+        page.get_by_role("button", name="Instant (a trained model)").click()
+        settle(page)
+        uploader = page.get_by_test_id("stFileUploader").first
+        uploader.locator("input[type=file]").set_input_files(str(shared_data / "content" / "golden_gate.jpg"))
+        expect(page.get_by_text("golden_gate · ", exact=False)).to_be_visible()
+        settle(page)
+        page.get_by_role("group", name="Size (long side, px)").get_by_role("slider").press("Home")
+        settle(page)
+        page.screenshot(path=tmp_path / "1-instant-ready.png")
+
+        page.get_by_role("button", name="Paint", exact=True).click()
+        expect(page.get_by_role("button", name="Download PNG")).to_be_visible(timeout=300_000)
+        expect(page.get_by_text("model demo", exact=False)).to_be_visible()
+        expect(page.get_by_role("button", name="Refine")).to_be_visible()
+        page.screenshot(path=tmp_path / "2-instant-done.png")

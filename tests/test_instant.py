@@ -53,6 +53,32 @@ def _leaves_equal(a, b) -> bool:
     return jax.tree.structure(a) == jax.tree.structure(b) and all(np.array_equal(x, y) for x, y in pairs)
 
 
+@pytest.mark.parametrize(("kernel", "stride"), [(9, 1), (3, 1), (3, 2)])
+def test_the_network_convolution_is_a_reflection_padded_one(kernel, stride):
+    """The padded-then-cropped convolution (XLA:CPU's fast path) is exactly the plain one."""
+    import flax.linen as nn
+
+    class One(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return network._reflect_conv(x, 5, kernel, stride)
+
+    photos = np.random.default_rng(0).random((2, 20, 28, 3), dtype=np.float32)
+    params = One().init(jax.random.PRNGKey(0), photos)
+    pad = kernel // 2
+    padded = np.pad(photos, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    conv = params["params"]["Conv_0"]
+    expected = (
+        jax.lax.conv_general_dilated(
+            padded, conv["kernel"], (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+        + conv["bias"]
+    )
+    got = One().apply(params, photos)
+    assert got.shape == (2, 20 // stride, 28 // stride, 5)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_training_lowers_the_optimization_loss_on_a_fixed_batch(photo_dir, paintings, fallback_weights, tmp_path):
     """The loss a model's images have (the optimization's own loss) falls as it trains."""
     settings = train.TrainSettings(size_px=32, steps=16, batch=2, checkpoint_every=16)
