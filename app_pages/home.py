@@ -30,11 +30,13 @@ else:
     st.info("No runs yet. Your first image will appear here.", icon=":material/photo_library:")
 
 st.subheader("System", anchor=False)
-device_col, weights_col, gallery_col = st.columns(3, gap="medium")
+device_col, runs_col, weights_col, gallery_col = st.columns(4, gap="medium")
 with device_col, st.container(border=True):
     device = ui.device()
     st.metric("Device", "GPU" if device.startswith(("gpu", "cuda")) else device.upper(), border=False)
     st.caption(device if ":" in device else "JAX on the CPU: fine for previews; a GPU is much faster.")
+with runs_col, st.container(border=True), ui.guard("the runner"):
+    ui.runs_panel()
 with weights_col, st.container(border=True):
     st.markdown("**VGG19 weights**")
     ui.weights_panel()

@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--title", help="title of the run in the gallery (default: photo × paintings)")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
     generate.add_argument(
+        "--ray-address",
+        help="optimize on this Ray cluster (auto, HOST:PORT or ray://HOST:10001); its workers use their own weights",
+    )
+    generate.add_argument(
         "--model", help="paint at once with this trained instant model (see `train`); --style names its styles"
     )
     _add_settings_flags(generate)
@@ -147,16 +151,24 @@ def _check_out(out: Path) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from jaxstyle import files, images, inputs, transfer, weights
+    from jaxstyle import files, images, inputs, runners, transfer, weights
 
     settings = settings_from_args(args)
     settings.blend_for(len(args.style))  # the blend rule's own message (SettingsError) for a bad --style-blend
+    if args.ray_address and (args.weights or args.download_weights):
+        raise JaxstyleError("--weights and --download-weights are for this machine: Ray workers load their own")
 
+    loaded = None
+    if args.ray_address:
+        backend = runners.runner_for(args.ray_address)
+        backend.connect()  # an unreachable cluster is one line here, before anything is loaded or stored
     content = inputs.load_source(args.content)
     styles = [inputs.load_source(spec) for spec in args.style]
-    loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
-    if not loaded.pretrained:
-        print(f"note: {loaded.description}", file=sys.stderr)
+    if not args.ray_address:
+        loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
+        if not loaded.pretrained:
+            print(f"note: {loaded.description}", file=sys.stderr)
+        backend = runners.InProcessRunner(lambda: loaded)
 
     recorder = None
     if not args.no_gallery:
@@ -169,7 +181,7 @@ def _generate(args: argparse.Namespace) -> int:
             styles,
             title=args.title if args.title is not None else inputs.default_title(content, styles),
             weights=loaded,
-            device=transfer.device_description(),
+            device=transfer.device_description() if loaded is not None else "",
         )
     bar = _progress_bar(settings.total_iterations(), args.quiet)
 
@@ -181,12 +193,16 @@ def _generate(args: argparse.Namespace) -> int:
         return False
 
     try:
-        result = transfer.stylize(content.image, [s.image for s in styles], settings, loaded, callback=on_progress)
+        result = backend.run(
+            content.image, [s.image for s in styles], settings, on_progress, report_every=10, preview_every=50
+        )
     except BaseException as error:
         bar.close()
         if recorder is not None:
             recorder.fail(error)
         raise
+    finally:
+        backend.close()
     bar.close()
     files.atomic_write(args.out, images.png_bytes(result.image))
     run_id = recorder.finish(result) if recorder is not None else None

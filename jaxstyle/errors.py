@@ -35,3 +35,7 @@ class GalleryError(JaxstyleError):
 
 class Cancelled(JaxstyleError):
     """A run was cancelled by its progress callback."""
+
+
+class ClusterError(JaxstyleError):
+    """The Ray cluster can't be reached, refused this process, or lost the worker of a run."""

@@ -1,5 +1,7 @@
-"""Background style-transfer runs: a bounded queue and worker threads that call
-:func:`jaxstyle.transfer.stylize` and write each run's progress, result or failure to the gallery.
+"""Background style-transfer runs: a bounded queue and worker threads that hand each run to a
+runner (:mod:`jaxstyle.runners`: in this process by default, or a Ray cluster) and write its
+progress, result or failure to the gallery. The queue, positions and every gallery write stay in
+this process whichever runner executes the runs.
 
 :meth:`JobRunner.submit` stores the inputs and a ``queued`` run in the gallery before it returns,
 so a run outlives the browser tab that started it and always ends in the gallery (done, failed or
@@ -26,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jaxstyle import images, inputs, transfer
+from jaxstyle import images, inputs, runners, transfer
 from jaxstyle.errors import Cancelled, JaxstyleError, SettingsError
 from jaxstyle.recorder import GalleryRecorder
 from jaxstyle.runs import CANCELLED, DONE, FAILED, FINISHED_STATUSES, QUEUED, RUNNING
@@ -96,12 +98,6 @@ class _Job:
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
 
 
-def _default_weights_loader() -> Weights:
-    from jaxstyle import weights
-
-    return weights.load_weights(allow_fallback=True)
-
-
 def options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, int]:
     """The runner's ``workers`` and ``max_queued`` from ``JAXSTYLE_WORKERS`` and ``JAXSTYLE_MAX_QUEUED``.
 
@@ -138,8 +134,11 @@ class JobRunner:
             (with ``weights_loader``), so creating a runner is instant.
         weights_loader: how to load weights when ``weights`` is None; defaults to
             ``weights.load_weights(allow_fallback=True)``.
+        backend: where runs execute (:func:`jaxstyle.runners.runner_for`); default in this process,
+            with the weights above. A Ray cluster's workers load their own.
         workers: runs optimized at the same time. One suits a CPU (a run already uses every core);
-            the app reads it from ``JAXSTYLE_WORKERS`` (see :func:`options_from_env`).
+            the app reads it from ``JAXSTYLE_WORKERS`` (see :func:`options_from_env`). A backend
+            with more workers (a Ray cluster) gets one thread per worker once it is joined.
         max_queued: runs that may wait; :meth:`submit` refuses more with :class:`QueueFullError`
             (the app: ``JAXSTYLE_MAX_QUEUED``).
         report_every: steps between progress reports (each one updates memory and the gallery).
@@ -153,6 +152,7 @@ class JobRunner:
         *,
         weights: Weights | None = None,
         weights_loader: Callable[[], Weights] | None = None,
+        backend: runners.Runner | None = None,
         workers: int = DEFAULT_WORKERS,
         max_queued: int = DEFAULT_MAX_QUEUED,
         report_every: int = 10,
@@ -167,7 +167,8 @@ class JobRunner:
         self.preview_every = preview_every
         self._keep_finished = keep_finished
         self._weights = weights
-        self._weights_loader = weights_loader or _default_weights_loader
+        self._weights_loader = weights_loader or runners.default_weights_loader
+        self.backend = backend or runners.InProcessRunner(self._load_weights)
         self._weights_lock = threading.Lock()
         self._cond = threading.Condition()
         self._pending: collections.deque[_Job] = collections.deque()
@@ -208,10 +209,12 @@ class JobRunner:
         Raises:
             QueueFullError: ``max_queued`` runs are already waiting.
             SettingsError: no style image, or a blend that doesn't match the styles.
+            ClusterError: the Ray cluster the runs go to can't be reached.
         """
         if style_blend is not None:
             settings = settings.replace(style_blend=tuple(style_blend))
         settings.blend_for(len(styles))  # refused before it takes a place in the queue
+        slots = self.backend.connect()  # an unreachable cluster is refused here: nothing is stored
         job = _Job(0, settings, content.image, [style.image for style in styles])
         with self._cond:
             if self._closing:
@@ -234,6 +237,8 @@ class JobRunner:
                 start=False,
             )
             job.run_id = recorder.run_id
+            while len(self._threads) < slots:
+                self._start_worker()
             self._pending.append(job)
             self._progress[job.run_id] = Progress(job.run_id, QUEUED, total_steps=settings.total_iterations())
             self._cond.notify()
@@ -292,7 +297,7 @@ class JobRunner:
             self._weights = None
 
     def shutdown(self, *, timeout_s: float | None = 10.0) -> None:
-        """Cancel waiting and running runs, and stop the workers."""
+        """Cancel waiting and running runs, stop the workers and let go of the backend."""
         with self._cond:
             self._closing = True
             dropped = list(self._pending)
@@ -307,6 +312,7 @@ class JobRunner:
         for thread in threads:
             thread.join(timeout_s)
         self._record_unrecorded()
+        self.backend.close()
 
     # ----- the worker ------------------------------------------------------------------------
 
@@ -379,17 +385,15 @@ class JobRunner:
     def _run(self, job: _Job) -> None:
         recorder = GalleryRecorder(self.gallery_path, job.run_id)
         try:
-            weights = self._load_weights()
             if job.cancel.is_set():
                 raise Cancelled("cancelled before it started")
             recorder.start(job.settings)
             self._update(job.run_id, status=RUNNING, total_steps=job.settings.total_iterations())
-            result = transfer.stylize(
+            result = self.backend.run(
                 job.content,
                 job.styles,
                 job.settings,
-                weights,
-                callback=_Reporter(self, job, recorder),
+                _Reporter(self, job, recorder),
                 report_every=self.report_every,
                 preview_every=self.preview_every,
             )
@@ -469,6 +473,8 @@ class _Reporter:
 
     def __call__(self, iterate: transfer.Iterate) -> bool:
         losses = {name: float(value) for name, value in iterate.losses.items()}
+        if self.history and iterate.step < self.history[-1]["step"]:
+            self.history.clear()  # the run started over (its Ray worker died and it is tried again)
         self.history.append({"step": iterate.step, "size_px": iterate.size_px, **losses})
         changes: dict[str, Any] = {
             "step": iterate.step,

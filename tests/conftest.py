@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,15 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("JAXSTYLE_GALLERY", str(base / "gallery.db"))
     monkeypatch.setenv("JAXSTYLE_STYLES_DIR", str(STYLES_DIR))
     monkeypatch.delenv("JAXSTYLE_WEIGHTS", raising=False)
+
+
+def wait_until(condition, *, timeout_s: float = 180.0, what: str = "the condition") -> None:
+    """Poll ``condition`` until it holds; fail the test, naming ``what``, after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from jaxstyle import gallery, inputs, weights
 from jaxstyle.errors import SettingsError
 from jaxstyle.jobs import JobRunner, QueueFullError
 from jaxstyle.settings import TransferSettings
+from tests.conftest import wait_until
 
 TINY = TransferSettings(size_px=32, iterations=3)
 LONG = TransferSettings(size_px=32, iterations=2000)  # long enough to be caught running and cancelled
@@ -38,14 +38,6 @@ def runner(gallery_path: Path, fallback_weights):
 
 def load(path: Path) -> inputs.LoadedImage:
     return inputs.load_source(str(path))
-
-
-def wait_until(condition, *, timeout_s: float = 240.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def status(gallery_path: Path, run_id: int) -> str:

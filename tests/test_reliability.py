@@ -44,6 +44,7 @@ from jaxstyle import fetch, gallery, images, inputs, jobs, weights
 from jaxstyle.errors import FetchError, GalleryError, SettingsError
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
+from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard.py")
@@ -71,14 +72,6 @@ def encode(image: Image.Image, fmt: str, **params) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **params)
     return buffer.getvalue()
-
-
-def wait_until(condition, *, timeout_s: float = 180.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def get_run(path: Path, run_id: int) -> gallery.Run:

@@ -99,7 +99,7 @@ from ui.run_views import (
     settings_table,
 )
 from ui.settings_form import SIZE_OPTIONS, apply_settings, default_preset, log_options, settings_form
-from ui.system import sidebar, weights_panel
+from ui.system import runs_panel, sidebar, weights_panel
 
 __all__ = [
     "COMPARE_PAGE",
@@ -186,5 +186,6 @@ __all__ = [
     "training_view",
     "trainings",
     "vgg_weights",
+    "runs_panel",
     "weights_panel",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import streamlit as st
 from PIL import Image, ImageDraw, ImageOps
 
-from jaxstyle import gallery, images, jobs, paths, runs, transfer
+from jaxstyle import gallery, images, jobs, paths, runners, runs, transfer
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.instant.background import Trainings
 from jaxstyle.jobs import JobRunner
@@ -74,14 +75,19 @@ def gallery_path() -> Path:
 
 
 @st.cache_resource(show_spinner=False)
-def _runner(path: str) -> JobRunner:
-    # Concurrent runs and queue length: JAXSTYLE_WORKERS (default 1) and JAXSTYLE_MAX_QUEUED (16).
-    return JobRunner(path, **jobs.options_from_env())
+def _runner(path: str, ray_address: str) -> JobRunner:
+    # Concurrent runs and queue length: JAXSTYLE_WORKERS (default 1) and JAXSTYLE_MAX_QUEUED (16);
+    # where runs execute: JAXSTYLE_RAY_ADDRESS (unset: in this process).
+    options = jobs.options_from_env()
+    # On a cluster, JAXSTYLE_WORKERS (when set) is the number of Ray workers; else one per GPU or node.
+    workers = options["workers"] if os.environ.get("JAXSTYLE_WORKERS", "").strip() else None
+    backend = runners.runner_for(ray_address, workers=workers) if ray_address else None
+    return JobRunner(path, backend=backend, **options)
 
 
 def runner() -> JobRunner:
     """The job runner of this gallery (one per process, shared by every session)."""
-    return _runner(str(gallery_path()))
+    return _runner(str(gallery_path()), os.environ.get(runners.RAY_ADDRESS_VARIABLE, "").strip())
 
 
 def vgg_weights() -> Weights:

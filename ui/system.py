@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from jaxstyle import weights
+from jaxstyle.errors import ClusterError
 from ui.common import device, guard, runner, trainings
 
 
@@ -54,3 +55,21 @@ def sidebar() -> None:
         status = weights.weights_status()
         kind = "pretrained VGG19" if status.pretrained else "fallback VGG19"
         st.caption(f":material/memory: {device()} · {kind}")
+
+
+def runs_panel() -> None:
+    """Where runs execute: this process, or a Ray cluster (joined here, so an unreachable one is
+    one clear message on the Home page)."""
+    backend = runner().backend
+    if backend.name == "in-process":
+        st.metric("Runs execute", "In this app", border=False)
+        st.caption("Set JAXSTYLE_RAY_ADDRESS to run them on a Ray cluster.")
+        return
+    st.metric("Runs execute", "On a Ray cluster", border=False)
+    try:
+        with st.spinner("Joining the Ray cluster…"):
+            backend.connect()
+    except ClusterError as error:
+        st.error(str(error), icon=":material/cloud_off:")
+        return
+    st.caption(backend.describe())

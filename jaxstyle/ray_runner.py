@@ -1,0 +1,349 @@
+"""Runs on a Ray cluster: one actor per GPU (or per CPU node) that loads the VGG19 weights once and
+keeps its compiled steps for the shapes it has seen, with progress streamed back.
+
+The app process stays the gallery's only writer: a worker returns progress reports, previews and
+the final :class:`~jaxstyle.transfer.TransferResult` through a Ray streaming generator, and the
+job queue in the app records them. jaxstyle's own code travels to the cluster with each worker
+(``py_modules``), so a node needs only the packages of requirements.txt.
+
+Faults: a worker process that dies in the middle of a run (a SIGKILL, the OOM killer, a lost node)
+is restarted by Ray, and the run is tried once more from the start on it; a second death fails the
+run with a message naming both. A cluster that can't be reached is one :class:`ClusterError`,
+found before a run is stored (a quick TCP check first, so a wrong address never hangs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.exceptions
+
+import jaxstyle
+from jaxstyle import errors, transfer
+from jaxstyle.errors import ClusterError
+from jaxstyle.settings import TransferSettings
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "jaxstyle"
+CONNECT_CHECK_S = 3.0  # a TCP connect to the head that takes longer means nothing is there
+RETRY_CONNECT_S = 15.0  # a failed connection is tried again after this long, not on every page load
+WORKER_START_S = 300.0  # a worker imports JAX and loads the weights; longer means no room for it
+TOKEN_FILE = Path.home() / ".ray" / "auth_token"
+# Worker processes: JAX must not take all of a GPU's memory at start (it would by default).
+WORKER_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+# Ray errors that mean the worker process (not the run) died: the run is tried once more.
+WORKER_LOST = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError)
+
+
+class StyleWorker:
+    """A Ray actor: optimizes runs with weights loaded once (``max_concurrency=2``: ``cancel``
+    arrives while ``run`` streams)."""
+
+    def __init__(self) -> None:
+        from jaxstyle import weights
+
+        self._weights = weights.load_weights(allow_fallback=True)
+        self._cancelled: set[str] = set()
+
+    def ready(self) -> dict[str, Any]:
+        """Who this worker is: process id, node, device and weights (answers once loaded)."""
+        return {
+            "pid": os.getpid(),
+            "node": ray.util.get_node_ip_address(),
+            "device": transfer.device_description(),
+            "weights": self._weights.source,
+        }
+
+    def cancel(self, token: str) -> None:
+        self._cancelled.add(token)
+
+    def run(
+        self,
+        token: str,
+        content: Any,
+        styles: Sequence[Any],
+        settings: TransferSettings,
+        report_every: int,
+        preview_every: int,
+    ):
+        """Yield ``("progress", Iterate)`` items, then ``("result", TransferResult)`` or
+        ``("error", class name, message)``. ``stylize`` reports through a callback, so it runs in
+        a thread of its own and its reports are passed on through a queue."""
+        reports: queue.Queue = queue.Queue()
+
+        def report(iterate: transfer.Iterate) -> bool:
+            reports.put(("progress", iterate))
+            return token in self._cancelled
+
+        def work() -> None:
+            try:
+                result = transfer.stylize(
+                    content,
+                    list(styles),
+                    settings,
+                    self._weights,
+                    callback=report,
+                    report_every=report_every,
+                    preview_every=preview_every,
+                )
+                where = f"{result.device} on Ray node {ray.util.get_node_ip_address()}"
+                reports.put(("result", dataclasses.replace(result, device=where)))
+            except errors.JaxstyleError as error:
+                reports.put(("error", type(error).__name__, str(error)))
+            except Exception as error:  # noqa: BLE001 — sent to the app, which fails the run with it
+                reports.put(("error", "RuntimeError", f"{type(error).__name__}: {error}"))
+
+        threading.Thread(target=work, name=f"run-{token}", daemon=True).start()
+        try:
+            while True:
+                item = reports.get()
+                yield item
+                if item[0] != "progress":
+                    return
+        finally:
+            self._cancelled.discard(token)
+
+
+def _endpoint(address: str) -> tuple[str, int] | None:
+    """The head's host and port to check, or None for ``auto`` (found from this machine)."""
+    if address == "auto":
+        return None
+    rest = address.removeprefix("ray://")
+    host, _, port = rest.rpartition(":")
+    if address.startswith("ray://") and not port.isdigit():
+        return rest, 10001
+    return host, int(port)
+
+
+def _check_reachable(address: str) -> None:
+    endpoint = _endpoint(address)
+    if endpoint is None:
+        return
+    try:
+        socket.create_connection(endpoint, timeout=CONNECT_CHECK_S).close()
+    except OSError as error:
+        raise ClusterError(
+            f"no Ray cluster answers at {address} ({error.strerror or error}): start one with "
+            "`ray start --head` on that host, or fix JAXSTYLE_RAY_ADDRESS / --ray-address"
+        ) from None
+
+
+def use_token_if_there() -> None:
+    """``ray start --head`` turns on token authentication, and a driver that names the address
+    must then say so (``RAY_AUTH_MODE=token``): do it for the user when this machine has a token.
+
+    Ray reads the variable when it is imported, so it is told to read its settings again.
+    """
+    if "RAY_AUTH_MODE" in os.environ or not (TOKEN_FILE.exists() or os.environ.get("RAY_AUTH_TOKEN")):
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except Exception:  # noqa: BLE001 — a private API; without it a named address asks for the variable
+        log.debug("could not make Ray read RAY_AUTH_MODE again", exc_info=True)
+
+
+class RayRunner:
+    """Runs on the Ray cluster at ``address``: ``auto``, ``HOST:PORT`` or ``ray://HOST:10001``.
+
+    Args:
+        address: the cluster to join (``JAXSTYLE_RAY_ADDRESS`` in the app, ``--ray-address`` in the CLI).
+        workers: actors to start (default: one per GPU in the cluster, else one per node).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str, *, workers: int | None = None) -> None:
+        self.address = address
+        self._wanted = workers
+        self._lock = threading.Lock()
+        self._workers: list[Any] = []
+        self._free: queue.Queue = queue.Queue()
+        self._busy: list[Any] = []  # workers running a run now
+        self._error: ClusterError | None = None
+        self._error_at = 0.0
+        self._started_ray = False
+        self.retries = 0  # runs tried again after their worker died (read-only, for status and tests)
+        self.runs_started = 0  # runs (tries included) handed to a worker
+        self.gpus = 0
+
+    # ----- connecting ---------------------------------------------------------------------------
+
+    def connect(self) -> int:
+        with self._lock:
+            if self._workers:
+                return len(self._workers)
+            if self._error is not None and time.monotonic() - self._error_at < RETRY_CONNECT_S:
+                raise self._error
+            try:
+                self._connect()
+            except ClusterError as error:
+                self._error, self._error_at = error, time.monotonic()
+                raise
+            self._error = None
+            return len(self._workers)
+
+    def _connect(self) -> None:
+        _check_reachable(self.address)
+        if not ray.is_initialized():
+            use_token_if_there()
+            try:
+                ray.init(
+                    address=self.address,
+                    namespace=NAMESPACE,
+                    # jaxstyle's code goes to the cluster with this job (Ray only uploads at this level)
+                    runtime_env={"py_modules": [str(Path(jaxstyle.__file__).parent)]},
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
+            except Exception as error:  # noqa: BLE001 — ConnectionError, RuntimeError, …: one clear line
+                if ray.is_initialized():
+                    ray.shutdown()
+                hint = (
+                    "it may ask for a token: copy ~/.ray/auth_token from the head to this machine "
+                    "(or set RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token"
+                    if "auth" in str(error).lower() or _endpoint(self.address) is not None
+                    else "is `ray start --head` running on this machine?"
+                )
+                raise ClusterError(f"could not join the Ray cluster at {self.address}: {error}; {hint}") from None
+            self._started_ray = True
+        resources = ray.cluster_resources()
+        self.gpus = int(resources.get("GPU", 0))
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+        count = self._wanted or self.gpus or max(1, nodes)
+        options: dict[str, Any] = {
+            "max_restarts": -1,  # Ray starts a dead worker again; the run it held is tried once more
+            "max_concurrency": 2,
+            "scheduling_strategy": "SPREAD",
+            "runtime_env": {"env_vars": WORKER_ENV},
+        }
+        if self.gpus:
+            options.update(num_gpus=1, num_cpus=0)
+        else:
+            options.update(num_cpus=1)
+        actor = ray.remote(StyleWorker)
+        self._workers = [actor.options(**options).remote() for _ in range(count)]
+        for worker in self._workers:
+            self._free.put(worker)
+
+    # ----- running ------------------------------------------------------------------------------
+
+    def run(self, content, styles, settings, report, *, report_every=10, preview_every=20):
+        self.connect()
+        worker = self._free.get()
+        with self._lock:
+            self._busy.append(worker)
+        try:
+            first_death = None
+            for attempt in (1, 2):
+                try:
+                    return self._run_on(worker, content, styles, settings, report, report_every, preview_every)
+                except WORKER_LOST as error:
+                    if attempt == 2:
+                        raise ClusterError(
+                            f"its Ray worker process died twice (killed, out of memory or crashed: "
+                            f"{first_death}; then {_short(error)}); the other runs go on, start it again"
+                        ) from None
+                    first_death = _short(error)
+                    self.retries += 1
+                    log.warning("a Ray worker died during a run (%s); trying the run once more", first_death)
+            raise AssertionError("unreachable")
+        finally:
+            with self._lock:
+                self._busy.remove(worker)
+            self._free.put(worker)
+
+    def _run_on(self, worker, content, styles, settings, report, report_every, preview_every):
+        self._wait_ready(worker)
+        token = f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        stream = worker.run.options(num_returns="streaming").remote(
+            token, content, list(styles), settings, report_every, preview_every
+        )
+        self.runs_started += 1  # from here on, a worker's death shows on the stream
+        cancel_sent = False
+        for ref in stream:
+            item = ray.get(ref)
+            if item[0] == "progress":
+                if report(item[1]) and not cancel_sent:
+                    worker.cancel.remote(token)
+                    cancel_sent = True
+            elif item[0] == "result":
+                return item[1]
+            else:
+                _, kind, message = item
+                error_class = getattr(errors, kind, None)
+                if isinstance(error_class, type) and issubclass(error_class, errors.JaxstyleError):
+                    raise error_class(message)
+                raise RuntimeError(message)
+        raise ClusterError("the Ray worker ended the run without a result")
+
+    def _wait_ready(self, worker) -> None:
+        """Wait for a worker to answer: at its start, and while Ray restarts one that died."""
+        deadline = time.monotonic() + WORKER_START_S
+        while True:
+            try:
+                ray.get(worker.ready.remote(), timeout=max(0.1, deadline - time.monotonic()))
+                return
+            except ray.exceptions.ActorUnavailableError:  # restarting: ask again shortly
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            except ray.exceptions.GetTimeoutError:
+                break
+        raise ClusterError(
+            f"no Ray worker started within {WORKER_START_S:.0f} s: does the cluster have a free "
+            f"{'GPU' if self.gpus else 'CPU'} for each of its {len(self._workers)} workers?"
+        )
+
+    # ----- status -------------------------------------------------------------------------------
+
+    def worker_info(self, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+        """Each worker's process id, node, device and weights (waits for them to start)."""
+        self.connect()
+        return ray.get([worker.ready.remote() for worker in self._workers], timeout=timeout_s)
+
+    def busy_worker_pids(self, timeout_s: float = 30.0) -> list[int]:
+        """Process ids of the workers running a run now (to follow, or to kill in a test)."""
+        with self._lock:
+            busy = list(self._busy)
+        return [info["pid"] for info in ray.get([worker.ready.remote() for worker in busy], timeout=timeout_s)]
+
+    def describe(self) -> str:
+        if self._error is not None:
+            return f"Ray cluster at {self.address}: {self._error}"
+        if not self._workers:
+            return f"Ray cluster at {self.address} (not joined yet)"
+        kind = f"{self.gpus} GPU(s)" if self.gpus else "CPU nodes"
+        return f"Ray cluster at {self.address}: {len(self._workers)} worker(s) on {kind}"
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._workers = self._workers, []
+            self._free = queue.Queue()
+            for worker in workers:
+                try:
+                    ray.kill(worker)
+                except Exception:  # noqa: BLE001 — already gone
+                    log.debug("could not kill a Ray worker", exc_info=True)
+            if self._started_ray and ray.is_initialized():
+                ray.shutdown()
+                self._started_ray = False
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).split("\n")[0].split(":")[0]
+    return f"{type(error).__name__}: {text[:80]}"

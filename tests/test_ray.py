@@ -1,0 +1,269 @@
+"""Runs on a Ray cluster: a real local cluster (``ray start --head`` on 127.0.0.1, 2 CPUs) that the
+app, the job queue and the CLI join by address, as a user's would be joined.
+
+What is shown: runs from several app sessions all finish and land in the gallery (written by the
+app's process alone); a worker killed in the middle of a run is restarted and the run tried once
+more, a second death fails it with the reason, and the other runs go on; cancel reaches the worker;
+a wrong address is one clear message in the app and the CLI, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import ray
+from streamlit.testing.v1 import AppTest
+
+from jaxstyle import gallery, inputs, runners
+from jaxstyle.jobs import JobRunner
+from jaxstyle.settings import TransferSettings
+from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR, wait_until
+
+APP = str(REPO / "dashboard.py")
+TINY = TransferSettings(size_px=32, iterations=3)
+RETRIED = TransferSettings(size_px=32, iterations=400)  # long enough to be killed mid-run, short to redo
+LONG = TransferSettings(size_px=32, iterations=5000)  # runs until it is cancelled
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ray_command() -> list[str]:
+    beside_python = Path(sys.executable).with_name("ray")
+    return [str(beside_python) if beside_python.exists() else shutil.which("ray") or "ray"]
+
+
+@pytest.fixture(scope="module")
+def cluster(warm_cache_dir, fallback_weights) -> str:
+    """A Ray head on 127.0.0.1 with 2 CPUs; its workers find the fallback weights already made.
+    Yields its address, as a user would give it (``HOST:PORT``: token authentication applies)."""
+    port = free_port()
+    temp_dir = tempfile.mkdtemp(prefix="jsray-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    env = {**os.environ, "JAXSTYLE_CACHE_DIR": str(warm_cache_dir), "JAXSTYLE_STYLES_DIR": str(STYLES_DIR)}
+    start = [
+        *ray_command(),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--object-store-memory={100 * 2**20}",
+        f"--temp-dir={temp_dir}",
+    ]
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        subprocess.run([*ray_command(), "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def photo() -> inputs.LoadedImage:
+    return inputs.load_source(str(CONTENT_DIR / "tubingen.jpg"))
+
+
+@pytest.fixture
+def painting() -> inputs.LoadedImage:
+    return inputs.load_source(str(STYLES_DIR / "starry_night.jpg"))
+
+
+def run_of(path: Path, run_id: int) -> gallery.Run:
+    with gallery.connect(path) as db:
+        return gallery.get_run(db, run_id)
+
+
+def test_runs_from_four_app_sessions_all_finish_on_the_cluster_and_land_in_the_gallery(
+    cluster, monkeypatch, tmp_path, shared_data
+):
+    import ui
+
+    app_gallery = tmp_path / "app-gallery.db"
+    monkeypatch.setenv("JAXSTYLE_GALLERY", str(app_gallery))
+    monkeypatch.setenv("JAXSTYLE_RAY_ADDRESS", cluster)
+    monkeypatch.setenv("JAXSTYLE_WORKERS", "2")  # two Ray workers, one per CPU of the test cluster
+    photo_bytes = (shared_data / "content" / "tubingen.jpg").read_bytes()
+    sessions = [AppTest.from_file(APP, default_timeout=120).run() for _ in range(4)]
+    run_ids = []
+    try:
+        home = sessions[0]
+        assert not home.exception and not home.error
+        assert any("Ray cluster at 127.0.0.1" in caption.value for caption in home.caption)
+        for at in sessions:
+            at.switch_page("app_pages/generate.py").run()
+            at.file_uploader(key="content_upload").upload("tubingen.jpg", photo_bytes, "image/jpeg").run()
+            at.select_slider(key="s_size_px").set_value(32)
+            at.number_input(key="s_iterations").set_value(3).run()
+        for _ in range(2):
+            for at in sessions:
+                at.button(key="generate").click().run()
+                assert not at.exception and not at.error
+                run_ids.append(at.session_state["run_id"])
+        assert len(set(run_ids)) == 8
+        runner = ui.runner()
+        assert runner.backend.name == "ray"
+        wait_until(lambda: all(run_of(app_gallery, i).status == "done" for i in run_ids), what="8 runs to finish")
+        finished = [run_of(app_gallery, i) for i in run_ids]
+        assert all(run.device.startswith("cpu on Ray node") for run in finished)
+        assert all(run.final_losses["total"] < run.initial_losses["total"] for run in finished)
+        assert len({info["pid"] for info in runner.backend.worker_info()}) == 2
+    finally:
+        ui.runner().shutdown()
+
+
+def test_a_worker_killed_mid_run_is_retried_once_and_the_other_runs_go_on(cluster, gallery_path, photo, painting):
+    backend = runners.runner_for(cluster, workers=2)
+    jobs = JobRunner(gallery_path, backend=backend, report_every=1)
+    try:
+        victim = jobs.submit(RETRIED, photo, [painting])
+        other = jobs.submit(TINY, photo, [painting])
+        wait_until(lambda: jobs.progress(other).finished, what="the other run to finish")
+        wait_until(lambda: jobs.progress(victim).step >= 3, what="the run to be under way")
+        [pid] = backend.busy_worker_pids()
+        os.kill(pid, signal.SIGKILL)
+
+        wait_until(lambda: jobs.progress(victim).finished, what="the killed run to end")
+        assert (jobs.progress(victim).status, jobs.progress(victim).error) == ("done", None)
+        assert backend.retries == 1
+        run = run_of(gallery_path, victim)
+        assert run.status == "done" and len(run.loss_history) == RETRIED.total_iterations()
+        assert run_of(gallery_path, other).status == "done"
+
+        after = jobs.submit(TINY, photo, [painting])  # the queue goes on, on the restarted worker too
+        wait_until(lambda: jobs.progress(after).finished, what="a run after the kill")
+        assert run_of(gallery_path, after).status == "done"
+        assert pid not in {info["pid"] for info in backend.worker_info()}
+    finally:
+        jobs.shutdown()
+
+
+def test_a_worker_that_dies_twice_fails_the_run_with_the_reason(cluster, gallery_path, photo, painting):
+    backend = runners.runner_for(cluster, workers=1)
+    jobs = JobRunner(gallery_path, backend=backend, report_every=1)
+    try:
+        victim = jobs.submit(LONG, photo, [painting])
+        wait_until(lambda: (jobs.progress(victim).step or 0) >= 3, what="the run to be under way")
+        os.kill(backend.busy_worker_pids()[0], signal.SIGKILL)
+        wait_until(lambda: backend.runs_started == 2, what="the run to be tried again")
+        os.kill(backend.busy_worker_pids()[0], signal.SIGKILL)
+        wait_until(lambda: jobs.progress(victim).finished, what="the run to fail")
+        progress = jobs.progress(victim)
+        assert progress.status == "failed"
+        assert progress.error.startswith("its Ray worker process died twice (killed, out of memory or crashed")
+        assert (run_of(gallery_path, victim).status, run_of(gallery_path, victim).error) == ("failed", progress.error)
+    finally:
+        jobs.shutdown()
+
+
+def test_cancel_reaches_the_worker(cluster, gallery_path, photo, painting):
+    backend = runners.runner_for(cluster, workers=1)
+    jobs = JobRunner(gallery_path, backend=backend, report_every=1)
+    try:
+        running = jobs.submit(LONG, photo, [painting])
+        waiting = jobs.submit(TINY, photo, [painting])
+        wait_until(lambda: (jobs.progress(running).step or 0) >= 3, what="the run to be under way")
+        assert jobs.position(waiting) == 1
+        assert jobs.cancel(running)
+        wait_until(lambda: jobs.progress(running).finished, what="the cancel")
+        assert jobs.progress(running).status == "cancelled"
+        assert jobs.progress(running).step < 1000
+        # The one worker stopped optimizing: the waiting run gets it and finishes.
+        wait_until(lambda: jobs.progress(waiting).finished, timeout_s=60, what="the next run on the freed worker")
+        assert run_of(gallery_path, waiting).status == "done"
+        assert run_of(gallery_path, running).status == "cancelled"
+    finally:
+        jobs.shutdown()
+
+
+def test_the_cli_paints_on_the_cluster_and_stores_the_run_here(cluster, tmp_path, warm_cache_dir):
+    out, db = tmp_path / "out.png", tmp_path / "cli.db"
+    command = [
+        sys.executable,
+        "-m",
+        "jaxstyle",
+        "generate",
+        "--content",
+        str(CONTENT_DIR / "tubingen.jpg"),
+        "--style",
+        "starry_night",
+        "--size",
+        "32",
+        "--iterations",
+        "3",
+        "--out",
+        str(out),
+        "--gallery",
+        str(db),
+        "--ray-address",
+        cluster,
+        "--quiet",
+        "--json",
+    ]
+    env = {**os.environ, "JAXSTYLE_CACHE_DIR": str(warm_cache_dir)}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
+    with gallery.connect(db) as connection:
+        [summary] = gallery.list_runs(connection)
+        run = gallery.get_run(connection, summary.id)
+    assert run.status == "done" and run.device.startswith("cpu on Ray node")
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("127.0.0.1:{closed}", "no Ray cluster answers at 127.0.0.1:{closed}"),
+        ("ray://127.0.0.1:{closed}", "no Ray cluster answers at ray://127.0.0.1:{closed}"),
+        ("http://example.org", "a Ray address is 'auto', HOST:PORT"),
+    ],
+)
+def test_a_wrong_address_is_one_clear_message_in_the_cli_and_nothing_is_stored(tmp_path, address, message):
+    closed = free_port()
+    address, message = address.format(closed=closed), message.format(closed=closed)
+    db = tmp_path / "cli.db"
+    command = [sys.executable, "-m", "jaxstyle", "generate", "--content", str(CONTENT_DIR / "tubingen.jpg")]
+    command += ["--style", "starry_night", "--out", str(tmp_path / "o.png"), "--gallery", str(db)]
+    done = subprocess.run([*command, "--ray-address", address], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"error: {message}"), done.stderr
+    assert not db.exists()
+
+
+def test_a_wrong_address_is_one_clear_message_in_the_app_and_nothing_is_stored(monkeypatch, tmp_path, shared_data):
+    import ui
+
+    app_gallery = tmp_path / "app-gallery.db"
+    monkeypatch.setenv("JAXSTYLE_GALLERY", str(app_gallery))
+    monkeypatch.setenv("JAXSTYLE_RAY_ADDRESS", f"127.0.0.1:{free_port()}")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    try:
+        assert not at.exception
+        [error] = [element.value for element in at.error]
+        assert error.startswith("no Ray cluster answers at 127.0.0.1:")
+        at.switch_page("app_pages/generate.py").run()
+        photo_bytes = (shared_data / "content" / "tubingen.jpg").read_bytes()
+        at.file_uploader(key="content_upload").upload("tubingen.jpg", photo_bytes, "image/jpeg").run()
+        at.button(key="generate").click().run()
+        assert not at.exception
+        assert [element.value for element in at.error] == [error]
+        assert "run_id" not in at.session_state
+        with gallery.connect(app_gallery) as db:
+            assert gallery.count_runs(db) == 0
+    finally:
+        ui.runner().shutdown()
