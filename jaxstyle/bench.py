@@ -417,6 +417,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     instant.add_argument("--train-size", type=int, default=256, help="training crop size timed (default 256)")
     instant.add_argument("--train-steps", type=int, default=10, help="training steps timed (0: skip; default 10)")
     instant.add_argument("--quality-size", type=int, default=256, help="size of the quality comparison (default 256)")
+    runner = parser.add_argument_group("runners (--runners): in-process and Ray, runs per minute and overhead")
+    runner.add_argument("--runners", action="store_true", help="measure the runners instead of the speed table")
+    runner.add_argument("--ray-address", help="an existing Ray cluster (default: start one on 127.0.0.1, 2 CPUs)")
+    runner.add_argument("--runner-size", type=int, default=128, help="run size, px (default 128)")
+    runner.add_argument("--runner-iterations", type=int, default=100, help="iterations per run (default 100)")
+    runner.add_argument("--runner-runs", type=int, default=8, help="runs submitted at once (default 8)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -434,6 +440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             worker = _WORKERS[spec["kind"]]
         print(RESULT_PREFIX + json.dumps(worker(spec)), flush=True)
         return 0
+    if args.runners:
+        from jaxstyle import bench_runners
+
+        return bench_runners.main(args, parser.error, lambda message: print(message, file=sys.stderr, flush=True))
     if args.instant:
         from jaxstyle import bench_instant
 

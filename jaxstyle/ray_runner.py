@@ -18,7 +18,10 @@ import dataclasses
 import logging
 import os
 import queue
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -347,3 +350,38 @@ class RayRunner:
 def _short(error: BaseException) -> str:
     text = str(error).split("\n")[0].split(":")[0]
     return f"{type(error).__name__}: {text[:80]}"
+
+
+def _ray_command() -> list[str]:
+    beside_python = Path(sys.executable).with_name("ray")
+    return [str(beside_python) if beside_python.exists() else shutil.which("ray") or "ray"]
+
+
+def start_local_head(*, num_cpus: int, temp_dir: str, env: dict[str, str] | None = None) -> str:
+    """Start a Ray head on 127.0.0.1 (for tests and benchmarks: nothing leaves this machine) and
+    return its address, ``127.0.0.1:PORT``. ``temp_dir`` must be short (Ray's socket paths)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        *_ray_command(),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        f"--num-cpus={num_cpus}",
+        "--num-gpus=0",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--object-store-memory={100 * 2**20}",
+        f"--temp-dir={temp_dir}",
+    ]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=180)
+    return f"127.0.0.1:{port}"
+
+
+def stop_local_heads() -> None:
+    """Stop the Ray processes of this machine (``ray stop --force``), after leaving the cluster."""
+    if ray.is_initialized():
+        ray.shutdown()
+    subprocess.run([*_ray_command(), "stop", "--force"], capture_output=True, timeout=120)

@@ -19,10 +19,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import ray
 from streamlit.testing.v1 import AppTest
 
-from jaxstyle import gallery, inputs, runners
+from jaxstyle import gallery, inputs, ray_runner, runners
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
 from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR, wait_until
@@ -39,38 +38,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def ray_command() -> list[str]:
-    beside_python = Path(sys.executable).with_name("ray")
-    return [str(beside_python) if beside_python.exists() else shutil.which("ray") or "ray"]
-
-
 @pytest.fixture(scope="module")
 def cluster(warm_cache_dir, fallback_weights) -> str:
     """A Ray head on 127.0.0.1 with 2 CPUs; its workers find the fallback weights already made.
     Yields its address, as a user would give it (``HOST:PORT``: token authentication applies)."""
-    port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="jsray-", dir="/tmp")  # short: Ray's socket paths have a length limit
     env = {**os.environ, "JAXSTYLE_CACHE_DIR": str(warm_cache_dir), "JAXSTYLE_STYLES_DIR": str(STYLES_DIR)}
-    start = [
-        *ray_command(),
-        "start",
-        "--head",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        "--num-cpus=2",
-        "--num-gpus=0",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-        f"--object-store-memory={100 * 2**20}",
-        f"--temp-dir={temp_dir}",
-    ]
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=180)
+    address = ray_runner.start_local_head(num_cpus=2, temp_dir=temp_dir, env=env)
     try:
-        yield f"127.0.0.1:{port}"
+        yield address
     finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        subprocess.run([*ray_command(), "stop", "--force"], capture_output=True, timeout=120)
+        ray_runner.stop_local_heads()
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
