@@ -34,7 +34,10 @@ pages = [
 ]
 page = st.navigation(pages)
 st.html(ui.CSS)
-with ui.guard("the sidebar"):
-    ui.sidebar()
+# The sidebar's slot comes first, its content after the page: it then counts what the page has just
+# started (a run, a training) instead of lagging one rerun behind.
+sidebar_slot = st.sidebar.container()
 with ui.guard(f"the {page.title} page"):
     page.run()
+with sidebar_slot, ui.guard("the sidebar"):
+    ui.sidebar()

@@ -6,8 +6,9 @@ Each runner first paints one warm-up run per worker (JAX compiles once per worke
 Then 3 runs of ``--runner-size`` px × ``--runner-iterations`` one at a time, with progress polled
 every 10 ms, give the time each run takes alone and two parts of it:
 
-- *start*: submit → first progress report (10 iterations in; for Ray: the trip to a worker and back),
-- *store*: last report → result stored in the gallery (for Ray: the result's trip back).
+- *start*: submit → first iteration reported (reports after every step here; for Ray: the trip
+  to a worker and back),
+- *store*: last iteration reported → result stored in the gallery (for Ray: the result's trip back).
 
 Then ``--runner-runs`` runs are submitted at once and timed from the first submit to the last
 stored result: runs per minute.
@@ -53,9 +54,13 @@ def _time_runner(
     try:
         workers = jobs.backend.connect()
         log(f"{name}: warming up {workers} worker(s)")
-        _follow(jobs, [jobs.submit(settings, content, [style]) for _ in range(workers)], settings)
+        for report_every in (1, 10):  # the chunk of steps between reports is compiled: both sizes
+            jobs.report_every = report_every
+            _follow(jobs, [jobs.submit(settings, content, [style]) for _ in range(workers)], settings)
         log(f"{name}: {LATENCY_RUNS} runs one at a time, then {runs} at once")
+        jobs.report_every = 1  # alone: a report after each step, so "start" ends at the first iteration
         alone = [_follow(jobs, [jobs.submit(settings, content, [style])], settings) for _ in range(LATENCY_RUNS)]
+        jobs.report_every = 10  # at once: as the app reports
         started = time.perf_counter()
         _follow(jobs, [jobs.submit(settings, content, [style]) for _ in range(runs)], settings)
         wall_s = time.perf_counter() - started
@@ -76,8 +81,8 @@ def _time_runner(
 
 
 def _follow(jobs: JobRunner, run_ids: list[int], settings: TransferSettings) -> list[dict[str, float]]:
-    """Wait for runs to be stored, polling every 10 ms; per run: submit → first report (10
-    iterations in), last report → stored, and the whole. Fails on a run that did not end done."""
+    """Wait for runs to be stored, polling every 10 ms; per run: submit → first report, last
+    report → stored, and the whole. Fails on a run that did not end done."""
     submitted = time.perf_counter()
     first: dict[int, float] = {}
     last: dict[int, float] = {}
@@ -197,8 +202,8 @@ def format_table(report: dict[str, Any]) -> str:
         f"runners: {s['runs']} runs of {s['size_px']} px × {s['iterations']} iterations, "
         f"{report['cpus']} CPUs, {report['device']}; cluster: {report['cluster']}",
         "",
-        "| runner | workers | runs/min (all at once) | wall s | one run alone s | submit → first report s "
-        "| last report → stored s |",
+        "| runner | workers | runs/min (all at once) | wall s | one run alone s | submit → first iteration s "
+        "| last iteration → stored s |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in report["runners"]:

@@ -150,3 +150,33 @@ def test_the_evaluation_refuses_unknown_recipes_and_images():
     assert proc.returncode == 2 and "unknown recipe(s) sgd" in proc.stderr
     proc = bench("--eval", "--pairs", "tubingen:nope")
     assert proc.returncode == 2 and "nope.jpg not found" in proc.stderr
+
+
+def test_the_runner_benchmark_times_runs_through_the_queue_and_the_gallery_writes(
+    tmp_path, monkeypatch, warm_cache_dir, fallback_weights, shared_data
+):
+    from jaxstyle import bench_runners, inputs
+
+    monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))  # the fallback weights, made once
+    monkeypatch.setattr(bench_runners, "GALLERY_REPEATS", 3)
+    content = inputs.load_source(str(shared_data / "content" / "tubingen.jpg"))
+    style = inputs.load_source(str(shared_data / "styles" / "starry_night.jpg"))
+    settings = TransferSettings(size_px=32, iterations=12)
+    timed = bench_runners._time_runner("in-process", None, settings, 2, content, style, tmp_path, print)
+    assert (timed["workers"], timed["runs"]) == (1, 2)
+    assert 0 < timed["start_s_median"] < timed["alone_s_median"] and timed["store_s_median"] >= 0
+    assert timed["runs_per_min"] == pytest.approx(60 * 2 / timed["wall_s"])
+
+    rate = bench_runners.gallery_rate(content, style, tmp_path, 32)
+    assert rate["writes_per_run"] == 3 + 10 + 1 and rate["runs_per_min"] == pytest.approx(60 / rate["s_per_run_median"])
+    from jaxstyle import gallery
+
+    with gallery.connect(tmp_path / "gallery-rate.db") as db:
+        assert gallery.count_runs(db, status="done") == 3  # every timed run was stored whole
+    with gallery.connect(tmp_path / "in-process.db") as db:
+        assert gallery.count_runs(db, status="done") == 2 + 3 + 2  # warm-ups, runs alone, runs at once
+
+    report = {"settings": {"size_px": 32, "iterations": 12, "runs": 2}, "cpus": 2, "device": "cpu"}
+    report |= {"cluster": "none", "runners": [timed, {**timed, "runner": "ray-1"}], "gallery": rate}
+    table = bench_runners.format_table(report)
+    assert "| in-process | 1 |" in table and "ray-1 adds +0.00 s per run alone" in table

@@ -223,6 +223,18 @@ def test_compare_shows_an_instant_run_by_its_method_and_model(app_gallery, photo
     assert list(table.loc["model"]) == ["—", "demo"]
     assert table.loc["optimizer"].iloc[1] == "—"  # an instant run has no optimizer settings
 
+    # On the loss chart, the instant run's one point is a level line across the optimization's iterations.
+    from ui.compare_views import curve_rows
+
+    with gallery.connect(app_gallery) as db:
+        histories = [gallery.get_run(db, run_id).loss_history for run_id in (optimized, instant)]
+    histories[0] = [{"step": step, "total": 10.0 / step} for step in range(1, 11)]  # a whole curve
+    rows = curve_rows(["Optimized", "Instant"], histories, ["optimize", "instant"], "total")
+    level = [(row["step"], row["value"], row["kind"]) for row in rows if row["run"] == "Instant"]
+    assert level == [(1, 3.0, "one pass"), (10, 3.0, "one pass")]
+    assert [row["step"] for row in rows if row["run"] == "Optimized"] == list(range(1, 11))
+    assert curve_rows(["Short"], [[{"step": 1, "total": 2.0}]], ["optimize"], "total")[0]["kind"] == "optimization"
+
 
 # ----- Models -----------------------------------------------------------------------------------
 
@@ -324,6 +336,8 @@ def test_a_cancelled_training_leaves_a_checkpoint_and_resumes_to_the_end(app_gal
     at = open_app("models")
     _fill_training(at, "stopper", 4)
     at.button(key="train").click().run()
+    # The sidebar is drawn after the page: it counts the training the click has just started.
+    assert ":material/autorenew: 1 training" in texts(at.sidebar.caption)
     at.button(key="cancel_train_stopper").click().run()  # while it is still preparing
     at = rerun_until(at, lambda at: any("stopper" in m for m in texts(at.info)))
     assert any("training stopped at step 1 of 4; Resume continues it" in m for m in texts(at.info))

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from jaxstyle import gallery, inputs, ray_runner, runners
+from jaxstyle import gallery, inputs, ray_runner, runners, sweeps
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
 from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR, wait_until
@@ -165,6 +165,22 @@ def test_cancel_reaches_the_worker(cluster, gallery_path, photo, painting):
         wait_until(lambda: jobs.progress(waiting).finished, timeout_s=60, what="the next run on the freed worker")
         assert run_of(gallery_path, waiting).status == "done"
         assert run_of(gallery_path, running).status == "cancelled"
+    finally:
+        jobs.shutdown()
+
+
+def test_a_weight_sweep_fans_out_over_the_workers(cluster, gallery_path, photo, painting):
+    backend = runners.runner_for(cluster, workers=2)
+    jobs = JobRunner(gallery_path, backend=backend, report_every=1)
+    try:
+        group = sweeps.start_sweep(jobs, RETRIED, photo, [painting], None, [1.0, 10.0, 100.0])
+        with gallery.connect(gallery_path) as db:
+            run_ids = [run.id for run in gallery.list_runs(db, group_id=group)]
+        assert len(run_ids) == 3
+        wait_until(lambda: len(jobs.active_ids()) == 2, what="two runs of the sweep at once")
+        wait_until(lambda: all(jobs.progress(i).finished for i in run_ids), what="the sweep to finish")
+        assert {run_of(gallery_path, i).status for i in run_ids} == {"done"}
+        assert {run_of(gallery_path, i).settings["style_weight"] for i in run_ids} == {1.0, 10.0, 100.0}
     finally:
         jobs.shutdown()
 

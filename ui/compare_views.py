@@ -71,6 +71,21 @@ def _side_by_side(comp: gallery.Comparison) -> tuple[dict[str, list[Any]], list[
     return settings, differing
 
 
+def curve_rows(labels: Sequence[str], histories: Sequence[list[dict]], methods: Sequence[str], component: str) -> list:
+    """Chart rows: each run's loss by iteration. An instant run (one pass of a network: one point)
+    is drawn as a level line across the others' iterations, so it can be read against them."""
+    last_step = max((entry["step"] for history in histories for entry in history), default=1)
+    rows = []
+    for label, history, method in zip(labels, histories, methods, strict=True):
+        if method == runs.METHOD_INSTANT and history:
+            value = history[-1].get(component)
+            ends = (1, max(2, last_step))
+            rows += [{"run": label, "kind": "one pass", "step": step, "value": value} for step in ends]
+            continue
+        rows += [{"run": label, "kind": "optimization", "step": e["step"], "value": e.get(component)} for e in history]
+    return rows
+
+
 def comparison(run_ids: Sequence[int]) -> None:
     """Runs side by side: images at the same width, a settings table with differences marked, losses overlaid."""
     with db() as conn:
@@ -98,12 +113,8 @@ def comparison(run_ids: Sequence[int]) -> None:
     st.dataframe(table.style.apply(_highlight, axis=1, differing=set(differing)), width="stretch", height="content")
     st.subheader("Loss curves", anchor=False)
     component = st.segmented_control("Loss", runs.LOSS_NAMES, default=now["cmp_loss"], key="cmp_loss", required=True)
-    rows = [
-        {"run": label, "step": entry["step"], "value": entry.get(component)}
-        for label, run in zip(labels, comp.runs, strict=True)
-        for entry in comp.loss_histories[run.id]
-    ]
-    frame = pd.DataFrame(rows)
+    histories = [comp.loss_histories[run.id] for run in comp.runs]
+    frame = pd.DataFrame(curve_rows(labels, histories, [run.method for run in comp.runs], component))
     if frame.empty:
         st.caption("No loss history recorded.")
         return
@@ -115,7 +126,8 @@ def comparison(run_ids: Sequence[int]) -> None:
             x=alt.X("step:Q", title="iteration"),
             y=alt.Y("value:Q", title=f"{component} loss", scale=alt.Scale(type="log")),
             color=alt.Color("run:N", title=None, legend=alt.Legend(orient="bottom")),
-            tooltip=["run", "step", alt.Tooltip("value:Q", format=".4g")],
+            strokeDash=alt.StrokeDash("kind:N", title=None, legend=alt.Legend(orient="bottom")),
+            tooltip=["run", "kind", "step", alt.Tooltip("value:Q", format=".4g")],
         )
         .properties(height=300),
         key="cmp_chart",

@@ -37,24 +37,27 @@ def weights_panel() -> None:
 
 
 def sidebar() -> None:
-    """The shared sidebar: what is running now, device and weights in one glance."""
-    with st.sidebar:
-        active, queued = runner().active_ids(), runner().queued_ids()
-        training = sum(trainings().running(name) for name in trainings().names())
-        if active or queued or training:
-            text = " · ".join(
-                part
-                for part in (
-                    f"{len(active)} running" if active else "",
-                    f"{len(queued)} waiting" if queued else "",
-                    f"{training} training" if training else "",
-                )
-                if part
+    """The shared sidebar's content (drawn into the sidebar by ``dashboard.py``): what is running now,
+    device and weights in one glance."""
+    active, queued = runner().active_ids(), runner().queued_ids()
+    training = sum(trainings().running(name) for name in trainings().names())
+    if active or queued or training:
+        text = " · ".join(
+            part
+            for part in (
+                f"{len(active)} running" if active else "",
+                f"{len(queued)} waiting" if queued else "",
+                f"{training} training" if training else "",
             )
-            st.caption(f":material/autorenew: {text}")
-        status = weights.weights_status()
-        kind = "pretrained VGG19" if status.pretrained else "fallback VGG19"
-        st.caption(f":material/memory: {device()} · {kind}")
+            if part
+        )
+        st.caption(f":material/autorenew: {text}")
+    status = weights.weights_status()
+    kind = "pretrained VGG19" if status.pretrained else "fallback VGG19"
+    st.caption(f":material/memory: {device()} · {kind}")
+    backend = runner().backend
+    if backend.name != "in-process":
+        st.caption(f":material/cloud: runs go to the {backend.describe()}")
 
 
 def runs_panel() -> None:
