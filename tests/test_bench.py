@@ -174,7 +174,7 @@ def test_the_runner_benchmark_times_runs_through_the_queue_and_the_gallery_write
     with gallery.connect(tmp_path / "gallery-rate.db") as db:
         assert gallery.count_runs(db, status="done") == 3  # every timed run was stored whole
     with gallery.connect(tmp_path / "in-process.db") as db:
-        assert gallery.count_runs(db, status="done") == 2 + 3 + 2  # warm-ups, runs alone, runs at once
+        assert gallery.count_runs(db, status="done") == 2 + 3 + 3 + 2  # warm-ups, runs alone (×2), at once
 
     report = {"settings": {"size_px": 32, "iterations": 12, "runs": 2}, "cpus": 2, "device": "cpu"}
     report |= {"cluster": "none", "runners": [timed, {**timed, "runner": "ray-1"}], "gallery": rate}
