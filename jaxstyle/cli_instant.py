@@ -49,6 +49,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--download-weights", action="store_true", help="download the pretrained weights if missing")
     train.add_argument("--json", action="store_true", help="print one JSON summary line on stdout")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--ray-address",
+        help="train on a worker of this Ray cluster (auto, HOST:PORT or ray://HOST:10001); checkpoints come back here",
+    )
     _gallery_flag(train)
 
     models = commands.add_parser("models", help="list, show, delete, export or import instant-style models")
@@ -118,11 +122,21 @@ def train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     train.check_start(name, args.gallery, resume=args.resume, adding=base is not None)
+    backend = None
+    if args.ray_address:
+        from jaxstyle import runners
+
+        if args.weights or args.download_weights:
+            raise JaxstyleError("--weights and --download-weights are for this machine: Ray workers load their own")
+        backend = runners.runner_for(args.ray_address)
+        backend.connect()  # an unreachable cluster is one line here, before anything slow
     styles = [(_style_name(spec), inputs.load_source(spec).image) for spec in specs]
     photo_source = args.photos if args.photos is not None else train.gallery_photos(args.gallery)
-    loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
-    if not loaded.pretrained:
-        print(f"note: {loaded.description}", file=sys.stderr)
+    loaded = None
+    if backend is None:
+        loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
+        if not loaded.pretrained:
+            print(f"note: {loaded.description}", file=sys.stderr)
     start_step = 0
     if args.resume and models.checkpoint_path(name, args.gallery).is_file():
         start_step = int(models.read_checkpoint_meta(name, args.gallery).get("step", 0))
@@ -133,19 +147,27 @@ def train(args: argparse.Namespace) -> int:
         bar.set_postfix(loss=f"{progress.loss:.4g}", img_s=f"{progress.images_per_s:.2f}", refresh=False)
 
     try:
-        model = train.train(
-            name,
-            styles,
-            photo_source,
-            settings,
-            loaded,
-            gallery_path=args.gallery,
-            resume=args.resume,
-            add_to=base,
-            callback=on_progress,
-        )
+        if backend is not None:
+            model = backend.train(
+                name, styles, _photo_bytes(photo_source), settings, gallery_path=args.gallery, adding=base is not None,
+                resume=args.resume, photos_label=train.describe_photos(photo_source), report=on_progress,
+            )  # fmt: skip
+        else:
+            model = train.train(
+                name,
+                styles,
+                photo_source,
+                settings,
+                loaded,
+                gallery_path=args.gallery,
+                resume=args.resume,
+                add_to=base,
+                callback=on_progress,
+            )
     finally:
         bar.close()
+        if backend is not None:
+            backend.close()
     summary = {**_model_summary(model), "path": str(models.model_path(model.name, args.gallery))}
     if args.json:
         print(json.dumps(summary))
@@ -156,6 +178,18 @@ def train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _photo_bytes(source) -> list[tuple[str, bytes]]:
+    """The training photos as (name, bytes), to send to a Ray worker (it has no access to this disk)."""
+    from jaxstyle.instant import models, train
+
+    if isinstance(source, (str, Path)):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise models.ModelError(f"photo folder {folder} does not exist")
+        return [(p.name, p.read_bytes()) for p in sorted(folder.iterdir()) if p.suffix.lower() in train.PHOTO_SUFFIXES]
+    return list(source)
 
 
 def _style_name(spec: str) -> str:

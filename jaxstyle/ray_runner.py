@@ -14,6 +14,7 @@ found before a run is stored (a quick TCP check first, so a wrong address never 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -22,9 +23,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,74 @@ class StyleWorker:
                     return
         finally:
             self._cancelled.discard(token)
+
+    def train(
+        self,
+        token: str,
+        name: str,
+        styles: Sequence[tuple[str, Any]],
+        photos: Sequence[tuple[str, bytes]],
+        settings: Any,
+        files: dict[str, bytes],
+        adding: bool,
+        resume: bool,
+        photos_label: str,
+        report_every: int,
+    ):
+        """Train an instant model in a folder of this worker's own, starting from ``files`` (the
+        model and checkpoint the app holds, by suffix). Yield ``("progress", TrainProgress)``,
+        ``("files", {suffix: bytes})`` after each new checkpoint, then ``("done",)`` or
+        ``("error", class name, message)``."""
+        from jaxstyle.instant import models
+        from jaxstyle.instant import train as training
+
+        reports: queue.Queue = queue.Queue()
+        with tempfile.TemporaryDirectory(prefix="jaxstyle-train-") as folder:
+            gallery_path = Path(folder) / "gallery.db"
+            here = {models.MODEL_SUFFIX: models.model_path(name, gallery_path)}
+            here[models.CHECKPOINT_SUFFIX] = models.checkpoint_path(name, gallery_path)
+            models.models_dir(gallery_path).mkdir(parents=True)
+            for suffix, data in files.items():
+                here[suffix].write_bytes(data)
+
+            def report(progress: Any) -> bool:
+                reports.put(("progress", progress))
+                return token in self._cancelled
+
+            def work() -> None:
+                try:
+                    training.train(
+                        name, list(styles), list(photos), settings, self._weights, gallery_path=gallery_path,
+                        resume=resume, add_to=models.read_model(here[models.MODEL_SUFFIX]) if adding else None,
+                        callback=report, report_every=report_every, photos_label=photos_label,
+                    )  # fmt: skip
+                    reports.put(("done",))
+                except errors.JaxstyleError as error:
+                    reports.put(("error", type(error).__name__, str(error)))
+                except Exception as error:  # noqa: BLE001 — sent to the app, which shows it
+                    reports.put(("error", "RuntimeError", f"{type(error).__name__}: {error}"))
+
+            def new_files(seen: dict[str, int]) -> dict[str, bytes] | None:
+                stamps = {suffix: path.stat().st_mtime_ns for suffix, path in here.items() if path.exists()}
+                if stamps == seen or len(stamps) < len(here):
+                    return None
+                seen.clear()
+                seen.update(stamps)
+                return {suffix: here[suffix].read_bytes() for suffix in stamps}
+
+            seen = {suffix: path.stat().st_mtime_ns for suffix, path in here.items() if path.exists()}
+            threading.Thread(target=work, name=f"train-{token}", daemon=True).start()
+            try:
+                while True:
+                    item = reports.get()
+                    written = new_files(seen)  # checkpoints land between reports: pass them on first
+                    if written:
+                        yield ("files", written)
+                    yield item
+                    if item[0] != "progress":
+                        return
+            finally:
+                self._cancelled.discard(token)
 
 
 def _endpoint(address: str) -> tuple[str, int] | None:
@@ -245,12 +315,22 @@ class RayRunner:
 
     # ----- running ------------------------------------------------------------------------------
 
-    def run(self, content, styles, settings, report, *, report_every=10, preview_every=20):
-        self.connect()
+    @contextlib.contextmanager
+    def _borrow(self):
+        """A free worker for one run or training (waits for one), marked busy meanwhile."""
         worker = self._free.get()
         with self._lock:
             self._busy.append(worker)
         try:
+            yield worker
+        finally:
+            with self._lock:
+                self._busy.remove(worker)
+            self._free.put(worker)
+
+    def run(self, content, styles, settings, report, *, report_every=10, preview_every=20):
+        self.connect()
+        with self._borrow() as worker:
             first_death = None
             for attempt in (1, 2):
                 try:
@@ -265,10 +345,6 @@ class RayRunner:
                     self.retries += 1
                     log.warning("a Ray worker died during a run (%s); trying the run once more", first_death)
             raise AssertionError("unreachable")
-        finally:
-            with self._lock:
-                self._busy.remove(worker)
-            self._free.put(worker)
 
     def _run_on(self, worker, content, styles, settings, report, report_every, preview_every):
         self._wait_ready(worker)
@@ -293,6 +369,77 @@ class RayRunner:
                     raise error_class(message)
                 raise RuntimeError(message)
         raise ClusterError("the Ray worker ended the run without a result")
+
+    def train(
+        self,
+        name: str,
+        styles: Sequence[tuple[str, Any]],
+        photos: Sequence[tuple[str, bytes]],
+        settings: Any,
+        *,
+        gallery_path: str | os.PathLike | None,
+        adding: bool = False,
+        resume: bool = False,
+        photos_label: str = "",
+        report: Callable[[Any], bool | None] | None = None,
+        report_every: int = 10,
+    ) -> Any:
+        """Train an instant model on a worker; its checkpoints come back as they are written and
+        are kept beside ``gallery_path`` (whole or not at all), so ``--resume`` continues here
+        after anything. Returns the trained :class:`~jaxstyle.instant.models.Model`.
+
+        Raises:
+            ClusterError: the worker died (the checkpoints received so far stay).
+            ModelError, Cancelled: as a training in this process.
+        """
+        from jaxstyle import files as file_io
+        from jaxstyle.instant import models
+
+        self.connect()
+        here = {models.MODEL_SUFFIX: models.model_path(name, gallery_path)}
+        here[models.CHECKPOINT_SUFFIX] = models.checkpoint_path(name, gallery_path)
+        start_files = {suffix: path.read_bytes() for suffix, path in here.items() if path.is_file()}
+        token = f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        with self._borrow() as worker:
+            self._wait_ready(worker)
+            stream = worker.train.options(num_returns="streaming").remote(
+                token, name, list(styles), list(photos), settings, start_files, adding, resume, photos_label,
+                report_every,
+            )  # fmt: skip
+            cancel_sent = False
+            step = 0
+            try:
+                for ref in stream:
+                    item = ray.get(ref)
+                    if item[0] == "files":
+                        here[models.MODEL_SUFFIX].parent.mkdir(parents=True, exist_ok=True)
+                        for suffix in (models.CHECKPOINT_SUFFIX, models.MODEL_SUFFIX):  # as train() writes
+                            file_io.atomic_write(here[suffix], item[1][suffix])
+                    elif item[0] == "progress":
+                        step = item[1].step
+                        if report is not None and report(item[1]) and not cancel_sent:
+                            worker.cancel.remote(token)
+                            cancel_sent = True
+                    elif item[0] == "done":
+                        return models.read_model(here[models.MODEL_SUFFIX])
+                    else:
+                        _, kind, message = item
+                        error_class = getattr(errors, kind, None) or getattr(models, kind, None)
+                        if isinstance(error_class, type) and issubclass(error_class, errors.JaxstyleError):
+                            raise error_class(message)
+                        raise RuntimeError(message)
+            except WORKER_LOST as error:
+                kept = (
+                    models.read_checkpoint_meta(name, gallery_path).get("step")
+                    if here[models.CHECKPOINT_SUFFIX].is_file()
+                    else None
+                )
+                where = f"the checkpoint of step {kept} is kept here" if kept else "no checkpoint was written yet"
+                raise ClusterError(
+                    f"the Ray worker training {name} died near step {step} ({_short(error)}); {where}: "
+                    "train again with --resume to continue from it"
+                ) from None
+            raise ClusterError("the Ray worker ended the training without a result")
 
     def _wait_ready(self, worker) -> None:
         """Wait for a worker to answer: at its start, and while Ray restarts one that died."""

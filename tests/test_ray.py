@@ -22,6 +22,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from jaxstyle import gallery, inputs, ray_runner, runners, sweeps
+from jaxstyle.errors import ClusterError
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
 from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR, wait_until
@@ -217,6 +218,79 @@ def test_the_cli_paints_on_the_cluster_and_stores_the_run_here(cluster, tmp_path
         [summary] = gallery.list_runs(connection)
         run = gallery.get_run(connection, summary.id)
     assert run.status == "done" and run.device.startswith("cpu on Ray node")
+
+
+@pytest.fixture
+def photo_folder(tmp_path, shared_data) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("chicago", "tubingen"):
+        shutil.copy(shared_data / "content" / f"{name}.jpg", folder)
+    return folder
+
+
+def train_command(cluster: str, gallery_path: Path, photos: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "jaxstyle", "train", "--styles", "starry_night", "--name", "tiny", "--photos",
+        str(photos), "--size", "32", "--batch", "1", "--checkpoint-every", "2", "--gallery", str(gallery_path),
+        "--ray-address", cluster, "--quiet", "--json", *extra,
+    ]  # fmt: skip
+
+
+def test_the_cli_trains_a_model_on_the_cluster_and_keeps_it_here(cluster, tmp_path, photo_folder, warm_cache_dir):
+    from jaxstyle.instant import models
+
+    gallery_path = tmp_path / "g.db"
+    env = {**os.environ, "JAXSTYLE_CACHE_DIR": str(warm_cache_dir)}
+    done = subprocess.run(
+        train_command(cluster, gallery_path, photo_folder, "--steps", "3"),
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    model = models.load_model("tiny", gallery_path)
+    assert (model.styles, model.meta["step"], len(model.meta["loss_history"])) == (("starry_night",), 3, 3)
+    assert model.meta["train"]["photos"] == str(photo_folder.resolve())  # named as on this machine
+    assert model.meta["train"]["weights_source"] == "random-fallback"  # the worker's own weights
+    assert models.read_checkpoint_meta("tiny", gallery_path)["step"] == 3
+
+    more = subprocess.run(
+        train_command(cluster, gallery_path, photo_folder, "--steps", "5", "--resume"),
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert more.returncode == 0, more.stderr
+    resumed = models.load_model("tiny", gallery_path)
+    assert resumed.meta["step"] == 5 and resumed.meta["loss_history"][:3] == model.meta["loss_history"]
+
+
+def test_a_worker_killed_mid_training_leaves_its_last_checkpoint_here_to_resume(
+    cluster, tmp_path, photo_folder, fallback_weights
+):
+    from jaxstyle.instant import models
+    from jaxstyle.instant.train import TrainSettings
+
+    gallery_path = tmp_path / "g.db"
+    backend = runners.runner_for(cluster, workers=1)
+    styles = [("starry_night", inputs.load_source(str(STYLES_DIR / "starry_night.jpg")).image)]
+    photos = [(p.name, p.read_bytes()) for p in sorted(photo_folder.iterdir())]
+    settings = TrainSettings(size_px=32, steps=100_000, batch=1, checkpoint_every=2)
+
+    def report(progress) -> None:
+        if progress.step == 6:
+            os.kill(backend.busy_worker_pids()[0], signal.SIGKILL)
+
+    try:
+        died = r"the Ray worker training tiny died near step \d+ \(.*\); the checkpoint of step \d+ is kept here"
+        with pytest.raises(ClusterError, match=died):
+            backend.train("tiny", styles, photos, settings, gallery_path=gallery_path, report=report, report_every=1)
+        kept = models.read_checkpoint_meta("tiny", gallery_path)["step"]
+        assert kept >= 4 and kept % 2 == 0
+        assert models.load_model("tiny", gallery_path).meta["step"] == kept  # a valid model too
+
+        short = TrainSettings(size_px=32, steps=kept + 2, batch=1, checkpoint_every=2)
+        resumed = backend.train("tiny", styles, photos, short, gallery_path=gallery_path, resume=True)
+        assert resumed.meta["step"] == kept + 2
+    finally:
+        backend.close()
 
 
 @pytest.mark.parametrize(

@@ -128,6 +128,11 @@ def load_photos(source: PhotoSource, size_px: int) -> tuple[list[np.ndarray], li
     return photos, skipped
 
 
+def describe_photos(source: PhotoSource) -> str:
+    """How a model's record names its photos: the folder, or "the gallery's photos"."""
+    return str(Path(source).resolve()) if isinstance(source, (str, os.PathLike)) else "the gallery's photos"
+
+
 def batch_at(photos: Sequence[np.ndarray], step: int, settings: TrainSettings) -> np.ndarray:
     """The batch of ``step``: random photos, each cropped at a random scale and position, maybe
     flipped, resized to ``size_px``. A function of (seed, step) alone, so a resumed run sees the
@@ -249,6 +254,7 @@ def train(
     add_to: models.Model | None = None,
     callback: Callable[[TrainProgress], bool | None] | None = None,
     report_every: int = 10,
+    photos_label: str | None = None,
 ) -> models.Model:
     """Train the model ``name`` to paint in ``styles`` ((name, image) pairs), or add one style to
     ``add_to`` (then ``styles`` holds that one style and only its parameters train).
@@ -256,7 +262,8 @@ def train(
     Writes ``<name>`` and its checkpoint into the gallery's models folder every
     ``settings.checkpoint_every`` steps and at the end. ``callback`` gets a :class:`TrainProgress`
     every ``report_every`` steps; returning True stops training after a checkpoint, raising
-    :class:`~jaxstyle.errors.Cancelled`.
+    :class:`~jaxstyle.errors.Cancelled`. ``photos_label`` names the photos in the model's record
+    (default: the folder, or "the gallery's photos").
 
     Raises:
         ModelError: bad name, no photos, a resume that does not match its checkpoint, a style the
@@ -279,9 +286,7 @@ def train(
     record: dict[str, Any] = {
         "settings": dataclasses.asdict(settings),
         "loss_settings": _loss_settings().to_dict(),
-        "photos": str(Path(photo_source).resolve())
-        if isinstance(photo_source, (str, os.PathLike))
-        else "the gallery's photos",
+        "photos": photos_label or describe_photos(photo_source),
         "photo_count": len(photos),
         "photos_skipped": skipped,
         "weights_source": weights.source,
