@@ -292,7 +292,8 @@ class RayRunner:
                     if "auth" in str(error).lower() or _endpoint(self.address) is not None
                     else "is `ray start --head` running on this machine?"
                 )
-                raise ClusterError(f"could not join the Ray cluster at {self.address}: {error}; {hint}") from None
+                reason = str(error).strip().rstrip(".")
+                raise ClusterError(f"could not join the Ray cluster at {self.address}: {reason}; {hint}") from None
             self._started_ray = True
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
