@@ -213,12 +213,16 @@ def _check_reachable(address: str) -> None:
 
 
 def use_token_if_there() -> None:
-    """``ray start --head`` turns on token authentication, and a driver that names the address
-    must then say so (``RAY_AUTH_MODE=token``): do it for the user when this machine has a token.
+    """``ray start --head`` turns on token authentication when its machine has a token (Ray 2.60:
+    ``~/.ray/auth_token``, which a first local ``ray.init()`` creates, or ``RAY_AUTH_TOKEN_PATH``),
+    and a driver that names the address must then say so (``RAY_AUTH_MODE=token``): do it for the
+    user when this machine has a token.
 
     Ray reads the variable when it is imported, so it is told to read its settings again.
     """
-    if "RAY_AUTH_MODE" in os.environ or not (TOKEN_FILE.exists() or os.environ.get("RAY_AUTH_TOKEN")):
+    token_path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    has_token = os.environ.get("RAY_AUTH_TOKEN") or Path(token_path or TOKEN_FILE).is_file()
+    if "RAY_AUTH_MODE" in os.environ or not has_token:
         return
     os.environ["RAY_AUTH_MODE"] = "token"
     try:

@@ -10,6 +10,7 @@ a wrong address is one clear message in the app and the CLI, and nothing is stor
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -41,16 +42,25 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster(warm_cache_dir, fallback_weights) -> str:
-    """A Ray head on 127.0.0.1 with 2 CPUs; its workers find the fallback weights already made.
-    Yields its address, as a user would give it (``HOST:PORT``: token authentication applies)."""
+    """A Ray head on 127.0.0.1 with 2 CPUs and token authentication (a token of its own, so the
+    head asks for it on any machine), whose workers find the fallback weights already made. Yields
+    its address as a user would give it, ``HOST:PORT``: jaxstyle must then turn on token mode."""
     temp_dir = tempfile.mkdtemp(prefix="jsray-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    token = Path(temp_dir) / "auth_token"
+    token.write_text(secrets.token_hex(32))
     env = {**os.environ, "JAXSTYLE_CACHE_DIR": str(warm_cache_dir), "JAXSTYLE_STYLES_DIR": str(STYLES_DIR)}
-    address = ray_runner.start_local_head(num_cpus=2, temp_dir=temp_dir, env=env)
-    try:
-        yield address
-    finally:
-        ray_runner.stop_local_heads()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    env |= {"RAY_AUTH_TOKEN_PATH": str(token)}
+    env.pop("RAY_AUTH_MODE", None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_AUTH_TOKEN_PATH", str(token))  # this machine holds the token, as the README says
+        patch.delenv("RAY_AUTH_MODE", raising=False)
+        address = ray_runner.start_local_head(num_cpus=2, temp_dir=temp_dir, env=env)
+        try:
+            yield address
+        finally:
+            ray_runner.stop_local_heads()
+            os.environ.pop("RAY_AUTH_MODE", None)  # jaxstyle set it for this head
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -97,6 +107,7 @@ def test_runs_from_four_app_sessions_all_finish_on_the_cluster_and_land_in_the_g
         assert len(set(run_ids)) == 8
         runner = ui.runner()
         assert runner.backend.name == "ray"
+        assert os.environ["RAY_AUTH_MODE"] == "token"  # set by jaxstyle: the head asks for the token
         wait_until(lambda: all(run_of(app_gallery, i).status == "done" for i in run_ids), what="8 runs to finish")
         finished = [run_of(app_gallery, i) for i in run_ids]
         assert all(run.device.startswith("cpu on Ray node") for run in finished)
