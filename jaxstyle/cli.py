@@ -150,24 +150,41 @@ def _check_out(out: Path) -> None:
         raise JaxstyleError(f"output folder {out.parent} does not exist")
 
 
+def ray_cluster(args: argparse.Namespace):
+    """The Ray runner of ``--ray-address``, joined (an unreachable cluster is one line here), or
+    None without the flag. ``--weights`` and ``--download-weights`` are refused beside it."""
+    if not args.ray_address:
+        return None
+    from jaxstyle import runners
+
+    if args.weights or args.download_weights:
+        raise JaxstyleError("--weights and --download-weights are for this machine: Ray workers load their own")
+    backend = runners.runner_for(args.ray_address)
+    backend.connect()
+    return backend
+
+
+def local_weights(args: argparse.Namespace):
+    """The VGG19 weights of ``--weights`` / ``--download-weights``, saying so when they are the fallback."""
+    from jaxstyle import weights
+
+    loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
+    if not loaded.pretrained:
+        print(f"note: {loaded.description}", file=sys.stderr)
+    return loaded
+
+
 def _generate(args: argparse.Namespace) -> int:
-    from jaxstyle import files, images, inputs, runners, transfer, weights
+    from jaxstyle import files, images, inputs, runners, transfer
 
     settings = settings_from_args(args)
     settings.blend_for(len(args.style))  # the blend rule's own message (SettingsError) for a bad --style-blend
-    if args.ray_address and (args.weights or args.download_weights):
-        raise JaxstyleError("--weights and --download-weights are for this machine: Ray workers load their own")
-
     loaded = None
-    if args.ray_address:
-        backend = runners.runner_for(args.ray_address)
-        backend.connect()  # an unreachable cluster is one line here, before anything is loaded or stored
+    backend = ray_cluster(args)  # before anything is loaded or stored
     content = inputs.load_source(args.content)
     styles = [inputs.load_source(spec) for spec in args.style]
-    if not args.ray_address:
-        loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
-        if not loaded.pretrained:
-            print(f"note: {loaded.description}", file=sys.stderr)
+    if backend is None:
+        loaded = local_weights(args)
         backend = runners.InProcessRunner(lambda: loaded)
 
     recorder = None

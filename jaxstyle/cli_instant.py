@@ -100,7 +100,8 @@ def _model_summary(model) -> dict:
 
 
 def train(args: argparse.Namespace) -> int:
-    from jaxstyle import inputs, weights
+    from jaxstyle import inputs
+    from jaxstyle.cli import local_weights, ray_cluster
     from jaxstyle.instant import models, train
 
     if args.add_style:
@@ -122,21 +123,10 @@ def train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     train.check_start(name, args.gallery, resume=args.resume, adding=base is not None)
-    backend = None
-    if args.ray_address:
-        from jaxstyle import runners
-
-        if args.weights or args.download_weights:
-            raise JaxstyleError("--weights and --download-weights are for this machine: Ray workers load their own")
-        backend = runners.runner_for(args.ray_address)
-        backend.connect()  # an unreachable cluster is one line here, before anything slow
+    backend = ray_cluster(args)  # before anything slow
     styles = [(_style_name(spec), inputs.load_source(spec).image) for spec in specs]
     photo_source = args.photos if args.photos is not None else train.gallery_photos(args.gallery)
-    loaded = None
-    if backend is None:
-        loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
-        if not loaded.pretrained:
-            print(f"note: {loaded.description}", file=sys.stderr)
+    loaded = local_weights(args) if backend is None else None
     start_step = 0
     if args.resume and models.checkpoint_path(name, args.gallery).is_file():
         start_step = int(models.read_checkpoint_meta(name, args.gallery).get("step", 0))
@@ -182,13 +172,10 @@ def train(args: argparse.Namespace) -> int:
 
 def _photo_bytes(source) -> list[tuple[str, bytes]]:
     """The training photos as (name, bytes), to send to a Ray worker (it has no access to this disk)."""
-    from jaxstyle.instant import models, train
+    from jaxstyle.instant import train
 
     if isinstance(source, (str, Path)):
-        folder = Path(source)
-        if not folder.is_dir():
-            raise models.ModelError(f"photo folder {folder} does not exist")
-        return [(p.name, p.read_bytes()) for p in sorted(folder.iterdir()) if p.suffix.lower() in train.PHOTO_SUFFIXES]
+        return [(path.name, path.read_bytes()) for path in train.photo_files(source)]
     return list(source)
 
 

@@ -34,7 +34,7 @@ import ray
 import ray.exceptions
 
 import jaxstyle
-from jaxstyle import errors, transfer
+from jaxstyle import errors, runners, transfer
 from jaxstyle.errors import ClusterError
 from jaxstyle.settings import TransferSettings
 
@@ -73,6 +73,39 @@ class StyleWorker:
     def cancel(self, token: str) -> None:
         self._cancelled.add(token)
 
+    def _stream(self, token: str, work: Callable, between: Callable | None = None):
+        """Run ``work(report)`` in a thread of its own (``stylize`` and ``train`` report through a
+        callback) and yield what it reports: ``("progress", …)`` items, then the item it returns
+        (``("result", …)``, ``("done",)``) or ``("error", class name, message)``. ``report``
+        answers True once the app has cancelled ``token``. ``between()`` may give one more item to
+        yield before each (new checkpoint files)."""
+        reports: queue.Queue = queue.Queue()
+
+        def report(progress: Any) -> bool:
+            reports.put(("progress", progress))
+            return token in self._cancelled
+
+        def target() -> None:
+            try:
+                reports.put(work(report))
+            except errors.JaxstyleError as error:
+                reports.put(("error", type(error).__name__, str(error)))
+            except Exception as error:  # noqa: BLE001 — sent to the app, which shows it
+                reports.put(("error", "RuntimeError", f"{type(error).__name__}: {error}"))
+
+        threading.Thread(target=target, name=f"work-{token}", daemon=True).start()
+        try:
+            while True:
+                item = reports.get()
+                extra = between() if between is not None else None
+                if extra is not None:
+                    yield extra
+                yield item
+                if item[0] != "progress":
+                    return
+        finally:
+            self._cancelled.discard(token)
+
     def run(
         self,
         token: str,
@@ -83,41 +116,22 @@ class StyleWorker:
         preview_every: int,
     ):
         """Yield ``("progress", Iterate)`` items, then ``("result", TransferResult)`` or
-        ``("error", class name, message)``. ``stylize`` reports through a callback, so it runs in
-        a thread of its own and its reports are passed on through a queue."""
-        reports: queue.Queue = queue.Queue()
+        ``("error", class name, message)``."""
 
-        def report(iterate: transfer.Iterate) -> bool:
-            reports.put(("progress", iterate))
-            return token in self._cancelled
+        def work(report: Callable) -> tuple:
+            result = transfer.stylize(
+                content,
+                list(styles),
+                settings,
+                self._weights,
+                callback=report,
+                report_every=report_every,
+                preview_every=preview_every,
+            )
+            where = f"{result.device} on Ray node {ray.util.get_node_ip_address()}"
+            return ("result", dataclasses.replace(result, device=where))
 
-        def work() -> None:
-            try:
-                result = transfer.stylize(
-                    content,
-                    list(styles),
-                    settings,
-                    self._weights,
-                    callback=report,
-                    report_every=report_every,
-                    preview_every=preview_every,
-                )
-                where = f"{result.device} on Ray node {ray.util.get_node_ip_address()}"
-                reports.put(("result", dataclasses.replace(result, device=where)))
-            except errors.JaxstyleError as error:
-                reports.put(("error", type(error).__name__, str(error)))
-            except Exception as error:  # noqa: BLE001 — sent to the app, which fails the run with it
-                reports.put(("error", "RuntimeError", f"{type(error).__name__}: {error}"))
-
-        threading.Thread(target=work, name=f"run-{token}", daemon=True).start()
-        try:
-            while True:
-                item = reports.get()
-                yield item
-                if item[0] != "progress":
-                    return
-        finally:
-            self._cancelled.discard(token)
+        yield from self._stream(token, work)
 
     def train(
         self,
@@ -139,68 +153,66 @@ class StyleWorker:
         from jaxstyle.instant import models
         from jaxstyle.instant import train as training
 
-        reports: queue.Queue = queue.Queue()
         with tempfile.TemporaryDirectory(prefix="jaxstyle-train-") as folder:
             gallery_path = Path(folder) / "gallery.db"
-            here = {models.MODEL_SUFFIX: models.model_path(name, gallery_path)}
-            here[models.CHECKPOINT_SUFFIX] = models.checkpoint_path(name, gallery_path)
+            here = _model_files(name, gallery_path)
             models.models_dir(gallery_path).mkdir(parents=True)
             for suffix, data in files.items():
                 here[suffix].write_bytes(data)
 
-            def report(progress: Any) -> bool:
-                reports.put(("progress", progress))
-                return token in self._cancelled
+            def work(report: Callable) -> tuple:
+                training.train(
+                    name, list(styles), list(photos), settings, self._weights, gallery_path=gallery_path,
+                    resume=resume, add_to=models.read_model(here[models.MODEL_SUFFIX]) if adding else None,
+                    callback=report, report_every=report_every, photos_label=photos_label,
+                )  # fmt: skip
+                return ("done",)
 
-            def work() -> None:
-                try:
-                    training.train(
-                        name, list(styles), list(photos), settings, self._weights, gallery_path=gallery_path,
-                        resume=resume, add_to=models.read_model(here[models.MODEL_SUFFIX]) if adding else None,
-                        callback=report, report_every=report_every, photos_label=photos_label,
-                    )  # fmt: skip
-                    reports.put(("done",))
-                except errors.JaxstyleError as error:
-                    reports.put(("error", type(error).__name__, str(error)))
-                except Exception as error:  # noqa: BLE001 — sent to the app, which shows it
-                    reports.put(("error", "RuntimeError", f"{type(error).__name__}: {error}"))
+            def stamps() -> dict[str, int]:
+                return {suffix: path.stat().st_mtime_ns for suffix, path in here.items() if path.exists()}
 
-            def new_files(seen: dict[str, int]) -> dict[str, bytes] | None:
-                stamps = {suffix: path.stat().st_mtime_ns for suffix, path in here.items() if path.exists()}
-                if stamps == seen or len(stamps) < len(here):
+            seen = stamps()
+
+            def new_files() -> tuple | None:
+                """The model and checkpoint once both exist and either changed (checkpoints land
+                between reports, so they are passed on before the next one)."""
+                now = stamps()
+                if now == seen or len(now) < len(here):
                     return None
                 seen.clear()
-                seen.update(stamps)
-                return {suffix: here[suffix].read_bytes() for suffix in stamps}
+                seen.update(now)
+                return ("files", {suffix: here[suffix].read_bytes() for suffix in now})
 
-            seen = {suffix: path.stat().st_mtime_ns for suffix, path in here.items() if path.exists()}
-            threading.Thread(target=work, name=f"train-{token}", daemon=True).start()
-            try:
-                while True:
-                    item = reports.get()
-                    written = new_files(seen)  # checkpoints land between reports: pass them on first
-                    if written:
-                        yield ("files", written)
-                    yield item
-                    if item[0] != "progress":
-                        return
-            finally:
-                self._cancelled.discard(token)
+            yield from self._stream(token, work, between=new_files)
 
 
-def _endpoint(address: str) -> tuple[str, int] | None:
-    """The head's host and port to check, or None for ``auto`` (found from this machine)."""
-    if address == "auto":
-        return None
-    rest = address.removeprefix("ray://")
-    host, _, port = rest.rpartition(":")
-    if address.startswith("ray://") and not port.isdigit():
-        return rest, 10001
-    return host, int(port)
+def _model_files(name: str, gallery_path: str | os.PathLike | None) -> dict[str, Path]:
+    """A model's file and its checkpoint beside a gallery, by suffix."""
+    from jaxstyle.instant import models
+
+    return {
+        models.MODEL_SUFFIX: models.model_path(name, gallery_path),
+        models.CHECKPOINT_SUFFIX: models.checkpoint_path(name, gallery_path),
+    }
+
+
+def _token() -> str:
+    """A name for one run or training, unique over the app's processes and threads (for cancel)."""
+    return f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+
+
+def _remote_error(kind: str, message: str) -> Exception:
+    """The error a worker reported, as the class it named (ours), else a RuntimeError."""
+    from jaxstyle.instant import models
+
+    error_class = getattr(errors, kind, None) or getattr(models, kind, None)
+    if isinstance(error_class, type) and issubclass(error_class, errors.JaxstyleError):
+        return error_class(message)
+    return RuntimeError(message)
 
 
 def _check_reachable(address: str) -> None:
-    endpoint = _endpoint(address)
+    endpoint = runners.ray_endpoint(address)
     if endpoint is None:
         return
     try:
@@ -293,7 +305,7 @@ class RayRunner:
                 hint = (
                     "it may ask for a token: copy ~/.ray/auth_token from the head to this machine "
                     "(or set RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token"
-                    if "auth" in str(error).lower() or _endpoint(self.address) is not None
+                    if "auth" in str(error).lower() or runners.ray_endpoint(self.address) is not None
                     else "is `ray start --head` running on this machine?"
                 )
                 reason = str(error).strip().rstrip(".")
@@ -353,27 +365,30 @@ class RayRunner:
 
     def _run_on(self, worker, content, styles, settings, report, report_every, preview_every):
         self._wait_ready(worker)
-        token = f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        token = _token()
         stream = worker.run.options(num_returns="streaming").remote(
             token, content, list(styles), settings, report_every, preview_every
         )
         self.runs_started += 1  # from here on, a worker's death shows on the stream
+        for item in self._follow(worker, token, stream, report):
+            if item[0] == "result":
+                return item[1]
+        raise ClusterError("the Ray worker ended the run without a result")
+
+    def _follow(self, worker, token: str, stream, report: Callable[[Any], bool | None] | None):
+        """The items of a worker's stream but progress (handed to ``report``, whose first True
+        answer sends the cancel) and errors (raised as the class the worker named)."""
         cancel_sent = False
         for ref in stream:
             item = ray.get(ref)
             if item[0] == "progress":
-                if report(item[1]) and not cancel_sent:
+                if report is not None and report(item[1]) and not cancel_sent:
                     worker.cancel.remote(token)
                     cancel_sent = True
-            elif item[0] == "result":
-                return item[1]
+            elif item[0] == "error":
+                raise _remote_error(item[1], item[2])
             else:
-                _, kind, message = item
-                error_class = getattr(errors, kind, None)
-                if isinstance(error_class, type) and issubclass(error_class, errors.JaxstyleError):
-                    raise error_class(message)
-                raise RuntimeError(message)
-        raise ClusterError("the Ray worker ended the run without a result")
+                yield item
 
     def train(
         self,
@@ -401,38 +416,30 @@ class RayRunner:
         from jaxstyle.instant import models
 
         self.connect()
-        here = {models.MODEL_SUFFIX: models.model_path(name, gallery_path)}
-        here[models.CHECKPOINT_SUFFIX] = models.checkpoint_path(name, gallery_path)
+        here = _model_files(name, gallery_path)
         start_files = {suffix: path.read_bytes() for suffix, path in here.items() if path.is_file()}
-        token = f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        token = _token()
+        step = 0
+
+        def on_progress(progress: Any) -> bool | None:
+            nonlocal step
+            step = progress.step
+            return report(progress) if report is not None else None
+
         with self._borrow() as worker:
             self._wait_ready(worker)
             stream = worker.train.options(num_returns="streaming").remote(
                 token, name, list(styles), list(photos), settings, start_files, adding, resume, photos_label,
                 report_every,
             )  # fmt: skip
-            cancel_sent = False
-            step = 0
             try:
-                for ref in stream:
-                    item = ray.get(ref)
+                for item in self._follow(worker, token, stream, on_progress):
                     if item[0] == "files":
                         here[models.MODEL_SUFFIX].parent.mkdir(parents=True, exist_ok=True)
                         for suffix in (models.CHECKPOINT_SUFFIX, models.MODEL_SUFFIX):  # as train() writes
                             file_io.atomic_write(here[suffix], item[1][suffix])
-                    elif item[0] == "progress":
-                        step = item[1].step
-                        if report is not None and report(item[1]) and not cancel_sent:
-                            worker.cancel.remote(token)
-                            cancel_sent = True
                     elif item[0] == "done":
                         return models.read_model(here[models.MODEL_SUFFIX])
-                    else:
-                        _, kind, message = item
-                        error_class = getattr(errors, kind, None) or getattr(models, kind, None)
-                        if isinstance(error_class, type) and issubclass(error_class, errors.JaxstyleError):
-                            raise error_class(message)
-                        raise RuntimeError(message)
             except WORKER_LOST as error:
                 kept = (
                     models.read_checkpoint_meta(name, gallery_path).get("step")

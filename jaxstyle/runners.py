@@ -12,8 +12,7 @@ Runners are chosen in one table, :data:`RUNNERS`: a new one is one class plus on
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from jaxstyle import transfer
@@ -129,20 +128,18 @@ def runner_for(
     loader = weights_loader or default_weights_loader
     if not address:
         return RUNNERS["in-process"](address, loader, workers)
-    check_ray_address(address)
+    ray_endpoint(address)  # refused here, before anything connects
     return RUNNERS["ray"](address, loader, workers)
 
 
-def runner_from_env(environ: Mapping[str, str] | None = None, **options) -> Runner:
-    """The app's runner: Ray when ``JAXSTYLE_RAY_ADDRESS`` is set, else in-process."""
-    environ = os.environ if environ is None else environ
-    return runner_for(environ.get(RAY_ADDRESS_VARIABLE), **options)
+def ray_endpoint(address: str) -> tuple[str, int] | None:
+    """The head's (host, port) of a Ray address, or None for ``auto`` (found from this machine).
 
-
-def check_ray_address(address: str) -> None:
-    """Refuse an address that is not ``auto``, ``HOST:PORT`` or ``ray://HOST[:PORT]``."""
+    Raises:
+        SettingsError: an address that is not ``auto``, ``HOST:PORT`` or ``ray://HOST[:PORT]``.
+    """
     if address == "auto":
-        return
+        return None
     rest = address.removeprefix("ray://")
     host, _, port = rest.rpartition(":")
     if address.startswith("ray://") and not port.isdigit():
@@ -151,3 +148,4 @@ def check_ray_address(address: str) -> None:
         raise SettingsError(
             f"a Ray address is 'auto', HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:10001, got {address!r}"
         )
+    return host, int(port)

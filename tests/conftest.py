@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +43,13 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("JAXSTYLE_GALLERY", str(base / "gallery.db"))
     monkeypatch.setenv("JAXSTYLE_STYLES_DIR", str(STYLES_DIR))
     monkeypatch.delenv("JAXSTYLE_WEIGHTS", raising=False)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def wait_until(condition, *, timeout_s: float = 180.0, what: str = "the condition") -> None:

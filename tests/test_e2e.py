@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -60,16 +61,10 @@ def browser():
         launched.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def app_url(tmp_path: Path):
     """`streamlit run dashboard.py` on a free local port, with its own gallery file."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "streamlit.log"
     env = {
         **os.environ,

@@ -16,7 +16,6 @@ import io
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from websockets.sync.client import connect
 from jaxstyle import gallery, inputs
 from jaxstyle.jobs import JobRunner, QueueFullError
 from jaxstyle.settings import TransferSettings
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SESSIONS = 8
@@ -49,12 +49,6 @@ class PageLoad:
     page: str
     seconds: float
     errors: list[str]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

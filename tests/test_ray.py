@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,18 +25,12 @@ from jaxstyle import gallery, inputs, ray_runner, runners, sweeps
 from jaxstyle.errors import ClusterError
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
-from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR, wait_until
+from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR, free_port, wait_until
 
 APP = str(REPO / "dashboard.py")
 TINY = TransferSettings(size_px=32, iterations=3)
 RETRIED = TransferSettings(size_px=32, iterations=400)  # long enough to be killed mid-run, short to redo
 LONG = TransferSettings(size_px=32, iterations=5000)  # runs until it is cancelled
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +54,21 @@ def cluster(warm_cache_dir, fallback_weights) -> str:
             ray_runner.stop_local_heads()
             os.environ.pop("RAY_AUTH_MODE", None)  # jaxstyle set it for this head
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def queue_on(cluster, gallery_path):
+    """``queue_on(workers)``: a job queue on that many Ray workers of the test cluster, writing to
+    ``gallery_path`` and reporting every step; shut down after the test."""
+    made: list[JobRunner] = []
+
+    def make(workers: int) -> JobRunner:
+        made.append(JobRunner(gallery_path, backend=runners.runner_for(cluster, workers=workers), report_every=1))
+        return made[-1]
+
+    yield make
+    for jobs in made:
+        jobs.shutdown()
 
 
 @pytest.fixture
@@ -117,84 +125,70 @@ def test_runs_from_four_app_sessions_all_finish_on_the_cluster_and_land_in_the_g
         ui.runner().shutdown()
 
 
-def test_a_worker_killed_mid_run_is_retried_once_and_the_other_runs_go_on(cluster, gallery_path, photo, painting):
-    backend = runners.runner_for(cluster, workers=2)
-    jobs = JobRunner(gallery_path, backend=backend, report_every=1)
-    try:
-        victim = jobs.submit(RETRIED, photo, [painting])
-        other = jobs.submit(TINY, photo, [painting])
-        wait_until(lambda: jobs.progress(other).finished, what="the other run to finish")
-        wait_until(lambda: jobs.progress(victim).step >= 3, what="the run to be under way")
-        [pid] = backend.busy_worker_pids()
-        os.kill(pid, signal.SIGKILL)
+def test_a_worker_killed_mid_run_is_retried_once_and_the_other_runs_go_on(queue_on, gallery_path, photo, painting):
+    jobs = queue_on(2)
+    backend = jobs.backend
+    victim = jobs.submit(RETRIED, photo, [painting])
+    other = jobs.submit(TINY, photo, [painting])
+    wait_until(lambda: jobs.progress(other).finished, what="the other run to finish")
+    wait_until(lambda: jobs.progress(victim).step >= 3, what="the run to be under way")
+    [pid] = backend.busy_worker_pids()
+    os.kill(pid, signal.SIGKILL)
 
-        wait_until(lambda: jobs.progress(victim).finished, what="the killed run to end")
-        assert (jobs.progress(victim).status, jobs.progress(victim).error) == ("done", None)
-        assert backend.retries == 1
-        run = run_of(gallery_path, victim)
-        assert run.status == "done" and len(run.loss_history) == RETRIED.total_iterations()
-        assert run_of(gallery_path, other).status == "done"
+    wait_until(lambda: jobs.progress(victim).finished, what="the killed run to end")
+    assert (jobs.progress(victim).status, jobs.progress(victim).error) == ("done", None)
+    assert backend.retries == 1
+    run = run_of(gallery_path, victim)
+    assert run.status == "done" and len(run.loss_history) == RETRIED.total_iterations()
+    assert run_of(gallery_path, other).status == "done"
 
-        after = jobs.submit(TINY, photo, [painting])  # the queue goes on, on the restarted worker too
-        wait_until(lambda: jobs.progress(after).finished, what="a run after the kill")
-        assert run_of(gallery_path, after).status == "done"
-        assert pid not in {info["pid"] for info in backend.worker_info()}
-    finally:
-        jobs.shutdown()
+    after = jobs.submit(TINY, photo, [painting])  # the queue goes on, on the restarted worker too
+    wait_until(lambda: jobs.progress(after).finished, what="a run after the kill")
+    assert run_of(gallery_path, after).status == "done"
+    assert pid not in {info["pid"] for info in backend.worker_info()}
 
 
-def test_a_worker_that_dies_twice_fails_the_run_with_the_reason(cluster, gallery_path, photo, painting):
-    backend = runners.runner_for(cluster, workers=1)
-    jobs = JobRunner(gallery_path, backend=backend, report_every=1)
-    try:
-        victim = jobs.submit(LONG, photo, [painting])
-        wait_until(lambda: (jobs.progress(victim).step or 0) >= 3, what="the run to be under way")
-        os.kill(backend.busy_worker_pids()[0], signal.SIGKILL)
-        wait_until(lambda: backend.runs_started == 2, what="the run to be tried again")
-        os.kill(backend.busy_worker_pids()[0], signal.SIGKILL)
-        wait_until(lambda: jobs.progress(victim).finished, what="the run to fail")
-        progress = jobs.progress(victim)
-        assert progress.status == "failed"
-        assert progress.error.startswith("its Ray worker process died twice (killed, out of memory or crashed")
-        assert (run_of(gallery_path, victim).status, run_of(gallery_path, victim).error) == ("failed", progress.error)
-    finally:
-        jobs.shutdown()
+def test_a_worker_that_dies_twice_fails_the_run_with_the_reason(queue_on, gallery_path, photo, painting):
+    jobs = queue_on(1)
+    backend = jobs.backend
+    victim = jobs.submit(LONG, photo, [painting])
+    wait_until(lambda: (jobs.progress(victim).step or 0) >= 3, what="the run to be under way")
+    os.kill(backend.busy_worker_pids()[0], signal.SIGKILL)
+    wait_until(lambda: backend.runs_started == 2, what="the run to be tried again")
+    os.kill(backend.busy_worker_pids()[0], signal.SIGKILL)
+    wait_until(lambda: jobs.progress(victim).finished, what="the run to fail")
+    progress = jobs.progress(victim)
+    assert progress.status == "failed"
+    assert progress.error.startswith("its Ray worker process died twice (killed, out of memory or crashed")
+    assert (run_of(gallery_path, victim).status, run_of(gallery_path, victim).error) == ("failed", progress.error)
 
 
-def test_cancel_reaches_the_worker(cluster, gallery_path, photo, painting):
-    backend = runners.runner_for(cluster, workers=1)
-    jobs = JobRunner(gallery_path, backend=backend, report_every=1)
-    try:
-        running = jobs.submit(LONG, photo, [painting])
-        waiting = jobs.submit(TINY, photo, [painting])
-        wait_until(lambda: (jobs.progress(running).step or 0) >= 3, what="the run to be under way")
-        assert jobs.position(waiting) == 1
-        assert jobs.cancel(running)
-        wait_until(lambda: jobs.progress(running).finished, what="the cancel")
-        assert jobs.progress(running).status == "cancelled"
-        assert jobs.progress(running).step < 1000
-        # The one worker stopped optimizing: the waiting run gets it and finishes.
-        wait_until(lambda: jobs.progress(waiting).finished, timeout_s=60, what="the next run on the freed worker")
-        assert run_of(gallery_path, waiting).status == "done"
-        assert run_of(gallery_path, running).status == "cancelled"
-    finally:
-        jobs.shutdown()
+def test_cancel_reaches_the_worker(queue_on, gallery_path, photo, painting):
+    jobs = queue_on(1)
+    running = jobs.submit(LONG, photo, [painting])
+    waiting = jobs.submit(TINY, photo, [painting])
+    wait_until(lambda: (jobs.progress(running).step or 0) >= 3, what="the run to be under way")
+    assert jobs.position(waiting) == 1
+    assert jobs.cancel(running)
+    wait_until(lambda: jobs.progress(running).finished, what="the cancel")
+    assert jobs.progress(running).status == "cancelled"
+    assert jobs.progress(running).step < 1000
+    # The one worker stopped optimizing: the waiting run gets it and finishes.
+    wait_until(lambda: jobs.progress(waiting).finished, timeout_s=60, what="the next run on the freed worker")
+    assert run_of(gallery_path, waiting).status == "done"
+    assert run_of(gallery_path, running).status == "cancelled"
 
 
-def test_a_weight_sweep_fans_out_over_the_workers(cluster, gallery_path, photo, painting):
-    backend = runners.runner_for(cluster, workers=2)
-    jobs = JobRunner(gallery_path, backend=backend, report_every=1)
-    try:
-        group = sweeps.start_sweep(jobs, RETRIED, photo, [painting], None, [1.0, 10.0, 100.0])
-        with gallery.connect(gallery_path) as db:
-            run_ids = [run.id for run in gallery.list_runs(db, group_id=group)]
-        assert len(run_ids) == 3
-        wait_until(lambda: len(jobs.active_ids()) == 2, what="two runs of the sweep at once")
-        wait_until(lambda: all(jobs.progress(i).finished for i in run_ids), what="the sweep to finish")
-        assert {run_of(gallery_path, i).status for i in run_ids} == {"done"}
-        assert {run_of(gallery_path, i).settings["style_weight"] for i in run_ids} == {1.0, 10.0, 100.0}
-    finally:
-        jobs.shutdown()
+def test_a_weight_sweep_fans_out_over_the_workers(queue_on, gallery_path, photo, painting):
+    jobs = queue_on(2)
+    group = sweeps.start_sweep(jobs, RETRIED, photo, [painting], None, [1.0, 10.0, 100.0])
+    with gallery.connect(gallery_path) as db:
+        run_ids = [run.id for run in gallery.list_runs(db, group_id=group)]
+    assert len(run_ids) == 3
+    wait_until(lambda: len(jobs.active_ids()) == 2, what="two runs of the sweep at once")
+    wait_until(lambda: all(jobs.progress(i).finished for i in run_ids), what="the sweep to finish")
+    assert {run_of(gallery_path, i).status for i in run_ids} == {"done"}
+    assert {run_of(gallery_path, i).settings["style_weight"] for i in run_ids} == {1.0, 10.0, 100.0}
 
 
 def test_the_cli_paints_on_the_cluster_and_stores_the_run_here(cluster, tmp_path, warm_cache_dir):

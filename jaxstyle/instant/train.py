@@ -91,6 +91,18 @@ def gallery_photos(gallery_path: str | os.PathLike | None = None) -> list[tuple[
         return [(info.origin, gallery.input_image(db, info.sha256)) for info in gallery.list_inputs(db, "content")]
 
 
+def photo_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files of a photo folder, by name.
+
+    Raises:
+        ModelError: the folder is missing.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise models.ModelError(f"photo folder {folder} does not exist")
+    return [p for p in sorted(folder.iterdir()) if p.suffix.lower() in PHOTO_SUFFIXES]
+
+
 def load_photos(source: PhotoSource, size_px: int) -> tuple[list[np.ndarray], list[str]]:
     """Every image of ``source`` (a folder's image files, or (name, bytes) pairs) that decodes, as
     float arrays with a short side of about ``_MAX_CROP_SCALE × size_px``; and a line for each one
@@ -100,11 +112,7 @@ def load_photos(source: PhotoSource, size_px: int) -> tuple[list[np.ndarray], li
         ModelError: the folder is missing, or no image in it is a usable photo.
     """
     if isinstance(source, (str, os.PathLike)):
-        folder = Path(source)
-        if not folder.is_dir():
-            raise models.ModelError(f"photo folder {folder} does not exist")
-        entries = [(p.name, p) for p in sorted(folder.iterdir()) if p.suffix.lower() in PHOTO_SUFFIXES]
-        where = str(folder)
+        entries, where = [(p.name, p) for p in photo_files(source)], str(Path(source))
     else:
         entries, where = list(source), "the gallery's photos"
     photos, skipped = [], []
