@@ -235,6 +235,8 @@ def generate(args: argparse.Namespace) -> int:
     from jaxstyle.instant.paint import Painter
     from jaxstyle.instant.run import run_instant
 
+    if args.ray_address:
+        raise JaxstyleError("--ray-address is for optimization runs; an instant model paints here, in a second")
     model = models.load_model(args.model, args.gallery)
     size_px = args.size_px if args.size_px is not None else 512
     model.style_weights(args.style, args.style_blend)  # a style it lacks, a bad blend: refused before any work

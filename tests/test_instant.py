@@ -320,6 +320,7 @@ def test_the_cli_generates_with_a_model_and_manages_models(trained, tmp_path, co
     bad = {
         "unknown style": ["--model", "two", "--style", "the_scream"],
         "unknown model": ["--model", "nope", "--style", "starry_night"],
+        "a Ray cluster": ["--model", "two", "--style", "starry_night", "--ray-address", "127.0.0.1:1"],
     }
     for name, args in bad.items():
         done = _cli(
@@ -327,4 +328,6 @@ def test_the_cli_generates_with_a_model_and_manages_models(trained, tmp_path, co
             "--gallery", str(gallery_path), env=env, capture_output=True,
         )  # fmt: skip
         assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr, name
+        assert done.stderr.count("\n") == 1, name
+    assert "--ray-address is for optimization runs" in done.stderr
     assert not (tmp_path / "x.png").exists()
