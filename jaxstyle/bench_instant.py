@@ -112,6 +112,7 @@ def train_worker(spec: dict) -> dict:
     return {
         "first_step_s": step_ends[0] - started,
         "images_per_s": steps * TRAIN_BATCH / (step_ends[-1] - step_ends[0]),
+        "crop_px": settings.crop_px,
         "steps_timed": steps,
         "peak_memory_gib": bench_process.peak_memory_gib()[0],
         "weights_source": loaded.source,
@@ -205,7 +206,8 @@ def format_table(report: dict) -> str:
     if report.get("training"):
         row = report["training"]
         lines.append(
-            f"\nTraining at {report['train_size_px']} px, batch {TRAIN_BATCH}: {row['images_per_s']:.2f} images/s "
+            f"\nTraining at {report['train_size_px']} px, {row.get('crop_px', report['train_size_px'])} px crops, "
+            f"batch {TRAIN_BATCH}: {row['images_per_s']:.2f} images/s "
             f"over {row['steps_timed']} steps (first step, compiling: {row['first_step_s']:.1f} s), "
             f"peak memory {row['peak_memory_gib']:.2f} GiB."
         )

@@ -38,7 +38,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--add-style", help="a painting to add to --model (only its own parameters train)")
     train.add_argument("--model", help="the model --add-style adds to")
     train.add_argument("--photos", type=Path, help="folder of training photos (default: the gallery's photos)")
-    train.add_argument("--size", type=int, default=defaults.size_px, help=f"crop size, px (default {defaults.size_px})")
+    train.add_argument(
+        "--size",
+        type=int,
+        default=defaults.size_px,
+        help=f"the scale the paintings are learned at: their long side, px (default {defaults.size_px})",
+    )
+    train.add_argument("--crop", type=int, help="side of the training crops, px (default: half of --size)")
     train.add_argument("--steps", type=int, default=defaults.steps, help=f"steps in all (default {defaults.steps})")
     train.add_argument("--batch", type=int, default=defaults.batch, help=f"crops per step (default {defaults.batch})")
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="Adam's step size")
@@ -114,8 +120,14 @@ def train(args: argparse.Namespace) -> int:
             raise JaxstyleError("train needs --styles and --name (or --add-style with --model)")
         base, name = None, models.check_name(args.name)
         specs = [s.strip() for s in args.styles.split(",") if s.strip()]
+    crop_px = args.crop
+    if crop_px is None and args.resume and models.checkpoint_path(name, args.gallery).is_file():
+        # A resume crops as its checkpoint did (models from before --crop cropped at --size).
+        saved = models.read_checkpoint_meta(name, args.gallery)["train"]["settings"]
+        crop_px = saved.get("crop_px", saved.get("size_px"))
     settings = train.TrainSettings(
         size_px=args.size,
+        crop_px=crop_px,
         steps=args.steps,
         batch=args.batch,
         learning_rate=args.learning_rate,

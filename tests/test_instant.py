@@ -114,6 +114,17 @@ def test_a_model_records_its_styles_training_and_weights(trained):
     assert models.model_path("two", gallery_path).parent == gallery_path.parent / "gallery-models"
 
 
+def test_training_crops_default_to_half_the_scale_and_are_checked(photo_dir):
+    settings = train.TrainSettings(size_px=64, batch=3)
+    assert settings.crop_px == 32 and train.TrainSettings().crop_px == 128
+    photos, _ = train.load_photos(photo_dir, settings.size_px)
+    assert train.batch_at(photos, 0, settings).shape == (3, 32, 32, 3)
+    assert train.batch_at(photos, 0, train.TrainSettings(size_px=64, crop_px=64)).shape == (4, 64, 64, 3)
+    for bad in (30, 28, 96, True):  # not a multiple of 4, under 32, over the scale, not a number
+        with pytest.raises(models.ModelError, match="crop_px"):
+            train.TrainSettings(size_px=64, crop_px=bad)
+
+
 def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
     trained, photo_dir, paintings, fallback_weights, tmp_path
 ):
@@ -127,6 +138,11 @@ def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
         )  # fmt: skip
     halfway = models.load_model("two", gallery_path)
     assert halfway.meta["step"] == 2
+    # A checkpoint written before crop_px existed (it cropped at size_px, as SMALL does) resumes too.
+    checkpoint = models.checkpoint_path("two", gallery_path)
+    document = models.decode(checkpoint.read_bytes(), "checkpoint")
+    del document["meta"]["train"]["settings"]["crop_px"]
+    models.save_model(checkpoint, document)
     resumed = train.train("two", styles, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path, resume=True)
     assert resumed.meta["step"] == SMALL.steps
     assert _leaves_equal(resumed.net, model.net) and _leaves_equal(resumed.norms, model.norms)
@@ -275,10 +291,10 @@ def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
 ):
     gallery_path = tmp_path / "gallery.db"
     env = {**os.environ, "JAXSTYLE_CACHE_DIR": str(warm_cache_dir)}
-    common = ["--styles", "udnie", "--photos", str(photo_dir), "--size", "32", "--batch", "1"]
+    common = ["--styles", "udnie", "--photos", str(photo_dir), "--size", "64", "--batch", "1"]
     common += ["--name", "killed", "--gallery", str(gallery_path), "--checkpoint-every", "1", "--quiet"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jaxstyle", "train", *common, "--steps", "100000"],
+    proc = subprocess.Popen(  # 36 px crops, not the default 32: --resume must take them from the checkpoint
+        [sys.executable, "-m", "jaxstyle", "train", *common, "--crop", "36", "--steps", "100000"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     checkpoint = models.checkpoint_path("killed", gallery_path)
@@ -294,7 +310,8 @@ def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
     assert step >= 2 and models.load_model("killed", gallery_path).meta["step"] >= step - 1
     done = _cli("train", *common, "--steps", str(step + 1), "--resume", "--json", env=env, capture_output=True)
     assert done.returncode == 0, done.stderr
-    assert models.load_model("killed", gallery_path).meta["step"] == step + 1
+    resumed = models.load_model("killed", gallery_path)
+    assert resumed.meta["step"] == step + 1 and resumed.meta["train"]["settings"]["crop_px"] == 36
     # Training it afresh under the same name is refused, not overwritten.
     again = _cli("train", *common, "--steps", "2", env=env, capture_output=True)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "exists already" in again.stderr

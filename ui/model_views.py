@@ -101,7 +101,8 @@ def model_card(model: models.Model) -> None:
             f"{step} of {steps} steps" if step < steps else f"{steps} steps",
             f"{float(meta.get('train_s', 0.0)):.0f} s of training",
             f"{record.get('photo_count', '?')} photos",
-            f"{settings.get('size_px', '?')} px crops, batch {settings.get('batch', '?')}",
+            f"{settings.get('size_px', '?')} px scale",
+            f"{settings.get('crop_px', settings.get('size_px', '?'))} px crops, batch {settings.get('batch', '?')}",
             f"{record.get('weights_source', 'unknown')} VGG19",
         ]
         st.caption(" · ".join(facts))
@@ -233,7 +234,7 @@ def train_form() -> dict[str, Any]:
             "t_name": "",
             "t_styles": offline[:1],
             "t_photos": "Gallery",
-            "t_size": 128 if _cpu() else 256,
+            "t_size": 256,
             "t_steps": 200 if _cpu() else 4000,
             "t_batch": 2 if _cpu() else 4,
         }
@@ -259,7 +260,13 @@ def train_form() -> dict[str, Any]:
             count = len(gallery.list_inputs(conn, "content"))
         st.caption(f"{count} photo{'s' if count != 1 else ''} from the gallery's runs.")
     size_col, steps_col, batch_col = st.columns(3)
-    size_px = size_col.select_slider("Crop size (px)", TRAIN_SIZES, now["t_size"], key="t_size")
+    size_px = size_col.select_slider(
+        "Size (px)",
+        TRAIN_SIZES,
+        now["t_size"],
+        key="t_size",
+        help="The scale the model learns the paintings at (their long side). Each step paints crops of half this side.",
+    )
     steps = steps_col.number_input("Steps", 1, 1_000_000, now["t_steps"], step=100, key="t_steps")
     batch = batch_col.number_input("Batch", 1, 64, now["t_batch"], key="t_batch")
     st.caption(
