@@ -414,7 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     instant.add_argument("--model", help="a trained model to time and score (default: time an untrained network)")
     instant.add_argument("--gallery", type=Path, help="the gallery whose models --model names (default as the CLI)")
     instant.add_argument("--instant-sizes", default="256,512,1024", help="inference sizes (default 256,512,1024)")
-    instant.add_argument("--train-size", type=int, default=256, help="training crop size timed (default 256)")
+    instant.add_argument(
+        "--train-size", type=int, default=256, help="training scale timed (its crops: half of it; default 256)"
+    )
     instant.add_argument("--train-steps", type=int, default=10, help="training steps timed (0: skip; default 10)")
     instant.add_argument("--quality-size", type=int, default=256, help="size of the quality comparison (default 256)")
     runner = parser.add_argument_group("runners (--runners): in-process and Ray, runs per minute and overhead")
