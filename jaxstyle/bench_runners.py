@@ -240,7 +240,9 @@ def main(args: Any, error: Callable[[str], None], log: Callable[[str], None]) ->
         if not path.is_file():
             error(f"image {path} not found (see --data)")
     if args.ray_address:
-        runners.ray_endpoint(args.ray_address)  # a bad address, before minutes of in-process runs
+        from jaxstyle.ray_runner import ray_endpoint
+
+        ray_endpoint(args.ray_address)  # a bad address, before minutes of in-process runs
     started = time.perf_counter()
     report = run_benchmark(
         size_px=args.runner_size,

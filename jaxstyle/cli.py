@@ -150,32 +150,9 @@ def _check_out(out: Path) -> None:
         raise JaxstyleError(f"output folder {out.parent} does not exist")
 
 
-def ray_cluster(args: argparse.Namespace):
-    """The Ray runner of ``--ray-address``, joined (an unreachable cluster is one line here), or
-    None without the flag. ``--weights`` and ``--download-weights`` are refused beside it."""
-    if not args.ray_address:
-        return None
-    from jaxstyle import runners
-
-    if args.weights or args.download_weights:
-        raise JaxstyleError("--weights and --download-weights are for this machine: Ray workers load their own")
-    backend = runners.runner_for(args.ray_address)
-    backend.connect()
-    return backend
-
-
-def local_weights(args: argparse.Namespace):
-    """The VGG19 weights of ``--weights`` / ``--download-weights``, saying so when they are the fallback."""
-    from jaxstyle import weights
-
-    loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
-    if not loaded.pretrained:
-        print(f"note: {loaded.description}", file=sys.stderr)
-    return loaded
-
-
 def _generate(args: argparse.Namespace) -> int:
     from jaxstyle import files, images, inputs, runners, transfer
+    from jaxstyle.cli_common import local_weights, ray_cluster
 
     settings = settings_from_args(args)
     settings.blend_for(len(args.style))  # the blend rule's own message (SettingsError) for a bad --style-blend

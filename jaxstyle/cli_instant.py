@@ -107,7 +107,7 @@ def _model_summary(model) -> dict:
 
 def train(args: argparse.Namespace) -> int:
     from jaxstyle import inputs
-    from jaxstyle.cli import local_weights, ray_cluster
+    from jaxstyle.cli_common import local_weights, ray_cluster
     from jaxstyle.instant import models, train
 
     if args.add_style:

@@ -34,8 +34,8 @@ import ray
 import ray.exceptions
 
 import jaxstyle
-from jaxstyle import errors, runners, transfer
-from jaxstyle.errors import ClusterError
+from jaxstyle import errors, transfer
+from jaxstyle.errors import ClusterError, SettingsError
 from jaxstyle.settings import TransferSettings
 
 log = logging.getLogger(__name__)
@@ -211,8 +211,27 @@ def _remote_error(kind: str, message: str) -> Exception:
     return RuntimeError(message)
 
 
+def ray_endpoint(address: str) -> tuple[str, int] | None:
+    """The head's (host, port) of a Ray address, or None for ``auto`` (found from this machine).
+
+    Raises:
+        SettingsError: an address that is not ``auto``, ``HOST:PORT`` or ``ray://HOST[:PORT]``.
+    """
+    if address == "auto":
+        return None
+    rest = address.removeprefix("ray://")
+    host, _, port = rest.rpartition(":")
+    if address.startswith("ray://") and not port.isdigit():
+        host, port = rest, "10001"
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        raise SettingsError(
+            f"a Ray address is 'auto', HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:10001, got {address!r}"
+        )
+    return host, int(port)
+
+
 def _check_reachable(address: str) -> None:
-    endpoint = runners.ray_endpoint(address)
+    endpoint = ray_endpoint(address)
     if endpoint is None:
         return
     try:
@@ -257,6 +276,7 @@ class RayRunner:
     name = "ray"
 
     def __init__(self, address: str, *, workers: int | None = None) -> None:
+        ray_endpoint(address)  # a bad address is refused here, before anything connects
         self.address = address
         self._wanted = workers
         self._lock = threading.Lock()
@@ -305,7 +325,7 @@ class RayRunner:
                 hint = (
                     "it may ask for a token: copy ~/.ray/auth_token from the head to this machine "
                     "(or set RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token"
-                    if "auth" in str(error).lower() or runners.ray_endpoint(self.address) is not None
+                    if "auth" in str(error).lower() or ray_endpoint(self.address) is not None
                     else "is `ray start --head` running on this machine?"
                 )
                 reason = str(error).strip().rstrip(".")

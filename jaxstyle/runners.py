@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from jaxstyle import transfer
-from jaxstyle.errors import SettingsError
 from jaxstyle.settings import TransferSettings
 
 if TYPE_CHECKING:
@@ -128,24 +127,4 @@ def runner_for(
     loader = weights_loader or default_weights_loader
     if not address:
         return RUNNERS["in-process"](address, loader, workers)
-    ray_endpoint(address)  # refused here, before anything connects
     return RUNNERS["ray"](address, loader, workers)
-
-
-def ray_endpoint(address: str) -> tuple[str, int] | None:
-    """The head's (host, port) of a Ray address, or None for ``auto`` (found from this machine).
-
-    Raises:
-        SettingsError: an address that is not ``auto``, ``HOST:PORT`` or ``ray://HOST[:PORT]``.
-    """
-    if address == "auto":
-        return None
-    rest = address.removeprefix("ray://")
-    host, _, port = rest.rpartition(":")
-    if address.startswith("ray://") and not port.isdigit():
-        host, port = rest, "10001"
-    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
-        raise SettingsError(
-            f"a Ray address is 'auto', HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:10001, got {address!r}"
-        )
-    return host, int(port)
