@@ -120,11 +120,12 @@ def train(args: argparse.Namespace) -> int:
             raise JaxstyleError("train needs --styles and --name (or --add-style with --model)")
         base, name = None, models.check_name(args.name)
         specs = [s.strip() for s in args.styles.split(",") if s.strip()]
+    resumed = None  # the checkpoint's record (read once: the file holds the whole model)
+    if args.resume and models.checkpoint_path(name, args.gallery).is_file():
+        resumed = models.read_checkpoint_meta(name, args.gallery)
     crop_px = args.crop
-    if crop_px is None and args.resume and models.checkpoint_path(name, args.gallery).is_file():
-        # A resume crops as its checkpoint did (models from before --crop cropped at --size).
-        saved = models.read_checkpoint_meta(name, args.gallery)["train"]["settings"]
-        crop_px = saved.get("crop_px", saved.get("size_px"))
+    if crop_px is None and resumed is not None:
+        crop_px = train.recorded_crop_px(resumed["train"]["settings"])  # a resume crops as its checkpoint did
     settings = train.TrainSettings(
         size_px=args.size,
         crop_px=crop_px,
@@ -139,9 +140,7 @@ def train(args: argparse.Namespace) -> int:
     styles = [(_style_name(spec), inputs.load_source(spec).image) for spec in specs]
     photo_source = args.photos if args.photos is not None else train.gallery_photos(args.gallery)
     loaded = local_weights(args) if backend is None else None
-    start_step = 0
-    if args.resume and models.checkpoint_path(name, args.gallery).is_file():
-        start_step = int(models.read_checkpoint_meta(name, args.gallery).get("step", 0))
+    start_step = int(resumed.get("step", 0)) if resumed is not None else 0
     bar = _progress_bar(settings.steps, start_step, args.quiet)
 
     def on_progress(progress: train.TrainProgress) -> None:

@@ -18,7 +18,7 @@ import streamlit as st
 
 from jaxstyle import catalog, gallery, images, inputs
 from jaxstyle.instant import background, models
-from jaxstyle.instant.train import TrainSettings, gallery_photos
+from jaxstyle.instant.train import TrainSettings, gallery_photos, recorded_crop_px
 from ui.common import (
     GENERATE_PAGE,
     IMAGE_TYPES,
@@ -102,7 +102,7 @@ def model_card(model: models.Model) -> None:
             f"{float(meta.get('train_s', 0.0)):.0f} s of training",
             f"{record.get('photo_count', '?')} photos",
             f"{settings.get('size_px', '?')} px scale",
-            f"{settings.get('crop_px', settings.get('size_px', '?'))} px crops, batch {settings.get('batch', '?')}",
+            f"{recorded_crop_px(settings) or '?'} px crops, batch {settings.get('batch', '?')}",
             f"{record.get('weights_source', 'unknown')} VGG19",
         ]
         st.caption(" · ".join(facts))
@@ -265,7 +265,10 @@ def train_form() -> dict[str, Any]:
         TRAIN_SIZES,
         now["t_size"],
         key="t_size",
-        help="The scale the model learns the paintings at (their long side). Each step paints crops of half this side.",
+        help=(
+            "The scale the model learns the paintings at (their long side). "
+            "Each step paints crops of half this side (at least 32 px)."
+        ),
     )
     steps = steps_col.number_input("Steps", 1, 1_000_000, now["t_steps"], step=100, key="t_steps")
     batch = batch_col.number_input("Batch", 1, 64, now["t_batch"], key="t_batch")

@@ -20,7 +20,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,12 @@ def default_crop_px(size_px: int) -> int:
     return max(32, size_px // 8 * 4)
 
 
+def recorded_crop_px(settings: Mapping[str, Any]) -> int | None:
+    """The crop side a model's recorded training settings name; models from before ``crop_px``
+    cropped at their ``size_px``."""
+    return settings.get("crop_px", settings.get("size_px"))
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainSettings:
     """One training run's settings (the loss's own settings are TransferSettings' defaults)."""
@@ -83,7 +89,7 @@ class TrainSettings:
         if self.crop_px is None:
             object.__setattr__(self, "crop_px", default_crop_px(self.size_px))  # records hold the crop trained
         crop = self.crop_px
-        if isinstance(crop, bool) or not isinstance(crop, int) or not 32 <= crop <= max(32, self.size_px) or crop % 4:
+        if isinstance(crop, bool) or not isinstance(crop, int) or not 32 <= crop <= self.size_px or crop % 4:
             raise models.ModelError(
                 f"crop_px must be a multiple of 4 between 32 and size_px ({self.size_px}), got {crop!r}"
             )
@@ -358,7 +364,7 @@ def train(
         saved = models.decode(ckpt_path.read_bytes(), str(ckpt_path))
         meta = saved["meta"]
         before = {k: v for k, v in meta["train"]["settings"].items() if k != "steps"}
-        before.setdefault("crop_px", before.get("size_px"))  # models from before crop_px cropped at size_px
+        before["crop_px"] = recorded_crop_px(before)
         if meta["styles"] != all_styles or before != {k: v for k, v in record["settings"].items() if k != "steps"}:
             raise models.ModelError(
                 f"the checkpoint at {ckpt_path} was made with other styles or settings "
