@@ -120,7 +120,7 @@ def train(args: argparse.Namespace) -> int:
             raise JaxstyleError("train needs --styles and --name (or --add-style with --model)")
         base, name = None, models.check_name(args.name)
         specs = [s.strip() for s in args.styles.split(",") if s.strip()]
-    resumed = None  # the checkpoint's record (read once: the file holds the whole model)
+    resumed = None  # the checkpoint's record
     if args.resume and models.checkpoint_path(name, args.gallery).is_file():
         resumed = models.read_checkpoint_meta(name, args.gallery)
     crop_px = args.crop

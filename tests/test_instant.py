@@ -138,6 +138,8 @@ def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
         )  # fmt: skip
     halfway = models.load_model("two", gallery_path)
     assert halfway.meta["step"] == 2
+    # Where a training stopped is read without decoding the checkpoint's arrays, and it is the record.
+    assert models.read_checkpoint_meta("two", gallery_path) == halfway.meta
     # A checkpoint written before crop_px existed (it cropped at size_px, as SMALL does) resumes too.
     checkpoint = models.checkpoint_path("two", gallery_path)
     document = models.decode(checkpoint.read_bytes(), "checkpoint")
@@ -271,6 +273,9 @@ def test_damaged_or_foreign_model_files_are_refused(trained, tmp_path):
         with pytest.raises(models.ModelError):
             models.import_model(path, tmp_path / "other.db")
     assert models.list_models(tmp_path / "other.db") == []
+    for name in ("not msgpack", "empty"):
+        with pytest.raises(models.ModelError):
+            models.read_record(tmp_path / f"{name}.jaxstyle-model")
     exported = models.export_model("two", tmp_path, gallery_path)
     with pytest.raises(models.ModelError, match="exists already"):
         models.import_model(exported, gallery_path)

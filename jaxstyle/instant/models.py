@@ -109,7 +109,34 @@ def read_checkpoint_meta(name: str, gallery_path: str | os.PathLike | None = Non
     path = checkpoint_path(name, gallery_path)
     if not path.is_file():
         raise ModelError(f"nothing to resume: no checkpoint at {path}")
-    return decode(path.read_bytes(), str(path))["meta"]
+    return read_record(path)
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    """The record (``meta``) of a model or checkpoint file, without decoding its arrays: the
+    record is read from the stream and every other value skipped, so asking a 21 MB checkpoint
+    where it stopped costs milliseconds, not a decode of every array.
+
+    Raises:
+        ModelError: the file is missing, damaged, or not a jaxstyle model.
+    """
+    import msgpack
+
+    where = str(path)
+    try:
+        with open(path, "rb") as stream:
+            unpacker = msgpack.Unpacker(stream, raw=False)
+            for _ in range(unpacker.read_map_header()):
+                if unpacker.unpack() == "meta":
+                    return _checked_meta(json.loads(unpacker.unpack()), where)
+                unpacker.skip()
+    except FileNotFoundError:
+        raise ModelError(f"no model file at {where}") from None
+    except ModelError:
+        raise
+    except Exception as error:  # msgpack raises a zoo of types for damaged bytes
+        raise ModelError(f"{where} is not a jaxstyle model, or it is damaged ({type(error).__name__})") from None
+    raise ModelError(f"{where} is not a jaxstyle model file")
 
 
 def _to_numpy(tree: Any) -> Any:
@@ -122,8 +149,11 @@ def encode(document: Mapping[str, Any]) -> bytes:
     """A document of arrays and a ``meta`` dict as msgpack bytes (meta stored as JSON text)."""
     from flax import serialization
 
+    # The record first, so that read_record stops reading there.
+    keys = ["meta", *(k for k in document if k != "meta")]
     state = {
-        k: (json.dumps(v) if k == "meta" else v if k == "style_images" else _to_numpy(v)) for k, v in document.items()
+        k: json.dumps(document[k]) if k == "meta" else document[k] if k == "style_images" else _to_numpy(document[k])
+        for k in keys
     }
     return serialization.msgpack_serialize(state)
 
@@ -137,12 +167,17 @@ def decode(data: bytes, where: str) -> dict[str, Any]:
         meta = json.loads(state["meta"])
     except Exception as error:  # msgpack raises a zoo of types for damaged bytes
         raise ModelError(f"{where} is not a jaxstyle model, or it is damaged ({type(error).__name__})") from None
+    return {**state, "meta": _checked_meta(meta, where)}
+
+
+def _checked_meta(meta: Any, where: str) -> dict:
+    """``meta`` if it is the record of a jaxstyle model this version reads, else ModelError."""
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise ModelError(f"{where} is not a jaxstyle model file")
     if meta.get("version") != MODEL_VERSION:
         version = meta.get("version")
         raise ModelError(f"{where} is a jaxstyle model of version {version}; this jaxstyle reads {MODEL_VERSION}")
-    return {**state, "meta": meta}
+    return meta
 
 
 def _check_params(document: dict, where: str) -> None:
