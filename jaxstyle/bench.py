@@ -419,6 +419,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     instant.add_argument("--train-steps", type=int, default=10, help="training steps timed (0: skip; default 10)")
     instant.add_argument("--quality-size", type=int, default=256, help="size of the quality comparison (default 256)")
+    instant.add_argument(
+        "--quality-photos",
+        type=Path,
+        help="photos to score --model on (default: --data's content/, which the demo model never saw); "
+        "its training photos tell how much of the gap is photos it has not seen",
+    )
     runner = parser.add_argument_group("runners (--runners): in-process and Ray, runs per minute and overhead")
     runner.add_argument("--runners", action="store_true", help="measure the runners instead of the speed table")
     runner.add_argument("--ray-address", help="an existing Ray cluster (default: start one on 127.0.0.1, 2 CPUs)")

@@ -10,10 +10,10 @@ Three measurements, each in a fresh process (``bench_process.spawn``):
 - *Training* throughput: images per second at ``--train-size`` px (batch 4) after the first step
   (which compiles), on the photos in ``--data``'s ``content/``.
 - *Quality* (with ``--model``): on held-out photos (``--data``'s ``content/``, which the demo
-  model never saw), each style of the model: the instant image's total loss, beside the photo's
-  own and beside what the default optimization reaches after 100 iterations, all scored by the
-  same function (``transfer.losses_of``: same VGG19 weights, layers and relative weights), with
-  the model's own copy of each painting. ``--contact-sheet`` draws them.
+  model never saw, or the photos of ``--quality-photos``), each style of the model: the instant
+  image's total loss, beside the photo's own and beside what the default optimization reaches
+  after 100 iterations, all scored by the same function (``transfer.losses_of``: same VGG19
+  weights, layers and relative weights), with the model's own copy of each painting. ``--contact-sheet`` draws them.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def train_worker(spec: dict) -> dict:
 
 
 def quality_worker(spec: dict) -> dict:
-    """Held-out photos × the model's styles: instant, photo and 100-iteration optimization losses."""
+    """The photos × the model's styles: instant, photo and 100-iteration optimization losses."""
     from jaxstyle import images, transfer, weights
     from jaxstyle.settings import TransferSettings
 
@@ -148,6 +148,7 @@ def quality_worker(spec: dict) -> dict:
             optimized.image.save(out_dir / f"{stem}_optimized.png")
             rows.append({
                 "photo": Path(photo_path).stem,
+                "photo_file": str(photo_path),
                 "style": style,
                 **scores,
                 "instant_s": instant.run_s,
@@ -156,8 +157,8 @@ def quality_worker(spec: dict) -> dict:
     return {"rows": rows, "model_meta": {k: v for k, v in model.meta.items() if k != "loss_history"}}
 
 
-def contact_sheet(report: dict, image_dir: Path, data: Path, dest: Path, *, cell_px: int = 192) -> Path:
-    """A row per held-out photo and style: the photo, the painting, the instant image, the
+def contact_sheet(report: dict, image_dir: Path, dest: Path, *, cell_px: int = 192) -> Path:
+    """A row per scored photo and style: the photo, the painting, the instant image, the
     100-iteration optimization."""
     from PIL import Image, ImageDraw
 
@@ -177,7 +178,7 @@ def contact_sheet(report: dict, image_dir: Path, data: Path, dest: Path, *, cell
     for index, row in enumerate(rows):
         stem = f"{row['photo']}_{row['style']}"
         cells = [
-            images.open_image(data / "content" / f"{row['photo']}.jpg"),
+            images.open_image(Path(row["photo_file"])),
             model.style_image(row["style"]),
             Image.open(image_dir / f"{stem}_instant.png"),
             Image.open(image_dir / f"{stem}_optimized.png"),
@@ -215,7 +216,8 @@ def format_table(report: dict) -> str:
         rows = report["quality"]["rows"]
         ratios = [r["instant"] / r["optimized"] for r in rows]
         lines += [
-            f"\nQuality of {report['model']} on held-out photos at {report['quality_size_px']} px "
+            f"\nQuality of {report['model']} on the photos of {report.get('quality_photos', 'content/')} "
+            f"at {report['quality_size_px']} px "
             f"(total loss; weights: {report['weights_source']}):",
             "| photo | style | photo's own | instant | optimized 100 it | instant ÷ optimized |",
             "|---|---|---|---|---|---|",
@@ -233,13 +235,22 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
     """``--instant``, with the bench's parsed arguments."""
     import json
 
+    from jaxstyle.errors import JaxstyleError
+    from jaxstyle.instant import train
+
     data: Path = args.data
-    photos = sorted((data / "content").glob("*.jpg"))
+    photos, quality_photos = [], []
+    try:
+        photos = train.photo_files(data / "content")
+        quality_photos = train.photo_files(args.quality_photos) if args.quality_photos else photos
+    except JaxstyleError as error:
+        parse_error(str(error))
     if not photos:
         parse_error(f"no photos in {data / 'content'} (see --data)")
+    if not quality_photos:
+        parse_error(f"no photos in {args.quality_photos} (see --quality-photos)")
     sizes: Sequence[int] = [int(s) for s in args.instant_sizes.split(",") if s]
     if args.model:
-        from jaxstyle.errors import JaxstyleError
         from jaxstyle.instant import models
 
         try:
@@ -276,13 +287,13 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
             3600,
         )
     if args.model:
-        log("quality on held-out photos…")
+        log(f"quality on the photos of {quality_photos[0].parent}…")
         image_dir = args.images or Path(tempfile.mkdtemp(prefix="jaxstyle-instant-images-"))
         image_dir.mkdir(parents=True, exist_ok=True)
         quality = bench_process.spawn(
             {
                 "kind": "instant_quality",
-                "photos": [str(p) for p in photos],
+                "photos": [str(p) for p in quality_photos],
                 "size_px": args.quality_size,
                 "image_dir": str(image_dir),
                 **common,
@@ -291,11 +302,12 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
         )
         report["quality"] = quality
         report["quality_size_px"] = args.quality_size
+        report["quality_photos"] = str(quality_photos[0].parent)
         report["weights_source"] = report.get("training", {}).get("weights_source") or quality["model_meta"].get(
             "train", {}
         ).get("weights_source", "")
         if args.contact_sheet:
-            contact_sheet(report, image_dir, data, args.contact_sheet)
+            contact_sheet(report, image_dir, args.contact_sheet)
     report["machine"]["load_average_end"] = list(os.getloadavg())
     print(format_table(report))
     if args.json:

@@ -152,6 +152,46 @@ def test_the_evaluation_refuses_unknown_recipes_and_images():
     assert proc.returncode == 2 and "nope.jpg not found" in proc.stderr
 
 
+def test_the_instant_benchmark_times_a_model_and_scores_it_on_the_photos_it_is_given(
+    tmp_path, monkeypatch, warm_cache_dir, fallback_weights, shared_data
+):
+    from jaxstyle.instant import train
+
+    monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))  # the fallback weights, made once
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("golden_gate", "chicago"):  # PNGs: any photo the training reads can be scored
+        images.fit_long_side(images.open_image(shared_data / "content" / f"{name}.jpg"), 96).save(
+            photos / f"{name}.png"
+        )
+    paintings = [(name, images.open_image(shared_data / "styles" / f"{name}.jpg")) for name in ("udnie", "great_wave")]
+    gallery = tmp_path / "gallery.db"
+    settings = train.TrainSettings(size_px=32, steps=2, batch=1)
+    train.train("tiny", paintings, photos, settings, fallback_weights, gallery_path=gallery)
+    out, sheet = tmp_path / "instant.json", tmp_path / "sheet.jpg"
+    common = ("--instant", "--model", "tiny", "--gallery", str(gallery), "--train-steps", "0", "--quality-size", "64")
+    proc = bench(*common, "--instant-sizes", "64", "--quality-photos", str(photos), "--json", str(out),
+                 "--contact-sheet", str(sheet))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["inference"]["64"]["run_s"] > 0 and report["quality_photos"] == str(photos)
+    rows = report["quality"]["rows"]
+    assert sorted((row["photo"], row["style"]) for row in rows) == [
+        ("chicago", "great_wave"), ("chicago", "udnie"), ("golden_gate", "great_wave"), ("golden_gate", "udnie"),
+    ]  # fmt: skip
+    for row in rows:  # 100 iterations of optimization lower the photo's own loss; a 2-step model is far above
+        assert 0 < row["optimized"] < row["photo_loss"] and row["instant"] > row["optimized"]
+    assert f"on the photos of {photos} at 64 px" in proc.stdout and "instant ÷ optimized: median" in proc.stdout
+    with Image.open(sheet) as drawn:
+        assert drawn.size == (4 * 192, 4 * 192 + 16)  # photo, painting, instant, optimized × 4 pairs
+
+    (tmp_path / "empty").mkdir()
+    proc = bench(*common, "--quality-photos", str(tmp_path / "empty"))
+    assert proc.returncode == 2 and "no photos in" in proc.stderr
+    proc = bench(*common, "--quality-photos", str(tmp_path / "missing"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
 def test_the_runner_benchmark_times_runs_through_the_queue_and_the_gallery_writes(
     tmp_path, monkeypatch, warm_cache_dir, fallback_weights, shared_data
 ):
