@@ -29,7 +29,7 @@ from PIL import Image
 from jaxstyle import images
 from jaxstyle.errors import Cancelled, JaxstyleError
 from jaxstyle.instant import models
-from jaxstyle.instant.train import PHOTO_SUFFIXES, TrainProgress, TrainSettings, gallery_photos, train
+from jaxstyle.instant.train import PHOTO_SUFFIXES, TrainProgress, TrainSettings, gallery_photos, photo_files, train
 from jaxstyle.weights import Weights
 
 log = logging.getLogger(__name__)
@@ -285,7 +285,7 @@ class Trainings:
         if len(set(style_names)) != len(style_names):
             raise models.ModelError(f"a style is named twice: {', '.join(style_names)}")
         if isinstance(photo_source, (str, os.PathLike)):
-            if not any(p.suffix.lower() in PHOTO_SUFFIXES for p in Path(photo_source).glob("*")):
+            if not photo_files(photo_source):  # a missing folder: its own ModelError
                 raise models.ModelError(f"no photos to train on in {photo_source}")
         elif not photo_source:
             raise models.ModelError(

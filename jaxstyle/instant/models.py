@@ -122,21 +122,24 @@ def read_record(path: str | os.PathLike) -> dict:
     """
     import msgpack
 
-    where = str(path)
+    where, meta = str(path), None
     try:
         with open(path, "rb") as stream:
             unpacker = msgpack.Unpacker(stream, raw=False)
             for _ in range(unpacker.read_map_header()):
                 if unpacker.unpack() == "meta":
-                    return _checked_meta(json.loads(unpacker.unpack()), where)
+                    meta = json.loads(unpacker.unpack())
+                    break
                 unpacker.skip()
     except FileNotFoundError:
         raise ModelError(f"no model file at {where}") from None
-    except ModelError:
-        raise
     except Exception as error:  # msgpack raises a zoo of types for damaged bytes
-        raise ModelError(f"{where} is not a jaxstyle model, or it is damaged ({type(error).__name__})") from None
-    raise ModelError(f"{where} is not a jaxstyle model file")
+        raise _damaged(where, error) from None
+    return _checked_meta(meta, where)
+
+
+def _damaged(where: str, error: Exception) -> ModelError:
+    return ModelError(f"{where} is not a jaxstyle model, or it is damaged ({type(error).__name__})")
 
 
 def _to_numpy(tree: Any) -> Any:
@@ -166,7 +169,7 @@ def decode(data: bytes, where: str) -> dict[str, Any]:
         state = serialization.msgpack_restore(data)
         meta = json.loads(state["meta"])
     except Exception as error:  # msgpack raises a zoo of types for damaged bytes
-        raise ModelError(f"{where} is not a jaxstyle model, or it is damaged ({type(error).__name__})") from None
+        raise _damaged(where, error) from None
     return {**state, "meta": _checked_meta(meta, where)}
 
 
