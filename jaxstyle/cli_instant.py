@@ -48,6 +48,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--steps", type=int, default=defaults.steps, help=f"steps in all (default {defaults.steps})")
     train.add_argument("--batch", type=int, default=defaults.batch, help=f"crops per step (default {defaults.batch})")
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="Adam's step size")
+    train.add_argument(
+        "--decay",
+        type=float,
+        help="the last fraction of the steps over which Adam's step falls linearly to 0 (default 0: constant)",
+    )
     train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps per checkpoint")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--resume", action="store_true", help="continue a stopped training from its last checkpoint")
@@ -126,12 +131,16 @@ def train(args: argparse.Namespace) -> int:
     crop_px = args.crop
     if crop_px is None and resumed is not None:
         crop_px = train.recorded_crop_px(resumed["train"]["settings"])  # a resume crops as its checkpoint did
+    decay = args.decay
+    if decay is None:  # a resume keeps its checkpoint's schedule
+        decay = resumed["train"]["settings"].get("decay_fraction", 0.0) if resumed is not None else 0.0
     settings = train.TrainSettings(
         size_px=args.size,
         crop_px=crop_px,
         steps=args.steps,
         batch=args.batch,
         learning_rate=args.learning_rate,
+        decay_fraction=decay,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
     )

@@ -5,6 +5,7 @@ Tiny models (32–48 px crops, a few steps) on real photos and paintings from ..
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -140,15 +141,55 @@ def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
     assert halfway.meta["step"] == 2
     # Where a training stopped is read without decoding the checkpoint's arrays, and it is the record.
     assert models.read_checkpoint_meta("two", gallery_path) == halfway.meta
-    # A checkpoint written before crop_px existed (it cropped at size_px, as SMALL does) resumes too.
+    # A checkpoint written before crop_px and decay_fraction existed (it cropped at size_px, as SMALL
+    # does, with a constant step) resumes too.
     checkpoint = models.checkpoint_path("two", gallery_path)
     document = models.decode(checkpoint.read_bytes(), "checkpoint")
     del document["meta"]["train"]["settings"]["crop_px"]
+    del document["meta"]["train"]["settings"]["decay_fraction"]
     models.save_model(checkpoint, document)
     resumed = train.train("two", styles, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path, resume=True)
     assert resumed.meta["step"] == SMALL.steps
     assert _leaves_equal(resumed.net, model.net) and _leaves_equal(resumed.norms, model.norms)
     assert resumed.meta["loss_history"] == model.meta["loss_history"]
+
+
+def test_adams_step_can_cool_to_zero_over_the_last_steps_and_a_resume_follows_it(
+    trained, photo_dir, paintings, fallback_weights, tmp_path
+):
+    """--decay: the step is constant, then falls linearly over the last fraction of the steps. The
+    schedule is a function of the step, so a stopped training resumes onto the same params."""
+    schedule = train.learning_rate_schedule(train.TrainSettings(steps=10, decay_fraction=0.3))
+    rates = [float(schedule(step)) for step in range(10)]
+    assert rates[:8] == pytest.approx([1e-3] * 8) and rates[8:] == pytest.approx([2e-3 / 3, 1e-3 / 3])
+    constant = train.learning_rate_schedule(train.TrainSettings(steps=10))
+    assert [float(constant(step)) for step in range(10)] == pytest.approx([1e-3] * 10)
+    for bad in (-0.1, 1.5, "0.3", True):
+        with pytest.raises(models.ModelError, match="decay_fraction"):
+            train.TrainSettings(decay_fraction=bad)
+
+    model, _ = trained  # SMALL: 4 steps at a constant step
+    styles = [(name, paintings[name]) for name in ("starry_night", "great_wave")]
+    cooling = dataclasses.replace(SMALL, decay_fraction=0.5)  # steps 2 and 3 at 1 and 1/2 of the step
+    cooled = train.train("cooled", styles, photo_dir, cooling, fallback_weights, gallery_path=tmp_path / "a.db")
+    assert cooled.meta["train"]["settings"]["decay_fraction"] == 0.5
+    # The same run as the constant one until the step falls (the loss of step 3 is before its update)…
+    assert cooled.meta["loss_history"] == model.meta["loss_history"]
+    # …and other params after it.
+    assert not _leaves_equal(cooled.norms, model.norms)
+
+    gallery_path = tmp_path / "b.db"
+    with pytest.raises(Cancelled):
+        train.train(
+            "cooled", styles, photo_dir, cooling, fallback_weights, gallery_path=gallery_path,
+            callback=lambda progress: progress.step >= 2, report_every=2,
+        )  # fmt: skip
+    with pytest.raises(models.ModelError, match="other styles or settings"):
+        train.train("cooled", styles, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path, resume=True)
+    resumed = train.train(
+        "cooled", styles, photo_dir, cooling, fallback_weights, gallery_path=gallery_path, resume=True
+    )
+    assert _leaves_equal(resumed.net, cooled.net) and _leaves_equal(resumed.norms, cooled.norms)
 
 
 def test_blending_two_styles_is_interpolating_their_normalization_params(trained, shared_data):
@@ -298,8 +339,8 @@ def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
     env = {**os.environ, "JAXSTYLE_CACHE_DIR": str(warm_cache_dir)}
     common = ["--styles", "udnie", "--photos", str(photo_dir), "--size", "64", "--batch", "1"]
     common += ["--name", "killed", "--gallery", str(gallery_path), "--checkpoint-every", "1", "--quiet"]
-    proc = subprocess.Popen(  # 36 px crops, not the default 32: --resume must take them from the checkpoint
-        [sys.executable, "-m", "jaxstyle", "train", *common, "--crop", "36", "--steps", "100000"],
+    proc = subprocess.Popen(  # 36 px crops, not the default 32, and a decay: --resume takes both from the checkpoint
+        [sys.executable, "-m", "jaxstyle", "train", *common, "--crop", "36", "--decay", "0.5", "--steps", "100000"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     checkpoint = models.checkpoint_path("killed", gallery_path)
@@ -317,6 +358,7 @@ def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
     assert done.returncode == 0, done.stderr
     resumed = models.load_model("killed", gallery_path)
     assert resumed.meta["step"] == step + 1 and resumed.meta["train"]["settings"]["crop_px"] == 36
+    assert resumed.meta["train"]["settings"]["decay_fraction"] == 0.5
     # Training it afresh under the same name is refused, not overwritten.
     again = _cli("train", *common, "--steps", "2", env=env, capture_output=True)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "exists already" in again.stderr

@@ -45,10 +45,11 @@ def app_gallery(monkeypatch, tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_model(tmp_path_factory, fallback_weights) -> Path:
-    """A two-style model "demo" (The Starry Night, The Great Wave) trained for 2 steps at 32 px."""
+    """A two-style model "demo" (The Starry Night, The Great Wave) trained for 2 steps at 32 px, the
+    step cooled over the last one."""
     elsewhere = tmp_path_factory.mktemp("trained") / "gallery.db"
     styles = [(s, inputs.from_path(STYLES_DIR / f"{s}.jpg").image) for s in ("starry_night", "great_wave")]
-    settings = TrainSettings(size_px=32, steps=2, batch=1)
+    settings = TrainSettings(size_px=32, steps=2, batch=1, decay_fraction=0.5)
     train("demo", styles, CONTENT_DIR, settings, fallback_weights, gallery_path=elsewhere)
     return models.model_path("demo", elsewhere)
 
@@ -250,7 +251,10 @@ def test_the_models_page_lists_the_model_with_its_styles_and_a_sample(with_demo)
     captions = {caption for image in at.image for caption in image.captions}
     assert {"The Starry Night", "The Great Wave off Kanagawa"} <= captions
     assert any(c.startswith("Sample: c in The Starry Night, 256 px") for c in captions)
-    assert any("2 steps" in c and "random-fallback VGG19" in c for c in texts(at.caption))
+    assert any(
+        "2 steps" in c and "step cooled over the last 50%" in c and "random-fallback VGG19" in c
+        for c in texts(at.caption)
+    )
     assert [b.label for b in at.get("download_button")] == ["Export"]
 
     at.button(key="use_model_demo").click().run()  # Paint with it: Generate, Instant, this model

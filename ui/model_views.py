@@ -105,6 +105,8 @@ def model_card(model: models.Model) -> None:
             f"{recorded_crop_px(settings) or '?'} px crops, batch {settings.get('batch', '?')}",
             f"{record.get('weights_source', 'unknown')} VGG19",
         ]
+        if settings.get("decay_fraction"):
+            facts.insert(-1, f"Adam's step cooled over the last {float(settings['decay_fraction']):.0%}")
         st.caption(" · ".join(facts))
         if training:
             st.caption(":material/autorenew: Training now: its progress is under *Train a new model*.")
