@@ -53,6 +53,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         type=float,
         help="the last fraction of the steps over which Adam's step falls linearly to 0 (default 0: constant)",
     )
+    train.add_argument(
+        "--ema",
+        type=float,
+        help="the model is the moving average of the params over the steps, at this decay per step "
+        f"(default {defaults.ema_decay}; 0: the last step's params)",
+    )
     train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps per checkpoint")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--resume", action="store_true", help="continue a stopped training from its last checkpoint")
@@ -128,12 +134,11 @@ def train(args: argparse.Namespace) -> int:
     resumed = None  # the checkpoint's record
     if args.resume and models.checkpoint_path(name, args.gallery).is_file():
         resumed = models.read_checkpoint_meta(name, args.gallery)
-    crop_px = args.crop
-    if crop_px is None and resumed is not None:
-        crop_px = train.recorded_crop_px(resumed["train"]["settings"])  # a resume crops as its checkpoint did
-    decay = args.decay
-    if decay is None:  # a resume keeps its checkpoint's schedule
-        decay = resumed["train"]["settings"].get("decay_fraction", 0.0) if resumed is not None else 0.0
+    # A resume crops, schedules and averages as its checkpoint did, unless told otherwise.
+    recorded = train.recorded_settings(resumed["train"]["settings"]) if resumed is not None else {}
+    crop_px = args.crop if args.crop is not None else recorded.get("crop_px")
+    decay = args.decay if args.decay is not None else recorded.get("decay_fraction", 0.0)
+    ema_decay = args.ema if args.ema is not None else recorded.get("ema_decay", train.TrainSettings.ema_decay)
     settings = train.TrainSettings(
         size_px=args.size,
         crop_px=crop_px,
@@ -141,6 +146,7 @@ def train(args: argparse.Namespace) -> int:
         batch=args.batch,
         learning_rate=args.learning_rate,
         decay_fraction=decay,
+        ema_decay=ema_decay,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
     )

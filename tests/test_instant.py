@@ -18,12 +18,13 @@ import pytest
 
 from jaxstyle import gallery, images, inputs
 from jaxstyle.errors import Cancelled, SettingsError
-from jaxstyle.instant import models, network, train
+from jaxstyle.instant import background, models, network, train
 from jaxstyle.instant.paint import Painter
 from jaxstyle.instant.run import run_instant
 from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR
 
-SMALL = train.TrainSettings(size_px=32, steps=4, batch=1, checkpoint_every=2)
+# The last step's params (no moving average), as models were before ema_decay.
+SMALL = train.TrainSettings(size_px=32, steps=4, batch=1, checkpoint_every=2, ema_decay=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -141,13 +142,16 @@ def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
     assert halfway.meta["step"] == 2
     # Where a training stopped is read without decoding the checkpoint's arrays, and it is the record.
     assert models.read_checkpoint_meta("two", gallery_path) == halfway.meta
-    # A checkpoint written before crop_px and decay_fraction existed (it cropped at size_px, as SMALL
-    # does, with a constant step) resumes too.
+    # A checkpoint written before crop_px, decay_fraction and ema_decay existed (it cropped at
+    # size_px, as SMALL does, with a constant step and no average) resumes too.
     checkpoint = models.checkpoint_path("two", gallery_path)
     document = models.decode(checkpoint.read_bytes(), "checkpoint")
-    del document["meta"]["train"]["settings"]["crop_px"]
-    del document["meta"]["train"]["settings"]["decay_fraction"]
+    for key in ("crop_px", "decay_fraction", "ema_decay"):
+        del document["meta"]["train"]["settings"][key]
+    del document["average"]
     models.save_model(checkpoint, document)
+    # The Models page resumes it with the settings it was made with, filled in as it trained.
+    assert background.resume_inputs("two", gallery_path)[2] == SMALL
     resumed = train.train("two", styles, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path, resume=True)
     assert resumed.meta["step"] == SMALL.steps
     assert _leaves_equal(resumed.net, model.net) and _leaves_equal(resumed.norms, model.norms)
@@ -190,6 +194,52 @@ def test_adams_step_can_cool_to_zero_over_the_last_steps_and_a_resume_follows_it
         "cooled", styles, photo_dir, cooling, fallback_weights, gallery_path=gallery_path, resume=True
     )
     assert _leaves_equal(resumed.net, cooled.net) and _leaves_equal(resumed.norms, cooled.norms)
+
+
+def test_a_model_paints_with_the_moving_average_of_its_params_and_a_resume_keeps_it(
+    trained, photo_dir, paintings, fallback_weights, tmp_path
+):
+    """ema_decay: the model file holds the exponential moving average of the trained params, which
+    the checkpoint keeps beside them, so a resumed training ends on the same average."""
+    assert float(train.ema_rate(0.999, 0)) == pytest.approx(0.1)
+    assert float(train.ema_rate(0.999, 10**6)) == pytest.approx(0.999)
+    for bad in (-0.1, 1.0, "0.9", True):
+        with pytest.raises(models.ModelError, match="ema_decay"):
+            train.TrainSettings(ema_decay=bad)
+
+    styles = [(name, paintings[name]) for name in ("starry_night", "great_wave")]
+    averaging = dataclasses.replace(SMALL, ema_decay=0.9, checkpoint_every=1)
+    gallery_path = tmp_path / "a.db"
+    trained_params = []  # the checkpoint's params after each step
+
+    def keep(progress: train.TrainProgress) -> None:
+        saved = models.decode(models.checkpoint_path("avg", gallery_path).read_bytes(), "checkpoint")
+        trained_params.append({"net": saved["net"], "norms": saved["norms"]})
+
+    model = train.train(
+        "avg", styles, photo_dir, averaging, fallback_weights, gallery_path=gallery_path,
+        callback=keep, report_every=1,
+    )  # fmt: skip
+    # The average does not steer training: the params are the constant run's, bit for bit…
+    unaveraged, _ = trained
+    assert _leaves_equal(trained_params[-1], {"net": unaveraged.net, "norms": unaveraged.norms})
+    # …and the model is their running average from the initial params, not the last of them.
+    mean = {"net": network.init_net(SMALL.seed), "norms": network.init_norms(2)}
+    for step, params in enumerate(trained_params):
+        rate = float(train.ema_rate(0.9, step))
+        mean = jax.tree.map(lambda m, p: m + (1.0 - rate) * (p - m), mean, params)  # noqa: B023
+    for got, want in zip(jax.tree.leaves((model.net, model.norms)), jax.tree.leaves(mean), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert not _leaves_equal({"net": model.net, "norms": model.norms}, trained_params[-1])
+
+    stopped = tmp_path / "b.db"
+    with pytest.raises(Cancelled):
+        train.train(
+            "avg", styles, photo_dir, averaging, fallback_weights, gallery_path=stopped,
+            callback=lambda progress: progress.step >= 2, report_every=2,
+        )  # fmt: skip
+    resumed = train.train("avg", styles, photo_dir, averaging, fallback_weights, gallery_path=stopped, resume=True)
+    assert _leaves_equal(resumed.net, model.net) and _leaves_equal(resumed.norms, model.norms)
 
 
 def test_blending_two_styles_is_interpolating_their_normalization_params(trained, shared_data):

@@ -252,7 +252,10 @@ def test_the_models_page_lists_the_model_with_its_styles_and_a_sample(with_demo)
     assert {"The Starry Night", "The Great Wave off Kanagawa"} <= captions
     assert any(c.startswith("Sample: c in The Starry Night, 256 px") for c in captions)
     assert any(
-        "2 steps" in c and "step cooled over the last 50%" in c and "random-fallback VGG19" in c
+        "2 steps" in c
+        and "step cooled over the last 50%" in c
+        and "params averaged over the steps (EMA 0.999)" in c
+        and "random-fallback VGG19" in c
         for c in texts(at.caption)
     )
     assert [b.label for b in at.get("download_button")] == ["Export"]

@@ -18,7 +18,7 @@ import streamlit as st
 
 from jaxstyle import catalog, gallery, images, inputs
 from jaxstyle.instant import background, models
-from jaxstyle.instant.train import TrainSettings, gallery_photos, recorded_crop_px
+from jaxstyle.instant.train import TrainSettings, gallery_photos, recorded_settings
 from ui.common import (
     GENERATE_PAGE,
     IMAGE_TYPES,
@@ -102,11 +102,13 @@ def model_card(model: models.Model) -> None:
             f"{float(meta.get('train_s', 0.0)):.0f} s of training",
             f"{record.get('photo_count', '?')} photos",
             f"{settings.get('size_px', '?')} px scale",
-            f"{recorded_crop_px(settings) or '?'} px crops, batch {settings.get('batch', '?')}",
+            f"{recorded_settings(settings)['crop_px'] or '?'} px crops, batch {settings.get('batch', '?')}",
             f"{record.get('weights_source', 'unknown')} VGG19",
         ]
         if settings.get("decay_fraction"):
             facts.insert(-1, f"Adam's step cooled over the last {float(settings['decay_fraction']):.0%}")
+        if settings.get("ema_decay"):
+            facts.insert(-1, f"params averaged over the steps (EMA {float(settings['ema_decay']):g})")
         st.caption(" · ".join(facts))
         if training:
             st.caption(":material/autorenew: Training now: its progress is under *Train a new model*.")

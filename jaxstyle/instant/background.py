@@ -29,7 +29,15 @@ from PIL import Image
 from jaxstyle import images
 from jaxstyle.errors import Cancelled, JaxstyleError
 from jaxstyle.instant import models
-from jaxstyle.instant.train import PHOTO_SUFFIXES, TrainProgress, TrainSettings, gallery_photos, photo_files, train
+from jaxstyle.instant.train import (
+    PHOTO_SUFFIXES,
+    TrainProgress,
+    TrainSettings,
+    gallery_photos,
+    photo_files,
+    recorded_settings,
+    train,
+)
 from jaxstyle.weights import Weights
 
 log = logging.getLogger(__name__)
@@ -231,7 +239,8 @@ def resume_inputs(
         source = Path(photos)
     else:
         raise models.ModelError(f"the photos {name} was trained on ({photos}) are gone: train a new model instead")
-    return styles, source, TrainSettings(**record["settings"]), list(meta.get("loss_history", []))
+    settings = TrainSettings(**recorded_settings(record["settings"]))
+    return styles, source, settings, list(meta.get("loss_history", []))
 
 
 class Trainings:
