@@ -127,9 +127,9 @@ def learning_rate_schedule(settings: TrainSettings) -> optax.Schedule:
     """Adam's step at each step: ``learning_rate``, then falling linearly to 0 over the last
     ``decay_fraction`` of the steps. A function of the step alone, so a resumed run follows it too.
 
-    Why: with a constant step the network keeps jittering about its minimum, and which point of
-    that jitter a run stops at moves the held-out loss by several percent (README, "Instant
-    styles"); cooling the step at the end settles it."""
+    Why: with a constant step the network keeps jittering about its minimum (see ema_rate), and
+    cooling the step at the end is the usual way to settle it. Measured once so far (README,
+    "Instant styles"), so it is off by default; the moving average is on."""
     decay_steps = round(settings.steps * settings.decay_fraction)
     constant = optax.constant_schedule(settings.learning_rate)
     if decay_steps == 0:
