@@ -55,6 +55,15 @@ def _leaves_equal(a, b) -> bool:
     return jax.tree.structure(a) == jax.tree.structure(b) and all(np.array_equal(x, y) for x, y in pairs)
 
 
+def _stopped_at_step_2(name, styles, photo_dir, settings, weights, gallery_path) -> None:
+    """Train ``name`` and stop it after step 2, as a user's cancel does (a checkpoint is left)."""
+    with pytest.raises(Cancelled):
+        train.train(
+            name, styles, photo_dir, settings, weights, gallery_path=gallery_path,
+            callback=lambda progress: progress.step >= 2, report_every=2,
+        )  # fmt: skip
+
+
 @pytest.mark.parametrize(("kernel", "stride"), [(9, 1), (3, 1), (3, 2)])
 def test_the_network_convolution_is_a_reflection_padded_one(kernel, stride):
     """The padded-then-cropped convolution (XLA:CPU's fast path) is exactly the plain one."""
@@ -133,11 +142,7 @@ def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
     model, _ = trained
     styles = [(name, paintings[name]) for name in ("starry_night", "great_wave")]
     gallery_path = tmp_path / "gallery.db"
-    with pytest.raises(Cancelled):
-        train.train(
-            "two", styles, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path,
-            callback=lambda progress: progress.step >= 2, report_every=2,
-        )  # fmt: skip
+    _stopped_at_step_2("two", styles, photo_dir, SMALL, fallback_weights, gallery_path)
     halfway = models.load_model("two", gallery_path)
     assert halfway.meta["step"] == 2
     # Where a training stopped is read without decoding the checkpoint's arrays, and it is the record.
@@ -183,11 +188,7 @@ def test_adams_step_can_cool_to_zero_over_the_last_steps_and_a_resume_follows_it
     assert not _leaves_equal(cooled.norms, model.norms)
 
     gallery_path = tmp_path / "b.db"
-    with pytest.raises(Cancelled):
-        train.train(
-            "cooled", styles, photo_dir, cooling, fallback_weights, gallery_path=gallery_path,
-            callback=lambda progress: progress.step >= 2, report_every=2,
-        )  # fmt: skip
+    _stopped_at_step_2("cooled", styles, photo_dir, cooling, fallback_weights, gallery_path)
     with pytest.raises(models.ModelError, match="other styles or settings"):
         train.train("cooled", styles, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path, resume=True)
     resumed = train.train(
@@ -233,11 +234,7 @@ def test_a_model_paints_with_the_moving_average_of_its_params_and_a_resume_keeps
     assert not _leaves_equal({"net": model.net, "norms": model.norms}, trained_params[-1])
 
     stopped = tmp_path / "b.db"
-    with pytest.raises(Cancelled):
-        train.train(
-            "avg", styles, photo_dir, averaging, fallback_weights, gallery_path=stopped,
-            callback=lambda progress: progress.step >= 2, report_every=2,
-        )  # fmt: skip
+    _stopped_at_step_2("avg", styles, photo_dir, averaging, fallback_weights, stopped)
     resumed = train.train("avg", styles, photo_dir, averaging, fallback_weights, gallery_path=stopped, resume=True)
     assert _leaves_equal(resumed.net, model.net) and _leaves_equal(resumed.norms, model.norms)
 
