@@ -37,6 +37,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--name", help="the new model's name")
     train.add_argument("--add-style", help="a painting to add to --model (only its own parameters train)")
     train.add_argument("--model", help="the model --add-style adds to")
+    train.add_argument(
+        "--from",
+        dest="start_from",
+        metavar="MODEL",
+        help="start the new model from this model's params (same styles; default --styles: its own paintings)",
+    )
     train.add_argument("--photos", type=Path, help="folder of training photos (default: the gallery's photos)")
     train.add_argument(
         "--size",
@@ -113,6 +119,7 @@ def _model_summary(model) -> dict:
         "photo_count": train.get("photo_count"),
         "weights_source": train.get("weights_source"),
         "added": meta.get("added", []),
+        "started_from": {k: v for k, v in train.get("started_from", {}).items() if k != "train"} or None,
     }
 
 
@@ -121,11 +128,22 @@ def train(args: argparse.Namespace) -> int:
     from jaxstyle.cli_common import local_weights, ray_cluster
     from jaxstyle.instant import models, train
 
+    start_from = None  # the model a new one starts from (--from)
     if args.add_style:
-        if not args.model or args.styles:
-            raise JaxstyleError("--add-style needs --model (the model to add to) and no --styles")
+        if not args.model or args.styles or args.start_from:
+            raise JaxstyleError("--add-style needs --model (the model to add to), and no --styles or --from")
         base = models.load_model(args.model, args.gallery)
         name, specs = base.name, [args.add_style]
+    elif args.start_from:
+        if not args.name:
+            raise JaxstyleError("--from needs --name: the new model's name")
+        if args.resume:
+            raise JaxstyleError("--resume continues from the checkpoint: leave out --from")
+        if args.ray_address:
+            raise JaxstyleError("--from trains on this machine only, not on a Ray cluster")
+        base, name = None, models.check_name(args.name)
+        start_from = models.load_model(args.start_from, args.gallery)
+        specs = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else list(start_from.styles)
     else:
         if not args.styles or not args.name:
             raise JaxstyleError("train needs --styles and --name (or --add-style with --model)")
@@ -152,7 +170,10 @@ def train(args: argparse.Namespace) -> int:
     )
     train.check_start(name, args.gallery, resume=args.resume, adding=base is not None)
     backend = ray_cluster(args)  # before anything slow
-    styles = [(_style_name(spec), inputs.load_source(spec).image) for spec in specs]
+    if start_from is not None and not args.styles:
+        styles = [(style, start_from.style_image(style)) for style in start_from.styles]
+    else:
+        styles = [(_style_name(spec), inputs.load_source(spec).image) for spec in specs]
     photo_source = args.photos if args.photos is not None else train.gallery_photos(args.gallery)
     loaded = local_weights(args) if backend is None else None
     start_step = int(resumed.get("step", 0)) if resumed is not None else 0
@@ -178,6 +199,7 @@ def train(args: argparse.Namespace) -> int:
                 gallery_path=args.gallery,
                 resume=args.resume,
                 add_to=base,
+                start_from=start_from,
                 callback=on_progress,
             )
     finally:

@@ -6,11 +6,13 @@ Tiny models (32–48 px crops, a few steps) on real photos and paintings from ..
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from unittest.mock import ANY
 
 import jax
 import numpy as np
@@ -55,12 +57,12 @@ def _leaves_equal(a, b) -> bool:
     return jax.tree.structure(a) == jax.tree.structure(b) and all(np.array_equal(x, y) for x, y in pairs)
 
 
-def _stopped_at_step_2(name, styles, photo_dir, settings, weights, gallery_path) -> None:
+def _stopped_at_step_2(name, styles, photo_dir, settings, weights, gallery_path, **options) -> None:
     """Train ``name`` and stop it after step 2, as a user's cancel does (a checkpoint is left)."""
     with pytest.raises(Cancelled):
         train.train(
             name, styles, photo_dir, settings, weights, gallery_path=gallery_path,
-            callback=lambda progress: progress.step >= 2, report_every=2,
+            callback=lambda progress: progress.step >= 2, report_every=2, **options,
         )  # fmt: skip
 
 
@@ -239,6 +241,43 @@ def test_a_model_paints_with_the_moving_average_of_its_params_and_a_resume_keeps
     assert _leaves_equal(resumed.net, model.net) and _leaves_equal(resumed.norms, model.norms)
 
 
+def test_a_new_model_can_start_from_a_trained_ones_params(trained, photo_dir, paintings, fallback_weights, tmp_path):
+    """``start_from``: a model trained elsewhere (its checkpoint left behind) trains on, as a new model."""
+    model, _ = trained
+    # Shifted far from where a fresh network starts, so a start from random params can't pass.
+    base = dataclasses.replace(model, name="base", norms=jax.tree.map(lambda x: x + 0.5, model.norms))
+    styles = [(name, paintings[name]) for name in ("starry_night", "great_wave")]
+    one_step = dataclasses.replace(SMALL, steps=1, learning_rate=1e-3)
+    gallery_path = tmp_path / "gallery.db"
+    started = train.train(
+        "next", styles, photo_dir, one_step, fallback_weights, gallery_path=gallery_path, start_from=base
+    )
+    # Adam's first step moves each param by at most the learning rate.
+    for new, old in zip(jax.tree.leaves(started.norms), jax.tree.leaves(base.norms), strict=True):
+        assert np.abs(new - old).max() <= 1e-3 * 1.0001
+    for new, old in zip(jax.tree.leaves(started.net), jax.tree.leaves(base.net), strict=True):
+        assert np.abs(new - old).max() <= 1e-3 * 1.0001
+    assert not _leaves_equal(started.norms, base.norms)
+    origin = started.meta["train"]["started_from"]
+    assert origin["model"] == "base" and origin["step"] == SMALL.steps
+    assert origin["train"]["settings"] == model.meta["train"]["settings"]
+    assert started.meta["step"] == 1 and len(started.meta["loss_history"]) == 1
+    # A stopped one resumes from its checkpoint and still names where it started.
+    _stopped_at_step_2("stopped", styles, photo_dir, SMALL, fallback_weights, gallery_path, start_from=base)
+    resumed = train.train("stopped", styles, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path, resume=True)
+    assert resumed.meta["step"] == SMALL.steps and resumed.meta["train"]["started_from"]["model"] == "base"
+    # Its styles must be the model's own, in order.
+    for wrong in (styles[::-1], styles[:1]):
+        with pytest.raises(models.ModelError, match="a model started from it trains those styles"):
+            train.train("other", wrong, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path, start_from=base)
+    with pytest.raises(models.ModelError, match="not both"):
+        train.train(
+            "base", styles[:1], photo_dir, SMALL, fallback_weights, gallery_path=gallery_path,
+            add_to=base, start_from=base,
+        )  # fmt: skip
+    assert not models.model_path("other", gallery_path).exists()
+
+
 def test_blending_two_styles_is_interpolating_their_normalization_params(trained, shared_data):
     model, _ = trained
     photo = images.open_image(shared_data / "content" / "tubingen.jpg")
@@ -406,6 +445,15 @@ def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
     resumed = models.load_model("killed", gallery_path)
     assert resumed.meta["step"] == step + 1 and resumed.meta["train"]["settings"]["crop_px"] == 36
     assert resumed.meta["train"]["settings"]["decay_fraction"] == 0.5
+    # --from starts a new model from it (its own painting by default); --resume with --from is refused.
+    started = _cli("train", "--from", "killed", "--name", "next", *common[2:6], "--steps", "1", "--quiet",
+                   "--gallery", str(gallery_path), "--json", env=env, capture_output=True)  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["started_from"] == {"model": "killed", "step": step + 1, "train_s": ANY}
+    assert models.load_model("next", gallery_path).styles == ("udnie",)
+    both = _cli("train", "--from", "killed", "--name", "next", "--resume", "--gallery", str(gallery_path),
+                env=env, capture_output=True)  # fmt: skip
+    assert both.returncode == 2 and both.stderr.count("\n") == 1 and "leave out --from" in both.stderr
     # Training it afresh under the same name is refused, not overwritten.
     again = _cli("train", *common, "--steps", "2", env=env, capture_output=True)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "exists already" in again.stderr
@@ -421,8 +469,6 @@ def test_the_cli_generates_with_a_model_and_manages_models(trained, tmp_path, co
         env=env, capture_output=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    import json
-
     summary = json.loads(done.stdout)
     assert summary["method"] == "instant" and summary["style_blend"] == [0.7, 0.3]
     assert summary["run_s"] > 0 and summary["compile_s"] > 0 and out.is_file()

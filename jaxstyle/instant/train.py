@@ -7,7 +7,9 @@ painted batch as the image and each photo as its own content target, with Optax'
 
 Adding a style to a trained model (:func:`train` with ``add_to``) trains only the new style's
 rows of the normalization parameters: the gradient of everything else is masked to zero, so every
-other style paints exactly as before.
+other style paints exactly as before. A training can also start from a trained model's params
+(``start_from``: a new model, the same styles, fresh optimizer state and settings), e.g. to go on
+with a model trained elsewhere whose checkpoint did not come along, or to cool its step.
 
 A checkpoint (model and optimizer state) is written every ``checkpoint_every`` steps, whole or not
 at all, and the batches are a function of (seed, step) alone: ``resume`` continues a killed run at
@@ -337,12 +339,15 @@ def train(
     gallery_path: str | os.PathLike | None = None,
     resume: bool = False,
     add_to: models.Model | None = None,
+    start_from: models.Model | None = None,
     callback: Callable[[TrainProgress], bool | None] | None = None,
     report_every: int = 10,
     photos_label: str | None = None,
 ) -> models.Model:
     """Train the model ``name`` to paint in ``styles`` ((name, image) pairs), or add one style to
-    ``add_to`` (then ``styles`` holds that one style and only its parameters train).
+    ``add_to`` (then ``styles`` holds that one style and only its parameters train). With
+    ``start_from`` (a model holding exactly ``styles``, in that order) the new model starts from its
+    params instead of random ones; the record names it.
 
     Writes ``<name>`` and its checkpoint into the gallery's models folder every
     ``settings.checkpoint_every`` steps and at the end. ``callback`` gets a :class:`TrainProgress`
@@ -352,7 +357,7 @@ def train(
 
     Raises:
         ModelError: bad name, no photos, a resume that does not match its checkpoint, a style the
-            model holds already.
+            model holds already, a ``start_from`` with other styles.
     """
     models.check_name(name)
     if not styles:
@@ -361,6 +366,14 @@ def train(
     if len(set(style_names)) != len(style_names):
         raise models.ModelError(f"a style is named twice: {', '.join(style_names)}")
     check_start(name, gallery_path, resume=resume, adding=add_to is not None)
+    if start_from is not None:
+        if add_to is not None:
+            raise models.ModelError("a style is added to a model, or a new model starts from one: not both")
+        if list(start_from.styles) != style_names:
+            raise models.ModelError(
+                f"model {start_from.name} holds {', '.join(start_from.styles)}: a model started from it "
+                "trains those styles, in that order"
+            )
     ckpt_path = models.checkpoint_path(name, gallery_path)
     model_path = models.model_path(name, gallery_path)
     photos, skipped = load_photos(photo_source, settings.size_px)
@@ -395,6 +408,18 @@ def train(
         base_meta = {k: v for k, v in add_to.meta.items() if k not in ("format", "version", "name")}
         style_pngs = dict(add_to.style_images)
         step0 = 0
+    elif start_from is not None:
+        all_styles = style_names
+        trainable = jax.tree.map(jnp.asarray, {"net": start_from.net, "norms": start_from.norms})
+        only_style = None
+        history, base_meta, step0 = [], {}, 0
+        style_pngs = {}
+        record["started_from"] = {
+            "model": start_from.name,
+            "step": start_from.meta.get("step"),
+            "train_s": start_from.meta.get("train_s"),
+            "train": start_from.meta.get("train", {}),
+        }
     else:
         all_styles = style_names
         trainable = {"net": network.init_net(settings.seed), "norms": network.init_norms(len(styles))}
@@ -422,6 +447,8 @@ def train(
         leaves = [jnp.asarray(x) for x in jax.tree.leaves(saved["opt_state"])]
         opt_state = jax.tree.unflatten(jax.tree.structure(opt_state), leaves)
         step0, history, elapsed_before = int(meta["step"]), list(meta["loss_history"]), float(meta["train_s"])
+        if "started_from" in meta["train"]:
+            record["started_from"] = meta["train"]["started_from"]
 
     def write(step: int, train_s: float) -> None:
         meta = {
