@@ -146,8 +146,6 @@ def train(args: argparse.Namespace) -> int:
             raise JaxstyleError("--from needs --name: the new model's name")
         if args.resume:
             raise JaxstyleError("--resume continues from the checkpoint: leave out --from")
-        if args.ray_address:
-            raise JaxstyleError("--from trains on this machine only, not on a Ray cluster")
         base, name = None, models.check_name(args.name)
         start_from = models.load_model(args.start_from, args.gallery)
         specs = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else list(start_from.styles)
@@ -197,6 +195,7 @@ def train(args: argparse.Namespace) -> int:
             model = backend.train(
                 name, styles, _photo_bytes(photo_source), settings, gallery_path=args.gallery, adding=base is not None,
                 resume=args.resume, photos_label=train.describe_photos(photo_source), report=on_progress,
+                start_from=start_from,
             )  # fmt: skip
         else:
             model = train.train(

@@ -145,11 +145,12 @@ class StyleWorker:
         resume: bool,
         photos_label: str,
         report_every: int,
+        start_from: Any = None,
     ):
         """Train an instant model in a folder of this worker's own, starting from ``files`` (the
-        model and checkpoint the app holds, by suffix). Yield ``("progress", TrainProgress)``,
-        ``("files", {suffix: bytes})`` after each new checkpoint, then ``("done",)`` or
-        ``("error", class name, message)``."""
+        model and checkpoint the app holds, by suffix) or from the model ``start_from``. Yield
+        ``("progress", TrainProgress)``, ``("files", {suffix: bytes})`` after each new checkpoint,
+        then ``("done",)`` or ``("error", class name, message)``."""
         from jaxstyle.instant import models
         from jaxstyle.instant import train as training
 
@@ -164,7 +165,7 @@ class StyleWorker:
                 training.train(
                     name, list(styles), list(photos), settings, self._weights, gallery_path=gallery_path,
                     resume=resume, add_to=models.read_model(here[models.MODEL_SUFFIX]) if adding else None,
-                    callback=report, report_every=report_every, photos_label=photos_label,
+                    start_from=start_from, callback=report, report_every=report_every, photos_label=photos_label,
                 )  # fmt: skip
                 return ("done",)
 
@@ -423,10 +424,12 @@ class RayRunner:
         photos_label: str = "",
         report: Callable[[Any], bool | None] | None = None,
         report_every: int = 10,
+        start_from: Any = None,
     ) -> Any:
-        """Train an instant model on a worker; its checkpoints come back as they are written and
-        are kept beside ``gallery_path`` (whole or not at all), so ``--resume`` continues here
-        after anything. Returns the trained :class:`~jaxstyle.instant.models.Model`.
+        """Train an instant model on a worker (from the model ``start_from``, if given); its
+        checkpoints come back as they are written and are kept beside ``gallery_path`` (whole or
+        not at all), so ``--resume`` continues here after anything. Returns the trained
+        :class:`~jaxstyle.instant.models.Model`.
 
         Raises:
             ClusterError: the worker died (the checkpoints received so far stay).
@@ -450,7 +453,7 @@ class RayRunner:
             self._wait_ready(worker)
             stream = worker.train.options(num_returns="streaming").remote(
                 token, name, list(styles), list(photos), settings, start_files, adding, resume, photos_label,
-                report_every,
+                report_every, start_from,
             )  # fmt: skip
             try:
                 for item in self._follow(worker, token, stream, on_progress):

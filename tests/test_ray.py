@@ -9,6 +9,7 @@ a wrong address is one clear message in the app and the CLI, and nothing is stor
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -265,6 +266,15 @@ def test_the_cli_trains_a_model_on_the_cluster_and_keeps_it_here(cluster, tmp_pa
     assert more.returncode == 0, more.stderr
     resumed = models.load_model("tiny", gallery_path)
     assert resumed.meta["step"] == 5 and resumed.meta["loss_history"][:3] == model.meta["loss_history"]
+
+    # A new model starts from it there too (its params travel with the request).
+    started = subprocess.run(
+        [*train_command(cluster, gallery_path, photo_folder, "--steps", "1"), "--from", "tiny", "--name", "tiny2"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["started_from"]["model"] == "tiny"
+    assert models.load_model("tiny2", gallery_path).meta["step"] == 1
 
 
 def test_a_worker_killed_mid_training_leaves_its_last_checkpoint_here_to_resume(
