@@ -248,14 +248,24 @@ def train_form() -> dict[str, Any]:
         }
     )
     name = st.text_input("Name", now["t_name"], key="t_name", placeholder="e.g. impressionists", max_chars=64)
-    styles = st.multiselect(
-        "Paintings to learn", offline, [s for s in now["t_styles"] if s in offline], key="t_styles",
-        format_func=style_label, placeholder="Choose paintings from the catalog",
-        help="Paintings not on this machine yet can be downloaded on the Styles page.",
+    trained = {model.name: model for model in models.list_models(gallery_path())}
+    start_from = st.selectbox(
+        "Start from", [None, *trained], key="t_from", format_func=lambda n: "A new network" if n is None else n,
+        help="Start from a trained model's params: it goes on learning its own paintings, with these settings.",
     )  # fmt: skip
-    uploads = st.file_uploader(
-        "Or paintings of your own", type=IMAGE_TYPES, key="t_style_upload", accept_multiple_files=True
-    )
+    styles, uploads = [], []
+    if start_from is not None:
+        labels = ", ".join(style_label(style) for style in trained[start_from].styles)
+        st.caption(f"Learns {start_from}'s paintings: {labels}.")
+    else:
+        styles = st.multiselect(
+            "Paintings to learn", offline, [s for s in now["t_styles"] if s in offline], key="t_styles",
+            format_func=style_label, placeholder="Choose paintings from the catalog",
+            help="Paintings not on this machine yet can be downloaded on the Styles page.",
+        )  # fmt: skip
+        uploads = st.file_uploader(
+            "Or paintings of your own", type=IMAGE_TYPES, key="t_style_upload", accept_multiple_files=True
+        )
     source = st.segmented_control(
         "Photos to learn from", ["Gallery", "Upload"], default=now["t_photos"], key="t_photos", required=True,
         format_func={"Gallery": "The gallery's photos", "Upload": "Upload photos"}.get,
@@ -286,6 +296,7 @@ def train_form() -> dict[str, Any]:
     )
     return {
         "name": name.strip(),
+        "start_from": start_from,
         "styles": styles,
         "style_uploads": list(uploads or []),
         "photos": source,
@@ -303,20 +314,28 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def start_training(form: dict[str, Any]) -> None:
     """Start the training the form describes, in the background (errors are raised, one line each)."""
-    styles = [(style_id, inputs.from_catalog(style_id, download=False).image) for style_id in form["styles"]]
-    taken = {name for name, _ in styles}
-    for upload in form["style_uploads"]:
-        loaded = inputs.from_upload(upload.getvalue(), upload.name or "painting")
-        name = _unique(Path(loaded.origin).stem or "painting", taken)
-        taken.add(name)
-        styles.append((name, loaded.image))
+    if form["start_from"] is not None:
+        # The model's own paintings, as it keeps them (a style of its own may not be in the catalog).
+        start_from = models.load_model(form["start_from"], gallery_path())
+        styles = [(style, start_from.style_image(style)) for style in start_from.styles]
+    else:
+        start_from = None
+        styles = [(style_id, inputs.from_catalog(style_id, download=False).image) for style_id in form["styles"]]
+        taken = {name for name, _ in styles}
+        for upload in form["style_uploads"]:
+            loaded = inputs.from_upload(upload.getvalue(), upload.name or "painting")
+            name = _unique(Path(loaded.origin).stem or "painting", taken)
+            taken.add(name)
+            styles.append((name, loaded.image))
     settings = TrainSettings(**form["settings"])
     if form["photos"] == "Upload":
         photos = [(upload.name or "photo", upload.getvalue()) for upload in form["photo_uploads"]]
         keep = True
     else:
         photos, keep = gallery_photos(gallery_path()), False
-    trainings().start(form["name"], styles, photos, settings, runner().load_weights, keep_photos=keep)
+    trainings().start(
+        form["name"], styles, photos, settings, runner().load_weights, keep_photos=keep, start_from=start_from
+    )
 
 
 def _cancel(name: str) -> None:

@@ -87,10 +87,11 @@ class TrainingJob:
         resume: bool = False,
         history: Sequence[float] = (),
         start_step: int = 0,
+        start_from: models.Model | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
-        self._args = (list(styles), photo_source, weights_loader, gallery_path, resume)
+        self._args = (list(styles), photo_source, weights_loader, gallery_path, resume, start_from)
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         self._state = RUNNING
@@ -147,7 +148,7 @@ class TrainingJob:
         return self._cancel.is_set()
 
     def _work(self) -> None:
-        styles, photo_source, weights_loader, gallery_path, resume = self._args
+        styles, photo_source, weights_loader, gallery_path, resume, start_from = self._args
         state, error = DONE, ""
         try:
             train(
@@ -158,6 +159,7 @@ class TrainingJob:
                 weights_loader(),
                 gallery_path=gallery_path,
                 resume=resume,
+                start_from=start_from,
                 callback=self._report,
                 report_every=1,
             )
@@ -279,9 +281,11 @@ class Trainings:
         weights_loader: Callable[[], Weights],
         *,
         keep_photos: bool = False,
+        start_from: models.Model | None = None,
     ) -> TrainingJob:
-        """Start training a new model ``name`` in the background; with ``keep_photos`` the photos
-        (a list of (name, bytes), e.g. uploads) are first kept beside the model (:func:`save_photos`).
+        """Start training a new model ``name`` in the background (from the params of ``start_from``,
+        which holds ``styles``, if given); with ``keep_photos`` the photos (a list of (name, bytes),
+        e.g. uploads) are first kept beside the model (:func:`save_photos`).
 
         Raises:
             ModelError: a bad or taken name, no styles or a style named twice, no photos.
@@ -305,7 +309,9 @@ class Trainings:
             source = photo_source
             if keep_photos and not isinstance(photo_source, (str, os.PathLike)):
                 source = save_photos(name, photo_source, self.gallery_path)
-            return TrainingJob(name, styles, source, settings, weights_loader, gallery_path=self.gallery_path)
+            return TrainingJob(
+                name, styles, source, settings, weights_loader, gallery_path=self.gallery_path, start_from=start_from
+            )
 
         return self._launch(name, make, taken=True)
 
