@@ -25,7 +25,6 @@ def _gallery_flag(parser: argparse.ArgumentParser, default=None) -> None:
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``models``."""
-    from jaxstyle.instant import train as train_module
     from jaxstyle.instant.train import TrainSettings
 
     defaults = TrainSettings()
@@ -65,12 +64,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         type=float,
         help="the model is the moving average of the params over the steps, at this decay per step "
         f"(default {defaults.ema_decay}; 0: the last step's params)",
-    )
-    train.add_argument(
-        "--photo-scale",
-        choices=sorted(train_module.PHOTO_SCALES),
-        help="how large the photos are in training: 'long' (default), their long side is 0.8–1.25 × --size, "
-        "as Generate paints; 'short', their short side is 1–1.6 × --size (models before 2026-12-04)",
     )
     train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps per checkpoint")
     train.add_argument("--seed", type=int, default=defaults.seed)
@@ -157,12 +150,11 @@ def train(args: argparse.Namespace) -> int:
     resumed = None  # the checkpoint's record
     if args.resume and models.checkpoint_path(name, args.gallery).is_file():
         resumed = models.read_checkpoint_meta(name, args.gallery)
-    # A resume crops, scales, schedules and averages as its checkpoint did, unless told otherwise.
+    # A resume crops, schedules and averages as its checkpoint did, unless told otherwise.
     recorded = train.recorded_settings(resumed["train"]["settings"]) if resumed is not None else {}
     crop_px = args.crop if args.crop is not None else recorded.get("crop_px")
     decay = args.decay if args.decay is not None else recorded.get("decay_fraction", 0.0)
     ema_decay = args.ema if args.ema is not None else recorded.get("ema_decay", train.TrainSettings.ema_decay)
-    photo_scale = args.photo_scale or recorded.get("photo_scale", train.TrainSettings.photo_scale)
     settings = train.TrainSettings(
         size_px=args.size,
         crop_px=crop_px,
@@ -171,7 +163,6 @@ def train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         decay_fraction=decay,
         ema_decay=ema_decay,
-        photo_scale=photo_scale,
         checkpoint_every=args.checkpoint_every,
         seed=args.seed,
     )

@@ -17,7 +17,6 @@ from unittest.mock import ANY
 import jax
 import numpy as np
 import pytest
-from PIL import Image
 
 from jaxstyle import gallery, images, inputs
 from jaxstyle.errors import Cancelled, SettingsError
@@ -26,9 +25,8 @@ from jaxstyle.instant.paint import Painter
 from jaxstyle.instant.run import run_instant
 from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR
 
-# The last step's params (no moving average) and photos scaled by their short side, as models were
-# before ema_decay and photo_scale.
-SMALL = train.TrainSettings(size_px=32, steps=4, batch=1, checkpoint_every=2, ema_decay=0.0, photo_scale="short")
+# The last step's params (no moving average), as models were before ema_decay.
+SMALL = train.TrainSettings(size_px=32, steps=4, batch=1, checkpoint_every=2, ema_decay=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -140,33 +138,6 @@ def test_training_crops_default_to_half_the_scale_and_are_checked(photo_dir):
             train.TrainSettings(size_px=64, crop_px=bad)
 
 
-def _painted_widths(batch: np.ndarray) -> np.ndarray:
-    """How wide, in the crop's px, the whole photo was where a horizontal 0→1 ramp was cropped."""
-    profiles = batch.mean(axis=(1, 3))  # (crops, x)
-    slopes = np.polyfit(np.arange(profiles.shape[1]), profiles.T, 1)[0]
-    return 1.0 / np.abs(slopes)
-
-
-@pytest.mark.parametrize(
-    ("photo_scale", "side", "low", "high"), [("long", "long", 0.8, 1.25), ("short", "short", 1.0, 1.6)]
-)
-def test_training_photos_are_as_large_as_generate_paints_them(photo_scale, side, low, high, tmp_path):
-    """By default a photo's long side is 0.8–1.25 × the size, as Generate sizes photos; models from
-    before photo_scale saw its short side at 1–1.6 × the size."""
-    width, height = 600, 400
-    ramp = np.tile(np.linspace(0.0, 1.0, width), (height, 1))
-    Image.fromarray(np.rint(ramp * 255).astype(np.uint8)).convert("RGB").save(tmp_path / "ramp.png")
-    settings = train.TrainSettings(size_px=64, crop_px=32, batch=64, photo_scale=photo_scale)
-    photos, _ = train.load_photos(tmp_path, settings.size_px)
-    widths = _painted_widths(train.batch_at(photos, 0, settings))
-    # The ramp runs across the long side; the short side is 2/3 of it.
-    sides = widths if side == "long" else widths * height / width
-    assert low * 64 * 0.97 <= sides.min() and sides.max() <= high * 64 * 1.03, (sides.min(), sides.max())
-    assert sides.min() < (low + 0.1) * 64 and sides.max() > (high - 0.1) * 64  # the whole range is drawn
-    with pytest.raises(models.ModelError, match="photo_scale must be one of long, short"):
-        train.TrainSettings(photo_scale="huge")
-
-
 def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
     trained, photo_dir, paintings, fallback_weights, tmp_path
 ):
@@ -178,11 +149,11 @@ def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
     assert halfway.meta["step"] == 2
     # Where a training stopped is read without decoding the checkpoint's arrays, and it is the record.
     assert models.read_checkpoint_meta("two", gallery_path) == halfway.meta
-    # A checkpoint written before crop_px, decay_fraction, ema_decay and photo_scale existed (it
-    # cropped at size_px, as SMALL does, with a constant step, no average, short sides) resumes too.
+    # A checkpoint written before crop_px, decay_fraction and ema_decay existed (it cropped at
+    # size_px, as SMALL does, with a constant step and no average) resumes too.
     checkpoint = models.checkpoint_path("two", gallery_path)
     document = models.decode(checkpoint.read_bytes(), "checkpoint")
-    for key in ("crop_px", "decay_fraction", "ema_decay", "photo_scale"):
+    for key in ("crop_px", "decay_fraction", "ema_decay"):
         del document["meta"]["train"]["settings"][key]
     del document["average"]
     models.save_model(checkpoint, document)
@@ -454,9 +425,8 @@ def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
     env = {**os.environ, "JAXSTYLE_CACHE_DIR": str(warm_cache_dir)}
     common = ["--styles", "udnie", "--photos", str(photo_dir), "--size", "64", "--batch", "1"]
     common += ["--name", "killed", "--gallery", str(gallery_path), "--checkpoint-every", "1", "--quiet"]
-    proc = subprocess.Popen(  # not the default crop, decay or scale: --resume takes them from the checkpoint
-        [sys.executable, "-m", "jaxstyle", "train", *common, "--crop", "36", "--decay", "0.5", "--photo-scale", "short",
-         "--steps", "100000"],
+    proc = subprocess.Popen(  # 36 px crops, not the default 32, and a decay: --resume takes both from the checkpoint
+        [sys.executable, "-m", "jaxstyle", "train", *common, "--crop", "36", "--decay", "0.5", "--steps", "100000"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     checkpoint = models.checkpoint_path("killed", gallery_path)
@@ -475,7 +445,6 @@ def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
     resumed = models.load_model("killed", gallery_path)
     assert resumed.meta["step"] == step + 1 and resumed.meta["train"]["settings"]["crop_px"] == 36
     assert resumed.meta["train"]["settings"]["decay_fraction"] == 0.5
-    assert resumed.meta["train"]["settings"]["photo_scale"] == "short"
     # --from starts a new model from it (its own painting by default); --resume with --from is refused.
     started = _cli("train", "--from", "killed", "--name", "next", *common[2:6], "--steps", "1", "--quiet",
                    "--gallery", str(gallery_path), "--json", env=env, capture_output=True)  # fmt: skip

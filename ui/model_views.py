@@ -109,8 +109,6 @@ def model_card(model: models.Model) -> None:
             facts.insert(-1, f"Adam's step cooled over the last {float(settings['decay_fraction']):.0%}")
         if settings.get("ema_decay"):
             facts.insert(-1, f"params averaged over the steps (EMA {float(settings['ema_decay']):g})")
-        if recorded_settings(settings)["photo_scale"] == "short":
-            facts.insert(-1, "photos at 1–1.6× the scale on their short side")
         if started := record.get("started_from"):
             facts.insert(2, f"started from {started.get('model')} ({started.get('step', '?')} steps)")
         st.caption(" · ".join(facts))

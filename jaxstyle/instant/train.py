@@ -39,18 +39,9 @@ from jaxstyle.settings import TransferSettings
 from jaxstyle.weights import Weights
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-# Photos are kept decoded with a short side of this multiple of size_px: enough for every scale of
-# PHOTO_SCALES, so a crop is always shrunk, never enlarged.
-_DECODED_SCALE = 1.6
-# How large the photos are in training, against size_px: which side is measured, and the range its
-# length is drawn from (its reciprocal is drawn uniformly). "long" is how Generate sizes a photo (its
-# long side is the size), so a model learns the scale it paints at; "short" (the short side 1 to
-# 1.6 times the size, as Johnson et al.'s 256 px squares of COCO) is how models trained before
-# 2026-12-04 saw photos: at 256 px, objects 1.3 to 2.1 times as large as Generate paints them.
-PHOTO_SCALES: dict[str, tuple[str, float, float]] = {
-    "long": ("long", 0.8, 1.25),
-    "short": ("short", 1.0, 1.6),
-}
+# Photos are kept decoded at this multiple of the crop size on their short side, so a crop can be
+# taken at any scale between 1 and this.
+_MAX_CROP_SCALE = 1.6
 STYLE_IMAGE_PX = 512  # long side of the paintings a model keeps (for the gallery and thumbnails)
 
 
@@ -66,9 +57,9 @@ def default_crop_px(size_px: int) -> int:
 
 def recorded_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """A model's recorded training settings, completed with what records from before a setting
-    did: crops of ``size_px`` (before ``crop_px``), a constant step (``decay_fraction``), the
-    last step's params (``ema_decay``) and photos scaled by their short side (``photo_scale``)."""
-    earlier = {"crop_px": settings.get("size_px"), "decay_fraction": 0.0, "ema_decay": 0.0, "photo_scale": "short"}
+    did: crops of ``size_px`` (before ``crop_px``), a constant step (``decay_fraction``) and the
+    last step's params (``ema_decay``)."""
+    earlier = {"crop_px": settings.get("size_px"), "decay_fraction": 0.0, "ema_decay": 0.0}
     return {**earlier, **settings}
 
 
@@ -76,8 +67,8 @@ def recorded_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 class TrainSettings:
     """One training run's settings (the loss's own settings are TransferSettings' defaults)."""
 
-    # The scale the model learns, 32–1024: the paintings' long side, and the photos' (about, see
-    # photo_scale): the size it paints best at.
+    # The scale the model learns, 32–1024: the paintings' long side, and the photos' short side
+    # (at random between 1 and 1.6 times it).
     size_px: int = 256
     # Side of the square crops of those photos that a step paints, 32–size_px, a multiple of 4;
     # None: default_crop_px(size_px). Training time grows with its square; the scale does not.
@@ -92,7 +83,6 @@ class TrainSettings:
     ema_decay: float = 0.999
     checkpoint_every: int = 200  # steps between checkpoints
     seed: int = 0  # crops, flips and initial params
-    photo_scale: str = "long"  # a key of PHOTO_SCALES: how large the photos are against size_px
 
     def __post_init__(self) -> None:
         for name, (low, high) in {
@@ -117,8 +107,6 @@ class TrainSettings:
         decay = self.decay_fraction
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= decay <= 1.0:
             raise models.ModelError(f"decay_fraction must be a number between 0 and 1, got {decay!r}")
-        if self.photo_scale not in PHOTO_SCALES:
-            raise models.ModelError(f"photo_scale must be one of {', '.join(PHOTO_SCALES)}, got {self.photo_scale!r}")
         ema = self.ema_decay
         if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0.0 <= ema < 1.0:
             raise models.ModelError(f"ema_decay must be a number from 0 up to (not including) 1, got {ema!r}")
@@ -188,7 +176,7 @@ def photo_files(folder: str | os.PathLike) -> list[Path]:
 
 def load_photos(source: PhotoSource, size_px: int) -> tuple[list[np.ndarray], list[str]]:
     """Every image of ``source`` (a folder's image files, or (name, bytes) pairs) that decodes, as
-    float arrays with a short side of about ``_DECODED_SCALE × size_px``; and a line for each one
+    float arrays with a short side of about ``_MAX_CROP_SCALE × size_px``; and a line for each one
     that was skipped and why.
 
     Raises:
@@ -208,7 +196,7 @@ def load_photos(source: PhotoSource, size_px: int) -> tuple[list[np.ndarray], li
         if min(photo.size) < size_px // 2:
             skipped.append(f"{label}: {photo.width}×{photo.height} px is too small for {size_px} px crops")
             continue
-        scale = _DECODED_SCALE * size_px / min(photo.size)
+        scale = _MAX_CROP_SCALE * size_px / min(photo.size)
         photo = photo.resize((max(size_px, round(photo.width * scale)), max(size_px, round(photo.height * scale))))
         photos.append(images.to_array(photo))
     if not photos:
@@ -226,21 +214,17 @@ def describe_photos(source: PhotoSource) -> str:
 
 def batch_at(photos: Sequence[np.ndarray], step: int, settings: TrainSettings) -> np.ndarray:
     """The batch of ``step``: random photos (decoded by :func:`load_photos` for ``size_px``), each
-    shrunk at random to a scale of ``settings.photo_scale`` (by default a long side of 0.8 to 1.25 ×
-    ``size_px``), cropped to ``crop_px`` at a random position, maybe flipped. A function of (seed,
-    step) alone, so a resumed run sees the batches an uninterrupted one would."""
+    shrunk at random to a short side of 1 to 1.6 × ``size_px``, cropped to ``crop_px`` at a random
+    position, maybe flipped. A function of (seed, step) alone, so a resumed run sees the batches
+    an uninterrupted one would."""
     rng = np.random.default_rng([settings.seed, step])
     size = settings.crop_px
-    measured_side, low, high = PHOTO_SCALES[settings.photo_scale]
     crops = []
     for _ in range(settings.batch):
         photo = photos[rng.integers(len(photos))]
         height, width, _ = photo.shape
-        measured = max(height, width) if measured_side == "long" else min(height, width)
-        # The crop's side in decoded px: crop_px px of a photo whose measured side is drawn.
-        fraction = rng.uniform(1 / high, 1 / low) * settings.crop_px / settings.size_px
-        # A photo too narrow for the scale drawn (a panorama) is painted a little larger instead.
-        side = min(max(1, int(measured * fraction)), height, width)
+        fraction = rng.uniform(1 / _MAX_CROP_SCALE, 1.0) * settings.crop_px / settings.size_px
+        side = max(1, int(min(height, width) * fraction))
         top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
         crop = photo[top : top + side, left : left + side]
         if rng.random() < 0.5:
