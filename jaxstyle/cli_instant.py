@@ -129,6 +129,7 @@ def train(args: argparse.Namespace) -> int:
     from jaxstyle.instant import models, train
 
     start_from = None  # the model a new one starts from (--from)
+    specs = [s.strip() for s in (args.styles or "").split(",") if s.strip()]
     if args.add_style:
         if not args.model or args.styles or args.start_from:
             raise JaxstyleError("--add-style needs --model (the model to add to), and no --styles or --from")
@@ -141,12 +142,10 @@ def train(args: argparse.Namespace) -> int:
             raise JaxstyleError("--resume continues from the checkpoint: leave out --from")
         base, name = None, models.check_name(args.name)
         start_from = models.load_model(args.start_from, args.gallery)
-        specs = [s.strip() for s in args.styles.split(",") if s.strip()] if args.styles else list(start_from.styles)
     else:
         if not args.styles or not args.name:
             raise JaxstyleError("train needs --styles and --name (or --add-style with --model)")
         base, name = None, models.check_name(args.name)
-        specs = [s.strip() for s in args.styles.split(",") if s.strip()]
     resumed = None  # the checkpoint's record
     if args.resume and models.checkpoint_path(name, args.gallery).is_file():
         resumed = models.read_checkpoint_meta(name, args.gallery)
@@ -168,8 +167,8 @@ def train(args: argparse.Namespace) -> int:
     )
     train.check_start(name, args.gallery, resume=args.resume, adding=base is not None)
     backend = ray_cluster(args)  # before anything slow
-    if start_from is not None and not args.styles:
-        styles = [(style, start_from.style_image(style)) for style in start_from.styles]
+    if start_from is not None and not specs:
+        styles = start_from.paintings()
     else:
         styles = [(_style_name(spec), inputs.load_source(spec).image) for spec in specs]
     photo_source = args.photos if args.photos is not None else train.gallery_photos(args.gallery)

@@ -315,7 +315,7 @@ def start_training(form: dict[str, Any]) -> None:
     if form["start_from"] is not None:
         # The model's own paintings, as it keeps them (a style of its own may not be in the catalog).
         start_from = models.load_model(form["start_from"], gallery_path())
-        styles = [(style, start_from.style_image(style)) for style in start_from.styles]
+        styles = start_from.paintings()
     else:
         start_from = None
         styles = [(style_id, inputs.from_catalog(style_id, download=False).image) for style_id in form["styles"]]

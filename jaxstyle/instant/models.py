@@ -65,6 +65,11 @@ class Model:
         """The painting the model learned ``style`` from."""
         return images.open_image(self.style_images[style], name=f"model {self.name}'s style {style}")
 
+    def paintings(self) -> list[tuple[str, Image.Image]]:
+        """Every style with the painting it was learned from, in row order: what a training of the
+        same styles (``train --from``) learns."""
+        return [(style, self.style_image(style)) for style in self.styles]
+
     def style_weights(self, styles: Sequence[str], blend: Sequence[float] | None = None) -> np.ndarray:
         """The (S,) row weights for painting in ``styles`` blended by ``blend`` (the settings'
         blend rule: normalized, None = equal)."""

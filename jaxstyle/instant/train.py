@@ -408,21 +408,18 @@ def train(
         base_meta = {k: v for k, v in add_to.meta.items() if k not in ("format", "version", "name")}
         style_pngs = dict(add_to.style_images)
         step0 = 0
-    elif start_from is not None:
-        all_styles = style_names
-        trainable = jax.tree.map(jnp.asarray, {"net": start_from.net, "norms": start_from.norms})
-        only_style = None
-        history, base_meta, step0 = [], {}, 0
-        style_pngs = {}
-        record["started_from"] = {
-            "model": start_from.name,
-            "step": start_from.meta.get("step"),
-            "train_s": start_from.meta.get("train_s"),
-            "train": start_from.meta.get("train", {}),
-        }
     else:
         all_styles = style_names
-        trainable = {"net": network.init_net(settings.seed), "norms": network.init_norms(len(styles))}
+        if start_from is not None:
+            trainable = jax.tree.map(jnp.asarray, {"net": start_from.net, "norms": start_from.norms})
+            record["started_from"] = {
+                "model": start_from.name,
+                "step": start_from.meta.get("step"),
+                "train_s": start_from.meta.get("train_s"),
+                "train": start_from.meta.get("train", {}),
+            }
+        else:
+            trainable = {"net": network.init_net(settings.seed), "norms": network.init_norms(len(styles))}
         only_style = None
         history, base_meta, step0 = [], {}, 0
         style_pngs = {}
