@@ -409,7 +409,14 @@ def test_damaged_or_foreign_model_files_are_refused(trained, tmp_path):
     copies = tmp_path / "copies.db"
     copy = models.import_model(exported, copies, name="two-copy")
     assert copy.styles == model.styles and _leaves_equal(copy.net, model.net)
-    assert [m.name for m in models.list_models(copies)] == ["two-copy"]
+    (models.models_dir(copies) / "empty.jaxstyle-model").write_bytes(cases["empty"])
+    (models.models_dir(copies) / "cut.jaxstyle-model").write_bytes(cases["truncated"])
+    assert [m.name for m in models.list_models(copies)] == ["two-copy"]  # damaged files are left out
+    # Records alone: a file cut after its record is listed (loading it is refused, above).
+    assert {name: meta["styles"] for name, meta in models.list_records(copies).items()} == {
+        "cut": list(model.styles),
+        "two-copy": list(model.styles),
+    }
     models.delete_model("two-copy", copies)
     assert models.list_models(copies) == [] and [m.name for m in models.list_models(gallery_path)] == ["two"]
 

@@ -246,14 +246,14 @@ def train_form() -> dict[str, Any]:
         }
     )
     name = st.text_input("Name", now["t_name"], key="t_name", placeholder="e.g. impressionists", max_chars=64)
-    trained = {model.name: model for model in models.list_models(gallery_path())}
+    trained = models.list_records(gallery_path())  # names and styles: no model is decoded for the chooser
     start_from = st.selectbox(
         "Start from", [None, *trained], key="t_from", format_func=lambda n: "A new network" if n is None else n,
         help="Start from a trained model's params: it goes on learning its own paintings, with these settings.",
     )  # fmt: skip
     styles, uploads = [], []
     if start_from is not None:
-        labels = ", ".join(style_label(style) for style in trained[start_from].styles)
+        labels = ", ".join(style_label(style) for style in trained[start_from]["styles"])
         st.caption(f"Learns {start_from}'s paintings: {labels}.")
     else:
         styles = st.multiselect(

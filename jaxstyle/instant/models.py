@@ -251,13 +251,31 @@ def load_model(name: str, gallery_path: str | os.PathLike | None = None) -> Mode
     return read_model(path)
 
 
+def _model_files(gallery_path: str | os.PathLike | None) -> list[Path]:
+    folder = models_dir(gallery_path)
+    return sorted(folder.glob(f"*{MODEL_SUFFIX}")) if folder.is_dir() else []
+
+
 def list_models(gallery_path: str | os.PathLike | None = None) -> list[Model]:
     """Every readable model of the gallery, by name (damaged files are left out: see problems)."""
-    folder = models_dir(gallery_path)
     found = []
-    for path in sorted(folder.glob(f"*{MODEL_SUFFIX}")) if folder.is_dir() else []:
+    for path in _model_files(gallery_path):
         try:
             found.append(read_model(path))
+        except ModelError:
+            continue
+    return found
+
+
+def list_records(gallery_path: str | os.PathLike | None = None) -> dict[str, dict]:
+    """Every model's record (styles, training…) by name, without decoding its arrays
+    (:func:`read_record`): what a chooser of models needs, in milliseconds where
+    :func:`list_models` takes about 0.3 s a model. A file whose record is damaged is left out; one
+    damaged after its record is listed, and refused when it is loaded."""
+    found = {}
+    for path in _model_files(gallery_path):
+        try:
+            found[path.name.removesuffix(MODEL_SUFFIX)] = read_record(path)
         except ModelError:
             continue
     return found
