@@ -21,6 +21,7 @@ from jaxstyle.instant import models
 from jaxstyle.instant.train import TrainSettings, train
 from jaxstyle.settings import TransferSettings
 from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR
+from ui.model_views import binned_losses
 
 APP = str(REPO / "dashboard.py")
 
@@ -259,10 +260,26 @@ def test_the_models_page_lists_the_model_with_its_styles_and_a_sample(with_demo)
         for c in texts(at.caption)
     )
     assert [b.label for b in at.get("download_button")] == ["Export"]
+    assert len(at.get("vega_lite_chart")) == 1  # its training curve
 
     at.button(key="use_model_demo").click().run()  # Paint with it: Generate, Instant, this model
     assert not at.exception
     assert at.session_state["gen_method"] == "Instant" and at.selectbox(key="i_model").value == "demo"
+
+
+def test_a_long_training_curve_is_drawn_as_bins_of_steps_with_their_range():
+    steps = range(1, 8901)
+    losses = [10.0 / step + 0.01 * (step % 7) for step in steps]
+    losses[5] = 0.0  # not drawable on a log scale: left out
+    frame = binned_losses(steps, losses)
+    assert len(frame) == 495 and frame["step"].iloc[-1] == 8900  # ⌈8,899 / 500⌉ = 18 steps a bin
+    assert (frame["low"] <= frame["mean"]).all() and (frame["mean"] <= frame["high"]).all()
+    first = [loss for loss in losses[:19] if loss > 0]  # 8,899 positive losses in bins of 18
+    assert frame["step"].iloc[0] == 19 and frame["mean"].iloc[0] == pytest.approx(sum(first) / 18)
+    assert (frame["low"].iloc[0], frame["high"].iloc[0]) == (min(first), max(first))
+    short = binned_losses([1, 2, 3], [3.0, 2.0, 1.0])  # a short training: every step is its own bin
+    assert short["step"].tolist() == [1, 2, 3]
+    assert short["mean"].tolist() == short["low"].tolist() == short["high"].tolist() == [3.0, 2.0, 1.0]
 
 
 def test_a_corrupt_or_taken_model_upload_is_one_error_line(with_demo, demo_model):

@@ -10,9 +10,11 @@ is a fragment that refreshes itself like a run's (:func:`ui.run_views.live_run`)
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -39,6 +41,38 @@ SAMPLE_PX = 256
 TRAIN_SIZES = [32, 48, 64, 96, 128, 192, 256, 320, 384, 512]
 
 # ----- one model ----------------------------------------------------------------------------------
+
+CHART_POINTS = 500  # a long training's curve is drawn as at most this many bins of steps
+
+
+def binned_losses(steps: Sequence[int], losses: Sequence[float], points: int = CHART_POINTS) -> pd.DataFrame:
+    """The training curve in at most ``points`` bins of consecutive steps: each bin's last step, and
+    the mean, lowest and highest loss of its steps (positive losses only: the chart is logarithmic).
+
+    Why bins: one step's loss is one batch's, noisy, and a record holds one per step (8,900 for the
+    demo): the bin's mean is the trend, its range the noise, and the page sends 500 rows, not 8,900.
+    """
+    frame = pd.DataFrame({"step": list(steps), "loss": list(losses)})
+    frame = frame[frame["loss"] > 0].reset_index(drop=True)
+    size = max(1, -(-len(frame) // points))
+    bins = frame.groupby(frame.index // size)
+    loss = bins["loss"]
+    return pd.DataFrame({"step": bins["step"].last(), "mean": loss.mean(), "low": loss.min(), "high": loss.max()})
+
+
+def training_loss_chart(steps: Sequence[int], losses: Sequence[float], *, height: int) -> None:
+    """The training loss over the steps on a log scale (the first steps are decades above the rest,
+    which a linear axis squeezes the whole training under): the trend line over the noise band."""
+    frame = binned_losses(steps, losses)
+    if frame.empty:
+        st.caption("No loss recorded yet.")
+        return
+    base = alt.Chart(frame).encode(x=alt.X("step:Q", title="step"))
+    band = base.mark_area(opacity=0.25).encode(
+        y=alt.Y("low:Q", title="training loss", scale=alt.Scale(type="log")), y2="high:Q"
+    )
+    trend = base.mark_line().encode(y="mean:Q", tooltip=["step", alt.Tooltip("mean:Q", title="loss", format=".4g")])
+    st.altair_chart((band + trend).properties(height=height))
 
 
 def _first_photo() -> tuple[str, str] | None:
@@ -130,8 +164,7 @@ def model_card(model: models.Model) -> None:
         with chart_col:
             history = meta.get("loss_history", [])
             if history:
-                frame = pd.DataFrame({"loss": history}, index=pd.RangeIndex(1, len(history) + 1, name="step"))
-                st.line_chart(frame, height=220, x_label="step", y_label="training loss")
+                training_loss_chart(range(1, len(history) + 1), history, height=220)
             else:
                 st.caption("No loss recorded yet.")
         with sample_col:
@@ -368,8 +401,8 @@ def _live_training(name: str) -> None:
             width="stretch", help="Stops after writing a checkpoint: Resume continues from there.",
         )  # fmt: skip
     if snap.losses:
-        frame = pd.DataFrame(snap.losses, columns=["step", "loss"]).set_index("step")
-        st.line_chart(frame, height=160, x_label="step", y_label="training loss")
+        steps, losses = zip(*snap.losses, strict=True)
+        training_loss_chart(steps, losses, height=160)
 
 
 def training_view() -> None:
