@@ -239,7 +239,9 @@ def models_command(args: argparse.Namespace) -> int:
 
     command = args.models_command
     if command == "list":
-        found = models.list_models(args.gallery)
+        found, problems = models.scan_models(args.gallery)
+        for problem in problems:
+            print(f"skipped: {problem}", file=sys.stderr)
         if args.json:
             print(json.dumps([_model_summary(m) for m in found]))
         elif not found:

@@ -421,6 +421,34 @@ def test_damaged_or_foreign_model_files_are_refused(trained, tmp_path):
     assert models.list_models(copies) == [] and [m.name for m in models.list_models(gallery_path)] == ["two"]
 
 
+def test_a_model_file_renamed_by_hand_is_the_model_of_its_new_name(trained, tmp_path):
+    model, gallery_path = trained
+    copies = tmp_path / "copies.db"
+    folder = models.models_dir(copies)
+    folder.mkdir()
+    good = models.model_path("two", gallery_path).read_bytes()
+    (folder / "renamed.jaxstyle-model").write_bytes(good)  # its record still says "two"
+    (folder / "no spaces please.jaxstyle-model").write_bytes(good)
+    (folder / "cut.jaxstyle-model").write_bytes(good[: len(good) // 2])
+    found, problems = models.scan_models(copies)
+    assert [m.name for m in found] == ["renamed"]
+    assert models.load_model("renamed", copies).name == "renamed"
+    assert sorted(models.list_records(copies)) == ["cut", "renamed"]
+    cut, unnameable = problems  # in the files' order
+    assert "cut.jaxstyle-model is not a jaxstyle model, or it is damaged" in cut
+    assert "no spaces please.jaxstyle-model is left out: a model name is" in unnameable
+    assert unnameable.endswith("rename the file")
+    photo = images.open_image(CONTENT_DIR / "chicago.jpg")
+    assert Painter(models.load_model("renamed", copies)).paint(photo, ["great_wave"], size_px=32).model == "renamed"
+    (tmp_path / "out").mkdir()
+    assert models.export_model("renamed", tmp_path / "out", copies).name == "renamed.jaxstyle-model"
+    with pytest.raises(models.ModelError, match="the models here are cut, renamed"):
+        models.load_model("two", copies)
+    listed = _cli("models", "list", "--gallery", str(copies), capture_output=True)
+    assert listed.returncode == 0 and listed.stdout.split()[0] == "renamed"
+    assert listed.stderr.count("skipped: ") == 2
+
+
 def _cli(*args, env=None, **kwargs):
     return subprocess.run([sys.executable, "-m", "jaxstyle", *args], cwd=REPO, env=env, text=True, **kwargs)
 

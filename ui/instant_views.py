@@ -65,7 +65,7 @@ def style_label(style: str) -> str:
 def painter_at(path: str, mtime_ns: int) -> Painter:
     """The painter of the model file at ``path`` as of ``mtime_ns``, kept between reruns and sessions."""
     del mtime_ns  # cache key only: a retrained or re-imported model gets a new painter
-    return Painter(models.read_model(path))
+    return Painter(models.read_model(path, name=models.name_of(path)))
 
 
 def painter(name: str) -> Painter:

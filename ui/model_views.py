@@ -211,15 +211,9 @@ _ICONS = {"success": ":material/check:", "error": ":material/error:"}
 
 def model_list() -> None:
     """Every readable model of the gallery, and a line for each file that could not be read."""
-    found = models.list_models(gallery_path())
-    folder = models.models_dir(gallery_path())
-    readable = {model.name for model in found}
-    for path in sorted(folder.glob(f"*{models.MODEL_SUFFIX}")) if folder.is_dir() else []:
-        if path.name.removesuffix(models.MODEL_SUFFIX) not in readable:
-            try:
-                models.read_model(path)
-            except models.ModelError as error:
-                st.warning(str(error), icon=":material/broken_image:")
+    found, problems = models.scan_models(gallery_path())
+    for problem in problems:
+        st.warning(problem, icon=":material/broken_image:")
     if not found:
         st.info("No models yet: train one below, or import a model file.", icon=":material/model_training:")
     for model in found:

@@ -228,8 +228,16 @@ def save_model(path: Path, document: Mapping[str, Any]) -> Path:
     return path
 
 
-def read_model(path: str | os.PathLike) -> Model:
-    """The model in ``path``; ModelError if it is missing, damaged or not a model."""
+def name_of(path: str | os.PathLike) -> str:
+    """The name a model file in a gallery's models goes by: its file's, not its record's. A file
+    renamed by hand (or copied in under another name) is the model of its new name, the one
+    :func:`model_path` finds it by; its record keeps the name it was trained or imported under."""
+    return Path(path).name.removesuffix(MODEL_SUFFIX)
+
+
+def read_model(path: str | os.PathLike, *, name: str | None = None) -> Model:
+    """The model in ``path``, called ``name`` (default: the name in its record); ModelError if it
+    is missing, damaged or not a model."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"no model file at {path}")
@@ -237,7 +245,7 @@ def read_model(path: str | os.PathLike) -> Model:
     _check_params(document, str(path))
     meta = document["meta"]
     return Model(
-        meta["name"], tuple(meta["styles"]), document["net"], document["norms"], meta, document["style_images"]
+        name or meta["name"], tuple(meta["styles"]), document["net"], document["norms"], meta, document["style_images"]
     )
 
 
@@ -245,10 +253,10 @@ def load_model(name: str, gallery_path: str | os.PathLike | None = None) -> Mode
     """The model called ``name`` of the gallery at ``gallery_path``."""
     path = model_path(name, gallery_path)
     if not path.is_file():
-        known = list_models(gallery_path)
-        hint = f"; the models here are {', '.join(m.name for m in known)}" if known else "; there are none yet"
+        known = list_records(gallery_path)
+        hint = f"; the models here are {', '.join(known)}" if known else "; there are none yet"
         raise ModelError(f"no model called {name!r} in {models_dir(gallery_path)}{hint}")
-    return read_model(path)
+    return read_model(path, name=name)
 
 
 def _model_files(gallery_path: str | os.PathLike | None) -> list[Path]:
@@ -256,15 +264,26 @@ def _model_files(gallery_path: str | os.PathLike | None) -> list[Path]:
     return sorted(folder.glob(f"*{MODEL_SUFFIX}")) if folder.is_dir() else []
 
 
-def list_models(gallery_path: str | os.PathLike | None = None) -> list[Model]:
-    """Every readable model of the gallery, by name (damaged files are left out: see problems)."""
-    found = []
+def scan_models(gallery_path: str | os.PathLike | None = None) -> tuple[list[Model], list[str]]:
+    """Every readable model of the gallery, by name, and one line for each other file of its
+    models folder: damaged, not a model, or named so that no model can be called by it."""
+    found, problems = [], []
     for path in _model_files(gallery_path):
         try:
-            found.append(read_model(path))
-        except ModelError:
+            name = check_name(name_of(path))
+        except ModelError as error:
+            problems.append(f"{path} is left out: {error}; rename the file")
             continue
-    return found
+        try:
+            found.append(read_model(path, name=name))
+        except ModelError as error:
+            problems.append(str(error))
+    return found, problems
+
+
+def list_models(gallery_path: str | os.PathLike | None = None) -> list[Model]:
+    """Every readable model of the gallery, by name (other files are left out: see scan_models)."""
+    return scan_models(gallery_path)[0]
 
 
 def list_records(gallery_path: str | os.PathLike | None = None) -> dict[str, dict]:
@@ -274,8 +293,10 @@ def list_records(gallery_path: str | os.PathLike | None = None) -> dict[str, dic
     damaged after its record is listed, and refused when it is loaded."""
     found = {}
     for path in _model_files(gallery_path):
+        if not _NAME.match(name_of(path)):
+            continue
         try:
-            found[path.name.removesuffix(MODEL_SUFFIX)] = read_record(path)
+            found[name_of(path)] = read_record(path)
         except ModelError:
             continue
     return found
