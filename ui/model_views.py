@@ -328,8 +328,9 @@ def train_form() -> dict[str, Any]:
             format_func={"half": "Half the size", "whole": "The whole size"}.get,
             help=(
                 "Half: a quarter of the pixels, 4× cheaper a step: most of a training. The whole size: the "
-                "network sees photos as whole as it paints them; as a finish of a trained model (*Start "
-                "from*) it took the demo from 1.56× to 1.37× the optimization's loss in 300 steps."
+                "network sees photos as whole as it paints them. As the finish of a long training (*Start "
+                "from*) it took the demo from 1.56× to 1.37× the optimization's loss in 300 steps; it does "
+                "little for a short one."
             ),
         )  # fmt: skip
         lr_col, decay_col = st.columns(2)
