@@ -107,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="optimize on this Ray cluster (auto, HOST:PORT or ray://HOST:10001); its workers use their own weights",
     )
     generate.add_argument(
-        "--model", help="paint at once with this trained instant model (see `train`); --style names its styles"
+        "--model",
+        help="paint at once with an instant model: arbitrary (any painting as --style), styles26 (--style 0…25) "
+        "or a trained model (see `train`; --style names its styles)",
     )
     _add_settings_flags(generate)
 
@@ -154,6 +156,8 @@ def _generate(args: argparse.Namespace) -> int:
     from jaxstyle import files, images, inputs, runners, transfer
     from jaxstyle.cli_common import local_weights, ray_cluster
 
+    if args.strength is not None or args.stroke_px is not None:
+        raise JaxstyleError("--strength and --stroke-px are for instant runs of --model arbitrary or styles26")
     settings = settings_from_args(args)
     settings.blend_for(len(args.style))  # the blend rule's own message (SettingsError) for a bad --style-blend
     loaded = None

@@ -277,14 +277,22 @@ def models_command(args: argparse.Namespace) -> int:
 
 
 def generate(args: argparse.Namespace) -> int:
-    """``generate --model NAME``: paint with a trained model (``--style`` names the model's styles)."""
+    """``generate --model NAME``: paint with a built-in model (``arbitrary``: ``--style`` takes
+    paintings; ``styles26``: style numbers) or a trained one (``--style`` names the model's styles)."""
     from jaxstyle import files, images, inputs, weights
-    from jaxstyle.instant import models
+    from jaxstyle.instant import builtin, models
     from jaxstyle.instant.paint import Painter
     from jaxstyle.instant.run import run_instant
 
     if args.ray_address:
         raise JaxstyleError("--ray-address is for optimization runs; an instant model paints here, in a second")
+    if builtin.is_builtin(args.model):
+        return _generate_builtin(args)
+    if args.strength is not None or args.stroke_px is not None:
+        raise JaxstyleError(
+            f"--strength and --stroke-px are for the built-in models ({', '.join(builtin.BUILTIN_MODELS)}), "
+            f"not a trained model"
+        )
     model = models.load_model(args.model, args.gallery)
     size_px = args.size_px if args.size_px is not None else 512
     model.style_weights(args.style, args.style_blend)  # a style it lacks, a bad blend: refused before any work
@@ -329,6 +337,72 @@ def generate(args: argparse.Namespace) -> int:
         print(
             f"wrote {args.out} ({result.image.width}×{result.image.height}) in {result.run_s:.3f} s "
             f"(+{result.compile_s:.1f} s compile) with model {model.name} on {result.device}"
+            + (f"; gallery run {run.run_id}" if run.run_id is not None else ""),
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _generate_builtin(args: argparse.Namespace) -> int:
+    """``generate --model arbitrary|styles26``: every check before any work, then one pass."""
+    from jaxstyle import files, images, inputs, weights
+    from jaxstyle.instant import builtin
+    from jaxstyle.instant.run import run_builtin
+    from jaxstyle.settings import blend_weights
+
+    entry = builtin.BUILTIN_MODELS[args.model]
+    size_px = args.size_px if args.size_px is not None else 512
+    strength = args.strength if args.strength is not None else 1.0
+    stroke_px = args.stroke_px or 0
+    preserve_color = args.preserve_color or "none"
+    builtin.check_sizes(size_px, stroke_px)
+    builtin.check_strength(strength)
+    blend_weights(args.style_blend, len(args.style))
+    painter = entry.painter()
+    if entry.any_painting:
+        styles = [inputs.load_source(spec) for spec in args.style]
+    else:
+        styles = [spec.strip() for spec in args.style]
+        painter.style_weights(styles, args.style_blend)
+        painter.check_full_strength(strength)
+    content = inputs.load_source(args.content)
+    loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
+    run = run_builtin(
+        painter, content, styles, args.style_blend, loaded, size_px=size_px, strength=strength, stroke_px=stroke_px,
+        preserve_color=preserve_color, gallery_path=args.gallery, store=not args.no_gallery, title=args.title,
+    )  # fmt: skip
+    files.atomic_write(args.out, images.png_bytes(run.result.image))
+    result = run.result
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "out": str(args.out),
+                    "run_id": run.run_id,
+                    "method": "instant",
+                    "model": entry.name,
+                    "styles": [s.origin for s in styles] if entry.any_painting else list(result.styles),
+                    "style_blend": list(result.blend),
+                    "strength": result.strength,
+                    "stroke_px": stroke_px,
+                    "work_px": result.work_px,
+                    "preserve_color": preserve_color,
+                    "width": result.image.width,
+                    "height": result.image.height,
+                    "initial_losses": run.photo_losses,
+                    "final_losses": run.losses,
+                    "compile_s": round(result.compile_s, 3),
+                    "run_s": round(result.run_s, 4),
+                    "style_s": round(result.style_s, 4),
+                    "device": result.device,
+                    "weights_source": loaded.source,
+                }
+            )
+        )
+    else:
+        print(
+            f"wrote {args.out} ({result.image.width}×{result.image.height}) in {result.run_s:.3f} s "
+            f"(+{result.style_s:.3f} s style, +{result.compile_s:.1f} s compile) with {entry.name} on {result.device}"
             + (f"; gallery run {run.run_id}" if run.run_id is not None else ""),
             file=sys.stderr,
         )

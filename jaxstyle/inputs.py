@@ -156,16 +156,21 @@ def from_model(model: Model, style: str) -> LoadedImage:
     return _decoded(data, "model", f"{model.name}/{style}", name=f"model {model.name}'s style {style}")
 
 
+def from_builtin_style(model: str, style: str, swatch: Image.Image) -> LoadedImage:
+    """A style of a built-in model that holds no paintings (styles26): its swatch stands for it."""
+    return _decoded(images.png_bytes(swatch), "model", f"{model}/{style}", name=f"model {model}'s style {style}")
+
+
 # --- Names of inputs and runs
 
 
 def input_label(info: gallery.ImageInfo | LoadedImage) -> str:
     """A short human name of an input image: the painting's title, a file name, a URL's last part."""
     if info.origin_kind == "model":  # "<model>/<style>": the style's name, a catalog title if it is one
-        style = info.origin.rsplit("/", 1)[-1]
+        model, _, style = info.origin.rpartition("/")
         with contextlib.suppress(CatalogError):
             return catalog.get_style(style).title
-        return style
+        return f"{model} style {style}" if style.isdigit() else style
     if info.origin_kind == "catalog":
         with contextlib.suppress(CatalogError):
             return catalog.get_style(info.origin).title

@@ -39,7 +39,13 @@ RANGES: dict[str, tuple[float, float]] = {
     "pyramid_levels": (1, 8),
     "style_scale": (0.1, 4.0),
     "seed": (0, 2**31 - 1),
+    "strength": (0.0, 1.0),
+    "stroke_px": (0, 2048),
 }
+
+# Settings of instant runs of the built-in pretrained models only (jaxstyle.instant.builtin); an
+# optimization or a trained model leaves them at their defaults.
+INSTANT_ONLY_FIELDS = ("strength", "stroke_px")
 
 
 # Fields added after runs were first stored, with the value those runs had (see from_dict).
@@ -110,6 +116,8 @@ class TransferSettings:
     style_scale: float = 1.0  # the style image's size relative to the output, 0.1–4
     style_blend: tuple[float, ...] | None = None  # weight per style image; None = equal
     preserve_color: str = "none"  # "none", "luminance" (YCbCr) or "histogram" (match style to content)
+    strength: float = 1.0  # built-in instant models: the painting's style vector (1) … the photo's own (0), 0–1
+    stroke_px: int = 0  # built-in instant models: paint at this long side, then upscale (bigger strokes); 0 = size_px
 
     def __post_init__(self) -> None:
         for name, (low, high) in RANGES.items():
@@ -119,7 +127,8 @@ class TransferSettings:
             if not low <= value <= high:
                 raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
         for name in (
-            "size_px", "iterations", "scale_iterations", "scale_min_px", "seed", "pyramid_levels", "warmup_iterations"
+            "size_px", "iterations", "scale_iterations", "scale_min_px", "seed", "pyramid_levels", "warmup_iterations",
+            "stroke_px",
         ):  # fmt: skip
             if int(getattr(self, name)) != getattr(self, name):
                 raise SettingsError(f"{name} must be a whole number, got {getattr(self, name)!r}")

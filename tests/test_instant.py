@@ -74,7 +74,7 @@ def test_the_network_convolution_is_a_reflection_padded_one(kernel, stride):
     class One(nn.Module):
         @nn.compact
         def __call__(self, x):
-            return network._reflect_conv(x, 5, kernel, stride)
+            return network.reflect_conv(x, 5, kernel, stride)
 
     photos = np.random.default_rng(0).random((2, 20, 28, 3), dtype=np.float32)
     params = One().init(jax.random.PRNGKey(0), photos)

@@ -15,7 +15,16 @@ from jaxstyle import inputs, sweeps
 from jaxstyle.errors import SettingsError
 from jaxstyle.optimizers import OPTIMIZERS as OPTIMIZER_TABLE
 from jaxstyle.optimizers import WARMUP_START
-from jaxstyle.settings import INITS, OPTIMIZERS, PRESERVE_COLORS, PRESETS, RANGES, STYLE_LOSSES, TransferSettings
+from jaxstyle.settings import (
+    INITS,
+    INSTANT_ONLY_FIELDS,
+    OPTIMIZERS,
+    PRESERVE_COLORS,
+    PRESETS,
+    RANGES,
+    STYLE_LOSSES,
+    TransferSettings,
+)
 from jaxstyle.style_losses import STYLE_LOSSES as STYLE_LOSS_TABLE
 from jaxstyle.vgg import LAYER_NAMES, POOLINGS
 from ui.common import device, index_of, recall
@@ -193,5 +202,7 @@ def settings_form() -> TransferSettings | None:
 
 
 _FIELDS = tuple(
-    f.name for f in dataclasses.fields(TransferSettings) if f.name not in ("style_blend", "style_layer_weights")
+    f.name
+    for f in dataclasses.fields(TransferSettings)
+    if f.name not in ("style_blend", "style_layer_weights", *INSTANT_ONLY_FIELDS)
 )

@@ -65,7 +65,9 @@ def instance_norm(x: jax.Array, scale: jax.Array, shift: jax.Array) -> jax.Array
     return (x - mean) * jax.lax.rsqrt(var + _EPS) * scale + shift
 
 
-def _reflect_conv(x: jax.Array, features: int, kernel: int, stride: int, name: str | None = None) -> jax.Array:
+def reflect_conv(
+    x: jax.Array, features: int, kernel: int, stride: int, name: str | None = None, *, use_bias: bool = True
+) -> jax.Array:
     """A convolution of ``x`` reflection-padded by ``kernel // 2`` (the size stays, divided by the
     stride), inside the calling module.
 
@@ -78,8 +80,13 @@ def _reflect_conv(x: jax.Array, features: int, kernel: int, stride: int, name: s
     pad = kernel // 2
     x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
     height, width = ((size - kernel) // stride + 1 for size in x.shape[1:3])
-    conv = nn.Conv(features, (kernel, kernel), strides=stride, padding=((0, 1), (0, 1)), name=name)
+    conv = nn.Conv(features, (kernel, kernel), strides=stride, padding=((0, 1), (0, 1)), use_bias=use_bias, name=name)
     return conv(x)[:, :height, :width]
+
+
+def upsample2(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour upsampling of (N, H, W, C) by 2 in height and width."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 class _Conv(nn.Module):
@@ -91,7 +98,7 @@ class _Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, norm: Mapping[str, jax.Array]) -> jax.Array:
-        x = _reflect_conv(x, self.features, self.kernel, self.stride)
+        x = reflect_conv(x, self.features, self.kernel, self.stride)
         return instance_norm(x, norm["scale"], norm["shift"])
 
 
@@ -111,10 +118,9 @@ class TransformNet(nn.Module):
             y = nn.relu(_Conv(channels, 3, name=f"res{block}_a")(x, norms[f"res{block}_a"]))
             x = x + _Conv(channels, 3, name=f"res{block}_b")(y, norms[f"res{block}_b"])
         for name, kernel, channels in _DECODER:
-            n, height, width, c = x.shape
-            x = jax.image.resize(x, (n, height * 2, width * 2, c), "nearest")
+            x = upsample2(x)
             x = nn.relu(_Conv(channels, kernel, name=name)(x, norms[name]))
-        return jax.nn.sigmoid(_reflect_conv(x, 3, 9, 1, name="out"))
+        return jax.nn.sigmoid(reflect_conv(x, 3, 9, 1, name="out"))
 
 
 def init_net(seed: int = 0) -> dict:

@@ -39,9 +39,33 @@ class InstantResult:
     compile_s: float  # 0 when this shape was compiled before
     run_s: float  # the network's pass on the device, without compile or image conversion
     device: str
+    style_s: float = 0.0  # built-in arbitrary model: computing the paintings' style vectors (0 when cached)
+    strength: float = 1.0  # built-in arbitrary model: the painting's style vector (1) … the photo's own (0)
+    work_px: int = 0  # the long side the network painted at (the result is upscaled to size_px when smaller)
 
 
-def _pad_to_multiple(batch: np.ndarray) -> np.ndarray:
+class Programs:
+    """A pure function compiled once per shape of its arguments, and how long each compile took:
+    what a painter keeps so that the second photo of a size paints without compiling."""
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+        self._compiled: dict[tuple, Any] = {}
+
+    def get(self, *args: Any) -> tuple[Any, float]:
+        """The program for ``args``' shapes and its compile time (0 when compiled before)."""
+        key = tuple((np.shape(leaf), np.result_type(leaf).str) for leaf in jax.tree.leaves(args))
+        if key in self._compiled:
+            return self._compiled[key], 0.0
+        started = time.perf_counter()
+        abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), np.result_type(leaf)), args)
+        program = jax.jit(self.function).lower(*abstract).compile()
+        self._compiled[key] = program
+        return program, time.perf_counter() - started
+
+
+def pad_to_multiple(batch: np.ndarray) -> np.ndarray:
+    """A batch (N, H, W, 3) reflection-padded at the high end to a multiple of 4 in H and W."""
     _, height, width, _ = batch.shape
     pad_h, pad_w = -height % _MULTIPLE, -width % _MULTIPLE
     if not pad_h and not pad_w:
@@ -60,17 +84,7 @@ class Painter:
         self.model = model
         self._net = jax.tree.map(jnp.asarray, model.net)
         self._norms = jax.tree.map(jnp.asarray, model.norms)
-        self._compiled: dict[tuple[int, ...], Any] = {}
-
-    def _program(self, shape: tuple[int, ...]) -> tuple[Any, float]:
-        if shape in self._compiled:
-            return self._compiled[shape], 0.0
-        started = time.perf_counter()
-        weights = jax.ShapeDtypeStruct((len(self.model.styles),), jnp.float32)
-        photos = jax.ShapeDtypeStruct(shape, jnp.float32)
-        program = jax.jit(_paint).lower(self._net, self._norms, weights, photos).compile()
-        self._compiled[shape] = program
-        return program, time.perf_counter() - started
+        self._programs = Programs(_paint)
 
     def paint(
         self, content: Image.Image, styles: Sequence[str], blend: Sequence[float] | None = None, *, size_px: int = 512
@@ -87,10 +101,11 @@ class Painter:
             raise models.ModelError(f"name a style of model {self.model.name}: {', '.join(self.model.styles)}")
         row_weights = self.model.style_weights(styles, blend)
         photo = images.fit_long_side(content.convert("RGB"), size_px)
-        batch = _pad_to_multiple(images.to_array(photo)[None])
-        program, compile_s = self._program(batch.shape)
+        batch = jnp.asarray(pad_to_multiple(images.to_array(photo)[None]))
+        row_weights = jnp.asarray(row_weights, jnp.float32)
+        program, compile_s = self._programs.get(self._net, self._norms, row_weights, batch)
         started = time.perf_counter()
-        painted = program(self._net, self._norms, jnp.asarray(row_weights), jnp.asarray(batch))
+        painted = program(self._net, self._norms, row_weights, batch)
         painted = np.asarray(painted)  # waits for the device
         run_s = time.perf_counter() - started
         image = images.from_array(painted[0, : photo.height, : photo.width])
@@ -103,4 +118,5 @@ class Painter:
             compile_s=compile_s,
             run_s=run_s,
             device=transfer.device_description(),
+            work_px=size_px,
         )

@@ -1,4 +1,5 @@
-"""One instant run, as the CLI and the app make it: paint, score, store in the gallery.
+"""One instant run, as the CLI and the app make it: paint, score, store in the gallery; with a
+trained model (:func:`run_instant`) or a built-in one (:func:`run_builtin`).
 
 The image is scored with the optimization's loss (same VGG19 weights, layers and relative
 weights; :func:`jaxstyle.transfer.losses_of`), beside the photo's own loss, so an instant run and
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from jaxstyle import images, inputs, transfer
+from jaxstyle.instant.builtin import BuiltinPainter, Styles26Painter, check_sizes, check_strength
 from jaxstyle.instant.paint import InstantResult, Painter
 from jaxstyle.runs import METHOD_INSTANT
 from jaxstyle.settings import TransferSettings
@@ -41,8 +43,8 @@ def run_instant(
     title: str | None = None,
     tags: Sequence[str] = (),
 ) -> InstantRun:
-    """Paint ``content`` with the painter's model in ``styles`` (blended by ``blend``) at ``size_px``,
-    score it, and store it in the gallery at ``gallery_path`` unless ``store`` is False.
+    """Paint ``content`` with the painter's trained model in ``styles`` (blended by ``blend``) at
+    ``size_px``, score it, and store it in the gallery at ``gallery_path`` unless ``store`` is False.
 
     Raises:
         ModelError: a style the model does not hold.
@@ -53,6 +55,78 @@ def run_instant(
     settings = TransferSettings(size_px=size_px, style_blend=tuple(blend) if blend is not None else None)
     model.style_weights(styles, blend)  # a style it does not hold: refused before anything is stored
     style_inputs = [inputs.from_model(model, style) for style in styles]
+    return _paint_and_store(
+        lambda: painter.paint(content.image, styles, blend, size_px=size_px),
+        model.name, settings, content, style_inputs, weights,
+        gallery_path=gallery_path, store=store, title=title, tags=tags,
+    )  # fmt: skip
+
+
+def run_builtin(
+    painter: BuiltinPainter,
+    content: inputs.LoadedImage,
+    styles: Sequence[inputs.LoadedImage] | Sequence[str],
+    blend: Sequence[float] | None,
+    weights: Weights,
+    *,
+    size_px: int = 512,
+    strength: float = 1.0,
+    stroke_px: int = 0,
+    preserve_color: str = "none",
+    gallery_path: str | os.PathLike | None = None,
+    store: bool = True,
+    title: str | None = None,
+    tags: Sequence[str] = (),
+) -> InstantRun:
+    """Paint ``content`` with a built-in model: ``arbitrary`` takes paintings (loaded images),
+    ``styles26`` style numbers ("0" … "25"); score it and store it as an instant run (its settings
+    hold the strength, stroke size and colour mode; for ``styles26`` each style's swatch stands for
+    its painting).
+
+    Raises:
+        SettingsError: a size, stroke size, strength, blend, colour mode or style out of range
+            (nothing is stored).
+        GalleryError: a gallery that cannot be written (the run is marked failed if it was added).
+    """
+    check_sizes(size_px, stroke_px)
+    check_strength(strength)
+    settings = TransferSettings(
+        size_px=size_px, style_blend=tuple(blend) if blend is not None else None, strength=strength,
+        stroke_px=stroke_px, preserve_color=preserve_color,
+    )  # fmt: skip
+    settings.blend_for(len(styles))
+    if isinstance(painter, Styles26Painter):
+        names = [str(s).strip() for s in styles]
+        painter.style_weights(names, blend)  # an unknown style: refused before anything is stored
+        style_inputs = [inputs.from_builtin_style(painter.name, name, painter.swatch(name)) for name in names]
+        paint_styles: Sequence = names
+    else:
+        style_inputs = list(styles)
+        paint_styles = [style.image for style in style_inputs]
+    return _paint_and_store(
+        lambda: painter.paint(
+            content.image, paint_styles, blend, size_px=size_px, strength=strength, stroke_px=stroke_px,
+            preserve_color=preserve_color,
+        ),
+        painter.name, settings, content, style_inputs, weights,
+        gallery_path=gallery_path, store=store, title=title, tags=tags,
+    )  # fmt: skip
+
+
+def _paint_and_store(
+    paint: Callable[[], InstantResult],
+    model_name: str,
+    settings: TransferSettings,
+    content: inputs.LoadedImage,
+    style_inputs: Sequence[inputs.LoadedImage],
+    weights: Weights,
+    *,
+    gallery_path: str | os.PathLike | None,
+    store: bool,
+    title: str | None,
+    tags: Sequence[str],
+) -> InstantRun:
+    """The run added to the gallery (unless not ``store``), painted, scored beside the photo, finished."""
     recorder = None
     if store:
         from jaxstyle.recorder import GalleryRecorder
@@ -66,13 +140,13 @@ def run_instant(
             title=title if title is not None else inputs.default_title(content, style_inputs),
             tags=tags,
             method=METHOD_INSTANT,
-            model=model.name,
+            model=model_name,
         )
     try:
-        result = painter.paint(content.image, styles, blend, size_px=size_px)
+        result = paint()
         paintings = [s.image for s in style_inputs]
         losses = transfer.losses_of(result.image, content.image, paintings, settings, weights)
-        photo = images.fit_long_side(content.image.convert("RGB"), size_px)
+        photo = images.fit_long_side(content.image.convert("RGB"), settings.size_px)
         photo_losses = transfer.losses_of(photo, content.image, paintings, settings, weights)
         run_id = None
         if recorder is not None:
@@ -84,7 +158,7 @@ def run_instant(
                 run_s=result.run_s,
                 device=result.device,
                 weights_source=weights.source,
-                size_px=size_px,
+                size_px=settings.size_px,
             )
     except BaseException as error:
         if recorder is not None:
