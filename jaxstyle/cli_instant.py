@@ -103,12 +103,27 @@ def _progress_bar(total: int, initial: int, quiet: bool):
     return tqdm(total=total, initial=initial, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True)
 
 
+def _builtin_summary(entry) -> dict:
+    """What ``models list`` and ``show`` say of a built-in model."""
+    from jaxstyle.instant.builtin import CREDIT
+
+    return {
+        "name": entry.name,
+        "builtin": True,
+        "title": entry.title,
+        "summary": entry.summary,
+        "styles": "any painting" if entry.any_painting else list(entry.style_names),
+        "credit": CREDIT,
+    }
+
+
 def _model_summary(model) -> dict:
     meta = model.meta
     train = meta.get("train", {})
     history = meta.get("loss_history", [])
     return {
         "name": model.name,
+        "builtin": False,
         "styles": list(model.styles),
         "step": meta.get("step"),
         "steps": meta.get("steps"),
@@ -237,15 +252,30 @@ def _style_name(spec: str) -> str:
 def models_command(args: argparse.Namespace) -> int:
     from jaxstyle.instant import models
 
+    from jaxstyle.instant import builtin
+
     command = args.models_command
+    name = getattr(args, "name", None)
+    if command in ("show", "delete", "export") and builtin.is_builtin(name):
+        if command != "show":
+            raise JaxstyleError(
+                f"{name} is a built-in model: every install has it, so it can't be {'deleted' if command == 'delete' else 'exported'}"
+            )
+        summary = _builtin_summary(builtin.BUILTIN_MODELS[name])
+        print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+        return 0
     if command == "list":
         found, problems = models.scan_models(args.gallery)
         for problem in problems:
             print(f"skipped: {problem}", file=sys.stderr)
         if args.json:
-            print(json.dumps([_model_summary(m) for m in found]))
-        elif not found:
-            print(f"no models in {models.models_dir(args.gallery)}", file=sys.stderr)
+            print(json.dumps([_builtin_summary(m) for m in builtin.BUILTIN_MODELS.values()]
+                             + [_model_summary(m) for m in found]))  # fmt: skip
+        else:
+            for entry in builtin.BUILTIN_MODELS.values():
+                print(f"{entry.name:24} built-in: {entry.summary}")
+        if not args.json and not found:
+            print(f"no trained models in {models.models_dir(args.gallery)}", file=sys.stderr)
         for model in [] if args.json else found:
             summary = _model_summary(model)
             print(f"{model.name:24} {', '.join(model.styles):40} {summary['step']} steps, {summary['train_s']:.0f} s")

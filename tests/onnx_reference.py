@@ -11,6 +11,19 @@ from __future__ import annotations
 import numpy as np
 
 
+def free_size(data: bytes) -> bytes:
+    """The graph with its image input and output free in height and width (the arbitrary
+    transformer's file fixes 384×384 only because TFLite did; its ops take any size)."""
+    import onnx
+
+    model = onnx.load_from_string(data)
+    for value in [*model.graph.input, *model.graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[3].dim_value == 3:  # NHWC images
+            dims[1].dim_param, dims[2].dim_param = "height", "width"
+    return model.SerializeToString()
+
+
 def float_graph(data: bytes) -> bytes:
     import onnx
 

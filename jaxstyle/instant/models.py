@@ -101,6 +101,16 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_new_name(name: str) -> str:
+    """``name`` if a new model (trained or imported) may take it: a valid name that is not a
+    built-in model's (those are every install's, and a file of the same name would hide one)."""
+    from jaxstyle.instant.builtin import BUILTIN_MODELS
+
+    if check_name(name) in BUILTIN_MODELS:
+        raise ModelError(f"{name!r} is a built-in model's name; choose another name")
+    return name
+
+
 def model_path(name: str, gallery_path: str | os.PathLike | None = None) -> Path:
     return models_dir(gallery_path) / f"{check_name(name)}{MODEL_SUFFIX}"
 
@@ -327,7 +337,7 @@ def import_model(
     """Check a model file and copy it into the gallery's models, under its own name or ``name``;
     an existing model of that name is refused."""
     model = read_model(source)
-    name = check_name(name or model.name)
+    name = check_new_name(name or model.name)
     dest = model_path(name, gallery_path)
     if dest.exists():
         raise ModelError(f"a model called {name!r} exists already; import it under another name")

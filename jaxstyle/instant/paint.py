@@ -54,14 +54,18 @@ class Programs:
 
     def get(self, *args: Any) -> tuple[Any, float]:
         """The program for ``args``' shapes and its compile time (0 when compiled before)."""
-        key = tuple((np.shape(leaf), np.result_type(leaf).str) for leaf in jax.tree.leaves(args))
+        key = tuple((np.shape(leaf), _dtype(leaf).str) for leaf in jax.tree.leaves(args))
         if key in self._compiled:
             return self._compiled[key], 0.0
         started = time.perf_counter()
-        abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), np.result_type(leaf)), args)
+        abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), _dtype(leaf)), args)
         program = jax.jit(self.function).lower(*abstract).compile()
         self._compiled[key] = program
         return program, time.perf_counter() - started
+
+
+def _dtype(leaf: Any) -> np.dtype:
+    return np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.result_type(leaf)
 
 
 def pad_to_multiple(batch: np.ndarray) -> np.ndarray:

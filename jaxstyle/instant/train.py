@@ -311,10 +311,13 @@ def check_start(name: str, gallery_path: str | os.PathLike | None, *, resume: bo
     """Refuse, before anything slow, a training that would overwrite a model or lose a checkpoint.
 
     Raises:
-        ModelError: a resume with no checkpoint; a new model whose name is taken; a style added to
+        ModelError: a resume with no checkpoint; a new model whose name is taken (a built-in model's
+            included); a style added to
             a model whose own training stopped unfinished (resume that first).
     """
     ckpt_path = models.checkpoint_path(name, gallery_path)
+    if not adding:
+        models.check_new_name(name)
     if resume:
         models.read_checkpoint_meta(name, gallery_path)  # a clear error when there is none
     elif not adding and (ckpt_path.exists() or models.model_path(name, gallery_path).exists()):
