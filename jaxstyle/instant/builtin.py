@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -139,6 +140,9 @@ class ArbitraryPainter(BuiltinPainter):
         self._transform = Programs(arbitrary.transform)
         self._vectors: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         self._predictor_compile_s = 0.0  # the predictor's compile, counted in compile_s, not style_s
+        # The app shares one painter between sessions (threads): one paint at a time keeps the
+        # vector cache and the compile accounting whole (a pass takes a fraction of a second).
+        self._lock = threading.RLock()
 
     def _params(self) -> tuple[dict, dict]:
         if self._loaded_params is None:
@@ -152,6 +156,10 @@ class ArbitraryPainter(BuiltinPainter):
 
     def style_vector(self, painting: Image.Image) -> np.ndarray:
         """The (100,) style vector of ``painting``'s centre square at 256 px, cached by its pixels."""
+        with self._lock:
+            return self._style_vector(painting)
+
+    def _style_vector(self, painting: Image.Image) -> np.ndarray:
         square = _centre_square(painting, arbitrary.STYLE_INPUT_PX)
         key = hashlib.sha256(square.tobytes()).hexdigest()
         if key in self._vectors:
@@ -183,6 +191,19 @@ class ArbitraryPainter(BuiltinPainter):
         Raises:
             SettingsError: a size, stroke size, strength, blend or colour mode out of range.
         """
+        with self._lock:
+            return self._paint(content, styles, blend, size_px, strength, stroke_px, preserve_color)
+
+    def _paint(
+        self,
+        content: Image.Image,
+        styles: Sequence[Image.Image],
+        blend: Sequence[float] | None,
+        size_px: int,
+        strength: float,
+        stroke_px: int,
+        preserve_color: str,
+    ) -> InstantResult:
         work_px = check_sizes(size_px, stroke_px)
         strength = check_strength(strength)
         _check_preserve_color(preserve_color)
@@ -226,6 +247,7 @@ class Styles26Painter(BuiltinPainter):
         self._loaded_params: dict | None = None
         self._paint = Programs(styles26.paint)
         self._swatches: dict[str, Image.Image] = {}
+        self._lock = threading.RLock()  # shared between the app's sessions (threads), as ArbitraryPainter
 
     def _params(self) -> dict:
         if self._loaded_params is None:
@@ -297,6 +319,10 @@ class Styles26Painter(BuiltinPainter):
         """Style ``style`` painted on :func:`swatch_card`: its picture in the lists, and the "painting"
         an instant run of it stores (the network holds no paintings)."""
         key = f"{style}@{size_px}"
+        with self._lock:
+            return self._swatch(key, style, size_px)
+
+    def _swatch(self, key: str, style: str, size_px: int) -> Image.Image:
         if key not in self._swatches:
             self._swatches[key] = self.paint(swatch_card(size_px), [style], size_px=max(size_px, MIN_SIZE_PX)).image
             if size_px < MIN_SIZE_PX:
