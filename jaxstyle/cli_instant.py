@@ -250,17 +250,14 @@ def _style_name(spec: str) -> str:
 
 
 def models_command(args: argparse.Namespace) -> int:
-    from jaxstyle.instant import models
-
-    from jaxstyle.instant import builtin
+    from jaxstyle.instant import builtin, models
 
     command = args.models_command
     name = getattr(args, "name", None)
     if command in ("show", "delete", "export") and builtin.is_builtin(name):
         if command != "show":
-            raise JaxstyleError(
-                f"{name} is a built-in model: every install has it, so it can't be {'deleted' if command == 'delete' else 'exported'}"
-            )
+            verb = "deleted" if command == "delete" else "exported"
+            raise JaxstyleError(f"{name} is a built-in model: every install has it, so it can't be {verb}")
         summary = _builtin_summary(builtin.BUILTIN_MODELS[name])
         print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
         return 0
@@ -389,6 +386,7 @@ def _generate_builtin(args: argparse.Namespace) -> int:
     builtin.check_strength(strength)
     blend_weights(args.style_blend, len(args.style))
     painter = entry.painter()
+    painter.load()  # a missing or altered weight file: one line, before the inputs are loaded
     if entry.any_painting:
         styles = [inputs.load_source(spec) for spec in args.style]
     else:

@@ -30,7 +30,7 @@ def arbitrary_painter(tmp_path_factory) -> builtin.ArbitraryPainter:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JAXSTYLE_CACHE_DIR", str(tmp_path_factory.mktemp("pretrained-cache")))
         painter = builtin.ArbitraryPainter()
-        painter._params()  # read now, inside this cache dir
+        painter.load()  # read now, inside this cache dir
     return painter
 
 
@@ -39,7 +39,7 @@ def styles26_painter(tmp_path_factory) -> builtin.Styles26Painter:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JAXSTYLE_CACHE_DIR", str(tmp_path_factory.mktemp("pretrained-cache")))
         painter = builtin.Styles26Painter()
-        painter._params()
+        painter.load()
     return painter
 
 
@@ -119,6 +119,13 @@ def test_an_altered_or_missing_weight_file_is_refused_by_its_checksum(tmp_path, 
         styles26.load_params()
     # The unaltered predictor still loads from the same folder.
     assert arbitrary.load_predictor_params()["params"]["bottleneck"]["kernel"].shape == (1280, 100)
+    # The CLI says so in one line, exit 2, before it loads anything else.
+    done = jaxstyle(
+        "generate", "--model", "styles26", "--style", "3", "--content", "no-such-photo.jpg", "--out",
+        str(tmp_path / "x.png"), "--no-gallery",
+    )  # fmt: skip
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "multistyle26.onnx" in done.stderr
 
 
 def test_the_weights_are_converted_once_and_a_damaged_cache_is_converted_again(monkeypatch):

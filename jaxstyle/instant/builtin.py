@@ -115,6 +115,14 @@ class BuiltinPainter:
 
     name: str
 
+    def load(self) -> None:
+        """Read the params now (they are read on first use otherwise): a missing or altered weight
+        file is refused (WeightsError) before anything slow."""
+        self._params()
+
+    def _params(self) -> object:
+        raise NotImplementedError
+
     def paint(
         self,
         content: Image.Image,
