@@ -7,7 +7,7 @@ widget, in the core's words.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
@@ -252,16 +252,24 @@ def style_input() -> tuple[list[LoadedImage], list[float] | None]:
 
 def _blend_input(styles: list[LoadedImage]) -> list[float] | None:
     """Thumbnails of the chosen styles; with several, a blend slider under each."""
+    return blend_input(
+        [(f"blend_{s.sha256[:12]}", input_label(s), images.thumbnail_bytes(s.image, 256)) for s in styles]
+    )
+
+
+def blend_input(styles: Sequence[tuple[str, str, bytes]]) -> list[float] | None:
+    """Each chosen style, given as (slider key, label, thumbnail), in a row of four; with several, a
+    blend slider under each and the shares in a caption. The blend weights, or None for one style or
+    when every weight is 0 (said under the sliders). One implementation for every style picker, so
+    an optimization's, a trained model's and a built-in model's blends look and behave alike."""
     if not styles:
         return None
     blend = []
-    for column, style in zip(st.columns(4), styles, strict=False):
+    for column, (key, label, thumb) in zip(st.columns(4), styles, strict=False):
         with column:
-            st.image(images.thumbnail_bytes(style.image, 256), caption=input_label(style), width="stretch")
+            st.image(thumb, caption=label, width="stretch")
             if len(styles) > 1:
-                key = f"blend_{style.sha256[:12]}"
-                weight = recall({key: 1.0})[key]
-                blend.append(st.slider("Weight", 0.0, 1.0, weight, step=0.05, key=key))
+                blend.append(st.slider("Weight", 0.0, 1.0, recall({key: 1.0})[key], step=0.05, key=key))
     if len(styles) == 1:
         return None
     try:
@@ -269,5 +277,5 @@ def _blend_input(styles: list[LoadedImage]) -> list[float] | None:
     except SettingsError:  # the sliders can't go below 0: all of them are at 0
         st.error("At least one style needs a weight above 0.", icon=":material/error:")
         return None
-    st.caption("Blend: " + " · ".join(f"{input_label(s)} {w:.0%}" for s, w in zip(styles, shares, strict=True)))
+    st.caption("Blend: " + " · ".join(f"{label} {w:.0%}" for (_, label, _), w in zip(styles, shares, strict=True)))
     return blend
