@@ -1,12 +1,16 @@
 """Generate: pick a photo, then either optimize it towards one or more paintings (a queued run you can
-watch) or paint it at once with a trained model."""
+watch) or paint it at once with a network (a built-in one, or one trained on the Models page)."""
 
 import streamlit as st
 
 import ui
 from jaxstyle import inputs
 
-ui.header("Generate", "A photo, one or more paintings, a preset: the run continues even if you close the tab.")
+ui.header(
+    "Generate",
+    "A photo and one or more paintings: optimize step by step (the run goes on even if you close the tab), "
+    "or paint at once with a network.",
+)
 ui.prefill_from_run()
 method = ui.generate_method()
 inputs_col, output_col = st.columns([5, 6], gap="large")
@@ -18,8 +22,8 @@ with inputs_col:
         with st.container(border=True):
             st.markdown("**2 · Model and styles**")
             with ui.guard("the models"):
-                request = ui.instant_form()
-        missing = [name for name, value in (("a photo", content), ("a model's style", request)) if not value]
+                request = ui.instant_form(content)
+        missing = [name for name, value in (("a photo", content), ("a style", request)) if not value]
         clicked = st.button(
             "Paint", key="paint", type="primary", icon=":material/bolt:", width="stretch", disabled=bool(missing)
         )

@@ -1,5 +1,5 @@
-"""Models: the gallery's trained instant-style models (styles, training, a sample; export, delete,
-resume), a model file's import, and the training of a new one in the background."""
+"""Models: the built-in instant models, the gallery's trained ones (styles, training, a sample; export,
+delete, resume), a model file's import, and the training of a new one in the background."""
 
 import streamlit as st
 
@@ -8,7 +8,8 @@ import ui
 ui.follow_paint_clicks()
 ui.header(
     "Models",
-    "A model learns paintings once and then paints any photo in one pass: Generate's *Instant* method uses it.",
+    "A model paints any photo in one pass: Generate's *Instant* method uses them. The built-in ones need no "
+    "training; one you train learns your paintings once.",
 )
 ui.model_outcome()
 with ui.guard("the models"):

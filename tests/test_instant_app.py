@@ -1,7 +1,9 @@
-"""Instant styles in the app, headless (AppTest) on a temp gallery: Generate's Instant method, the
-Models page (list, import, training in the background, cancel and resume), and instant runs on
-the Gallery and Compare pages. Models are tiny (32 px crops, a few steps) and use the offline
-fallback VGG19."""
+"""Instant styles in the app, headless (AppTest) on a temp gallery: Generate's Instant method (the
+built-in models on a fresh install, and trained ones), the Models page (built-in and trained models,
+import, training in the background, cancel and resume), and instant runs on the Gallery and Compare
+pages. Trained models are tiny (32 px crops, a few steps); built-in ones paint at their smallest
+size, 256 px; everything scores with the offline fallback VGG19, as an install without the
+pretrained file does."""
 
 from __future__ import annotations
 
@@ -96,13 +98,147 @@ def texts(elements) -> list[str]:
 # ----- Generate: Instant ----------------------------------------------------------------------------
 
 
-def test_instant_without_a_model_explains_how_to_train_one(app_gallery):
-    at = open_app("generate")
-    at.button_group(key="gen_method").set_value("Instant").run()
+def test_without_the_pretrained_vgg_generate_opens_in_instant_with_the_built_in_models(app_gallery):
+    at = open_app("generate")  # a fresh install, no model trained, the offline fallback VGG19 (as here)
     assert not at.exception and not at.error
-    assert any("No trained model yet" in message for message in texts(at.info))
-    assert at.button(key="paint").disabled
     assert at.session_state["gen_method"] == "Instant"
+    why = [c for c in texts(at.caption) if "pretrained VGG19 isn't here" in c]
+    assert len(why) == 1 and "Instant paints with networks trained on the real one" in why[0]
+    model = at.selectbox(key="i_model")
+    assert (model.options, model.value) == (["Any painting (arbitrary)", "26 styles (styles26)"], "arbitrary")
+    assert [link.proto.label for link in at.get("page_link")] == [
+        "Or train a model on paintings of your own (Models page)"
+    ]
+    assert at.multiselect(key="style_ids").value == ["starry_night"]  # the Optimize picker, its default painting
+    assert at.slider(key="i_strength").value == 1.0
+    assert at.select_slider(key="ib_size").options[0] == "256" and at.select_slider(key="ib_size").options[-1] == "2048"
+    assert at.button(key="paint").disabled
+    assert "To paint, choose a photo." in texts(at.caption)
+
+    at.button_group(key="gen_method").set_value("Optimize").run()  # the choice is the user's, and is kept
+    assert at.button(key="generate").disabled and at.session_state["gen_method"] == "Optimize"
+    at.switch_page("app_pages/gallery.py").run()
+    at.switch_page("app_pages/generate.py").run()
+    assert at.session_state["gen_method"] == "Optimize"
+
+
+def test_with_the_pretrained_vgg_generate_opens_in_optimize_without_the_line(app_gallery, monkeypatch, tmp_path):
+    import h5py
+
+    weights_file = tmp_path / "vgg19.h5"  # a Keras file as far as the status goes: nothing loads it here
+    h5py.File(weights_file, "w").close()
+    monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(weights_file))
+    at = open_app("generate")
+    assert not at.exception
+    assert at.session_state["gen_method"] == "Optimize"
+    assert not [c for c in texts(at.caption) if "pretrained VGG19 isn't here" in c]
+    at.button_group(key="gen_method").set_value("Instant").run()
+    assert at.selectbox(key="i_model").value == "arbitrary"
+
+
+def test_a_fresh_install_paints_an_uploaded_photo_in_a_catalog_painting_and_refines_it(app_gallery):
+    at = open_app("generate")
+    at.file_uploader(key="content_upload").upload(
+        "tubingen.jpg", small_jpeg(CONTENT_DIR / "tubingen.jpg", 320), "image/jpeg"
+    )
+    at.run()
+    at.multiselect(key="style_ids").set_value(["great_wave"]).run()
+    at.slider(key="i_strength").set_value(0.6)
+    at.select_slider(key="ib_size").set_value(256).run()
+    assert at.selectbox(key="ib_stroke").options == ["At the size"]  # nothing smaller than 256 px to paint at
+    assert not at.button(key="paint").disabled
+    at.button(key="paint").click().run()
+    assert not at.exception and not at.error
+
+    with gallery.connect(app_gallery) as db:
+        (summary,) = gallery.list_runs(db)
+        run = gallery.get_run(db, summary.id)
+        png = gallery.run_image(db, run.id)
+    assert (run.status, run.method, run.model) == (runs.DONE, runs.METHOD_INSTANT, "arbitrary")
+    assert [(s.origin_kind, s.origin) for s in run.styles] == [("catalog", "great_wave")]
+    assert (run.settings["strength"], run.settings["size_px"], run.settings["stroke_px"]) == (0.6, 256, 0)
+    assert max(Image.open(io.BytesIO(png)).size) == 256
+    assert run.title == "tubingen × The Great Wave off Kanagawa"
+    assert at.session_state["instant_run"] == run.id
+    facts = next(c for c in texts(at.caption) if "model arbitrary" in c)
+    assert " · style " in facts and "256 px · strength 0.6 ·" in facts
+    assert at.get("download_button")[0].label == "Download PNG"
+
+    at.button(key="refine").click().run()  # an optimization from the instant image, in the same painting
+    assert not at.exception and not at.error
+    refine_id = at.session_state["refine_run"]
+    with gallery.connect(app_gallery) as db:
+        refined = gallery.get_run(db, refine_id)
+    assert refined.method == runs.METHOD_OPTIMIZE and refined.settings["size_px"] == 256
+    assert [s.sha256 for s in refined.styles] == [s.sha256 for s in run.styles]
+    stop(at, app_gallery, refine_id)
+
+    at.switch_page("app_pages/gallery.py").run()  # the card says how it was made
+    assert any("Instant · arbitrary" in caption for caption in texts(at.caption))
+
+
+def test_styles26_paints_a_style_picked_from_the_photo_in_each_and_reruns_from_the_gallery(app_gallery):
+    at = open_app("generate")
+    at.selectbox(key="i_model").set_value("styles26").run()
+    assert not at.exception and not at.error
+    assert any(c.startswith("Each style on a small drawn landscape") for c in texts(at.caption))  # no photo yet
+    assert not at.slider  # no strength: styles26 blends its styles instead
+    at.file_uploader(key="content_upload").upload(
+        "chicago.jpg", small_jpeg(CONTENT_DIR / "chicago.jpg", 320), "image/jpeg"
+    )
+    at.run()
+    assert any(c.startswith("Your photo in each style") for c in texts(at.caption))
+    assert len(at.image) == 1 + 26  # the photo, and the photo in each style
+    assert [c.label for c in at.checkbox] == [str(n) for n in range(26)] and at.checkbox(key="i26_0").value
+    at.checkbox(key="i26_0").uncheck()
+    at.checkbox(key="i26_3").check()
+    at.checkbox(key="i26_17").check().run()
+    assert any(c.startswith("Blend: Style 3 50% · Style 17 50%") for c in texts(at.caption))
+    at.checkbox(key="i26_17").uncheck().run()
+    at.select_slider(key="ib_size").set_value(320).run()
+    at.selectbox(key="ib_stroke").set_value(256)
+    at.selectbox(key="ib_color").set_value("luminance").run()
+    at.button(key="paint").click().run()
+    assert not at.exception and not at.error
+
+    with gallery.connect(app_gallery) as db:
+        (summary,) = gallery.list_runs(db)
+        run = gallery.get_run(db, summary.id)
+        png = gallery.run_image(db, run.id)
+    assert (run.status, run.model) == (runs.DONE, "styles26")
+    assert [(s.origin_kind, s.origin) for s in run.styles] == [("model", "styles26/3")]
+    assert (run.settings["size_px"], run.settings["stroke_px"], run.settings["preserve_color"]) == (
+        320,
+        256,
+        "luminance",
+    )
+    assert max(Image.open(io.BytesIO(png)).size) == 320
+    facts = next(c for c in texts(at.caption) if "model styles26" in c)
+    assert "strokes painted at 256 px" in facts and "colours: luminance" in facts and "style " not in facts
+    assert any("the styles' swatches" in c for c in texts(at.caption))  # what Refine would optimize towards
+
+    at.switch_page("app_pages/gallery.py").run()  # run it again: Generate comes back as it was
+    at.button(key=f"gallery_open_{run.id}").click().run()
+    at.button(key="rerun").click().run()
+    assert not at.exception and not at.error
+    assert (at.session_state["gen_method"], at.selectbox(key="i_model").value) == ("Instant", "styles26")
+    assert [c.key for c in at.checkbox if c.value] == ["i26_3"]
+    assert (at.select_slider(key="ib_size").value, at.selectbox(key="ib_stroke").value) == (320, 256)
+    assert at.selectbox(key="ib_color").value == "luminance"
+
+
+def stop(at: AppTest, gallery_file: Path, run_id: int) -> None:
+    """Cancel a queued optimization (a test about what was queued need not wait for it)."""
+    with gallery.connect(gallery_file) as db:
+        if gallery.get_run(db, run_id).status not in runs.ACTIVE_STATUSES:
+            return
+    at.button(key="cancel").click().run()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with gallery.connect(gallery_file) as db:
+            if gallery.get_run(db, run_id).status not in runs.ACTIVE_STATUSES:
+                return
+        time.sleep(0.5)
 
 
 def test_instant_paints_at_once_stores_an_instant_run_and_refines_it(with_demo):
@@ -112,7 +248,10 @@ def test_instant_paints_at_once_stores_an_instant_run_and_refines_it(with_demo):
         "tubingen.jpg", small_jpeg(CONTENT_DIR / "tubingen.jpg"), "image/jpeg"
     )
     at.run()
-    assert at.selectbox(key="i_model").value == "demo"
+    assert at.selectbox(key="i_model").options == [
+        "Any painting (arbitrary)", "26 styles (styles26)", "demo · 2 styles"
+    ]  # fmt: skip
+    at.selectbox(key="i_model").set_value("demo").run()
     assert at.multiselect(key="i_styles_demo").value == ["starry_night"]
     at.multiselect(key="i_styles_demo").set_value(["starry_night", "great_wave"]).run()
     assert any(c.startswith("Blend: The Starry Night 50%") for c in texts(at.caption))
@@ -146,14 +285,7 @@ def test_instant_paints_at_once_stores_an_instant_run_and_refines_it(with_demo):
     assert (refined.content.origin_kind, refined.content.origin) == ("upload", f"instant-run-{run.id}.png")
     assert [s.sha256 for s in refined.styles] == [s.sha256 for s in run.styles]  # the model's paintings
     assert refined.settings["size_px"] == 32 and refined.settings["init"] == "content"
-    if refined.status in runs.ACTIVE_STATUSES:  # stop it: this test is about what was queued
-        at.button(key="cancel").click().run()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with gallery.connect(with_demo) as db:
-                if gallery.get_run(db, refine_id).status not in runs.ACTIVE_STATUSES:
-                    break
-            time.sleep(0.5)
+    stop(at, with_demo, refine_id)  # this test is about what was queued
 
     at.switch_page("app_pages/gallery.py").run()  # the card says how it was made
     assert any("Instant · demo" in caption for caption in texts(at.caption))
@@ -184,12 +316,12 @@ def test_a_model_deleted_meanwhile_falls_back_to_another_and_a_damaged_file_is_n
     models.import_model(demo_model, with_demo, name="doomed")
     at = open_app("generate")
     at.button_group(key="gen_method").set_value("Instant").run()
-    at.selectbox(key="i_model").select_index(1).run()
+    at.selectbox(key="i_model").select_index(3).run()  # after the two built-in models and demo
     assert at.session_state["i_model"] == "doomed"
     models.delete_model("doomed", with_demo)  # e.g. in another tab
     at.run()
     assert not at.exception and not at.error
-    assert at.session_state["i_model"] == "demo"
+    assert at.session_state["i_model"] == "arbitrary"  # the first model, which is always there
 
     (models.models_dir(with_demo) / "bad.jaxstyle-model").write_bytes(b"junk")
     at.switch_page("app_pages/models.py").run()
@@ -267,6 +399,38 @@ def test_the_models_page_lists_the_model_with_its_styles_and_a_sample(with_demo)
     assert at.session_state["gen_method"] == "Instant" and at.selectbox(key="i_model").value == "demo"
 
 
+def test_the_models_page_shows_the_built_in_models_beside_trained_ones_and_keeps_their_names(with_demo):
+    at = open_app("models")
+    assert not at.exception and not at.error
+    assert texts(at.subheader)[:3] == ["Any painting (arbitrary)", "26 styles (styles26)", "demo"]
+    swatches = [image.captions[0] for image in at.image if image.captions and image.captions[0].isdigit()]
+    assert swatches == [str(n) for n in range(26)]
+    assert sum("Networks and weights by the TensorFlow and Magenta projects" in c for c in texts(at.caption)) == 2
+    assert [b.label for b in at.get("download_button")] == ["Export"]  # the trained model's only
+    assert "confirm_delete_model_arbitrary" not in [b.key for b in at.button]
+
+    at.text_input(key="t_name").input("styles26")  # a built-in model's name: refused at once, nothing started
+    at.multiselect(key="t_styles").set_value(["udnie"])
+    at.button_group(key="t_photos").set_value("Upload").run()
+    at.file_uploader(key="t_photo_upload").upload("a.jpg", small_jpeg(CONTENT_DIR / "chicago.jpg"), "image/jpeg")
+    at.run()
+    at.button(key="train").click().run()
+    assert not at.exception
+    assert texts(at.error) == ["'styles26' is a built-in model's name; choose another name"]
+    assert not (models.models_dir(with_demo) / "styles26-photos").exists()
+    assert ui_trainings_names() == []
+
+    at.button(key="use_model_styles26").click().run()  # Paint with it: Generate, Instant, styles26
+    assert not at.exception
+    assert at.session_state["gen_method"] == "Instant" and at.selectbox(key="i_model").value == "styles26"
+
+
+def ui_trainings_names() -> list[str]:
+    from ui.common import trainings
+
+    return list(trainings().names())
+
+
 def test_a_long_training_curve_is_drawn_as_bins_of_steps_with_their_range():
     steps = range(1, 8901)
     losses = [10.0 / step + 0.01 * (step % 7) for step in steps]
@@ -336,7 +500,7 @@ def _fill_training(at: AppTest, name: str, steps: int) -> None:
 
 def test_training_from_the_page_runs_in_the_background_to_the_end(app_gallery):
     at = open_app("models")
-    assert any("No models yet" in message for message in texts(at.info))
+    assert any("No trained models yet" in message for message in texts(at.info))
     _fill_training(at, "tiny", 2)
     at.button(key="train").click().run()
     assert not at.exception and not at.error

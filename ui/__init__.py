@@ -8,7 +8,9 @@
 - ``run_views``: a run live, its result, and re-running it.
 - ``gallery_views``: cards, filters, one run in full, export and import.
 - ``compare_views``: runs side by side and weight sweeps.
-- ``instant_views``: Generate's Instant method: a trained model's form, painting, the result, Refine.
+- ``instant_views``: Generate's Instant method: the model chooser, a trained model's form, painting,
+  the result, Refine.
+- ``builtin_views``: the built-in instant models: their painters, their form, their styles' pictures.
 - ``model_views``: the Models page: model cards, import, the training form and live trainings.
 
 Rules kept here: widget keys are explicit and stable (tests use them); session state holds only
@@ -21,6 +23,7 @@ A new page is a script in ``app_pages/`` that calls these, plus its ``st.Page`` 
 (and its path beside the others in ``common``).
 """
 
+from ui.builtin_views import builtin_form, builtin_painter, photo_in_styles, swatch
 from ui.common import (
     COMPARE_PAGE,
     CSS,
@@ -64,6 +67,7 @@ from ui.gallery_views import (
     run_grid,
 )
 from ui.inputs import (
+    blend_input,
     catalog_browser,
     content_input,
     download_style,
@@ -72,7 +76,16 @@ from ui.inputs import (
     style_input,
     style_thumbnail,
 )
-from ui.instant_views import generate_method, instant_form, instant_output, paint, painter, refine, style_label
+from ui.instant_views import (
+    generate_method,
+    instant_form,
+    instant_output,
+    model_label,
+    paint,
+    painter,
+    refine,
+    style_label,
+)
 from ui.model_views import (
     follow_paint_clicks,
     model_card,
@@ -118,6 +131,9 @@ __all__ = [
     "ago",
     "app_icon",
     "apply_settings",
+    "blend_input",
+    "builtin_form",
+    "builtin_painter",
     "cancel_run",
     "catalog_browser",
     "chunks",
@@ -148,12 +164,14 @@ __all__ = [
     "log_options",
     "loss_chart",
     "method_label",
+    "model_label",
     "model_card",
     "model_import",
     "model_list",
     "model_outcome",
     "paint",
     "painter",
+    "photo_in_styles",
     "placeholder",
     "prefill_from_run",
     "preview",
@@ -178,6 +196,7 @@ __all__ = [
     "style_input",
     "style_label",
     "style_thumbnail",
+    "swatch",
     "sweep_form",
     "sweep_grid",
     "sweep_groups",

@@ -1,11 +1,14 @@
-"""Instant runs on Generate: the choice between an instant run and an optimization, a trained model's
-form (model, styles, blend, size), painting at once in the page, the result with its loss beside the
-photo's, and *Refine*, which queues an ordinary optimization that continues from the instant image.
+"""Instant runs on Generate: the choice between an instant run and an optimization, the model
+chooser (the built-in models first, then the gallery's trained ones), a trained model's form
+(styles, blend, size; the built-in models' is :mod:`ui.builtin_views`), painting at once in the
+page, the result with its loss beside the photo's, and *Refine*, which queues an ordinary
+optimization that continues from the instant image.
 
-Painting goes through :func:`jaxstyle.instant.run.run_instant` (the CLI's path): the run is scored
-and stored in the gallery, and the page shows it from there, so session state holds only its id.
-A model's :class:`~jaxstyle.instant.paint.Painter` is kept per process, keyed by the model file and
-its modification time: a second photo of a size paints without compiling, and a retrained model is
+Painting goes through :func:`jaxstyle.instant.run.run_instant` or :func:`~jaxstyle.instant.run.run_builtin`
+(the CLI's paths): the run is scored and stored in the gallery, and the page shows it from there, so
+session state holds only its id (and the timings the gallery does not keep). A trained model's
+:class:`~jaxstyle.instant.paint.Painter` is kept per process, keyed by the model file and its
+modification time: a second photo of a size paints without compiling, and a retrained model is
 picked up.
 """
 
@@ -15,13 +18,14 @@ import contextlib
 
 import streamlit as st
 
-from jaxstyle import catalog, gallery, images, inputs
-from jaxstyle.errors import CatalogError, SettingsError
+from jaxstyle import catalog, gallery, images, inputs, weights
+from jaxstyle.errors import CatalogError
 from jaxstyle.inputs import LoadedImage
-from jaxstyle.instant import models
+from jaxstyle.instant import builtin, models
 from jaxstyle.instant.paint import Painter
-from jaxstyle.instant.run import run_instant
-from jaxstyle.settings import PRESETS, blend_weights
+from jaxstyle.instant.run import run_builtin, run_instant
+from jaxstyle.settings import PRESETS
+from ui.builtin_views import builtin_form, builtin_painter
 from ui.common import (
     GALLERY_PAGE,
     MODELS_PAGE,
@@ -34,21 +38,37 @@ from ui.common import (
     runner,
     vgg_weights,
 )
+from ui.inputs import blend_input
 from ui.run_views import run_view
 from ui.settings_form import SIZE_OPTIONS, default_preset
 
 METHODS = ("Optimize", "Instant")
 
 
+def _pretrained_vgg() -> bool:
+    """Whether optimization runs would use the pretrained VGG19 (a look at the files, nothing loaded)."""
+    return weights.weights_status().pretrained
+
+
 def generate_method() -> str:
-    """Optimize (a run of the optimizer, queued) or Instant (a trained model, at once)."""
-    now = recall({"gen_method": "Optimize"})["gen_method"]
-    return st.segmented_control(
+    """Optimize (a run of the optimizer, queued) or Instant (a network, at once). Without the
+    pretrained VGG19, Instant is the default and a line says why: the optimization's stand-in VGG
+    paints poorly, while the instant networks were trained on the real one."""
+    pretrained = _pretrained_vgg()
+    now = recall({"gen_method": "Optimize" if pretrained else "Instant"})["gen_method"]
+    method = st.segmented_control(
         "Method", METHODS, default=now, key="gen_method", required=True,
-        format_func={"Optimize": "Optimize (any painting)", "Instant": "Instant (a trained model)"}.get,
-        help="*Optimize* repaints the photo step by step for any painting; *Instant* paints in one pass "
-        "with a model trained on the Models page.",
+        format_func={"Optimize": "Optimize (step by step)", "Instant": "Instant (one pass)"}.get,
+        help="*Optimize* repaints the photo step by step towards any paintings (a queued run, tens of seconds "
+        "or more); *Instant* paints it in one pass with a network: a built-in one (any painting, or 26 styles "
+        "of its own) or one trained on the Models page.",
     )  # fmt: skip
+    if not pretrained:
+        st.caption(
+            ":material/info: The pretrained VGG19 isn't here, so optimization runs on a stand-in that fills skies "
+            "with coloured noise at 512 px; Instant paints with networks trained on the real one."
+        )
+    return method
 
 
 # ----- models and painters ------------------------------------------------------------------------
@@ -80,27 +100,45 @@ def _size_default() -> int:
     return 256 if device() == "cpu" else 512
 
 
-def instant_form() -> dict | None:
-    """The model, its styles (with blend weights for several) and the size; None (with a way to
-    train one) when the gallery has no model yet or nothing is chosen."""
-    found = {model.name: model for model in models.list_models(gallery_path())}
-    if not found:
-        st.info(
-            "No trained model yet. A model learns one or more paintings once (minutes to hours) and then "
-            "paints any photo in a fraction of a second.",
-            icon=":material/model_training:",
-        )
-        st.page_link(MODELS_PAGE, label="Train a model on the Models page", icon=":material/arrow_forward:")
-        return None
+def model_label(name: str, records: dict[str, dict]) -> str:
+    """A model as the chooser shows it: a built-in one by its title, a trained one with its styles."""
+    if builtin.is_builtin(name):
+        return f"{builtin.BUILTIN_MODELS[name].title} ({name})"
+    count = len(records[name].get("styles", ()))
+    return f"{name} · {count} style{'s' if count != 1 else ''}"
+
+
+def instant_form(content: LoadedImage | None = None) -> dict | None:
+    """The model (built-in ones first, then the gallery's trained ones), its styles (with blend
+    weights for several) and settings; None while nothing paintable is chosen. ``content`` is the
+    photo, if any: styles26 shows it in each of its styles."""
+    # Records only (milliseconds): decoding every model for the chooser took 0.3 s a model at each rerun.
+    records = {name: record for name, record in models.list_records(gallery_path()).items()}
+    trained = [name for name in records if not builtin.is_builtin(name)]  # a built-in name is the built-in's
+    options = [*builtin.BUILTIN_MODELS, *trained]
     ss = st.session_state
-    if "i_model" in ss and ss["i_model"] not in found:  # deleted meanwhile (e.g. in another tab)
-        ss["i_model"] = next(iter(found))
-    now = recall({"i_model": next(iter(found)), "i_size": _size_default()})
+    if "i_model" in ss and ss["i_model"] not in options:  # deleted meanwhile (e.g. in another tab)
+        ss["i_model"] = options[0]
+    now = recall({"i_model": options[0]})
     name = st.selectbox(
-        "Model", list(found), index=index_of(list(found), now["i_model"]) or 0, key="i_model",
-        format_func=lambda n: f"{n} · {len(found[n].styles)} style{'s' if len(found[n].styles) != 1 else ''}",
+        "Model", options, index=index_of(options, now["i_model"]) or 0, key="i_model",
+        format_func=lambda n: model_label(n, records),
     )  # fmt: skip
-    model = found[name]
+    if not trained:
+        st.page_link(
+            MODELS_PAGE, label="Or train a model on paintings of your own (Models page)",
+            icon=":material/model_training:",
+        )  # fmt: skip
+    if builtin.is_builtin(name):
+        return builtin_form(name, content)
+    return _trained_form(painter(name).model)
+
+
+def _trained_form(model: models.Model) -> dict | None:
+    """A trained model's styles, their blend and the size."""
+    ss = st.session_state
+    name = model.name
+    now = recall({"i_size": _size_default()})
     styles_key = f"i_styles_{name}"
     if styles_key in ss and not set(ss[styles_key]) <= set(model.styles):  # re-imported with other styles
         ss[styles_key] = [s for s in ss[styles_key] if s in model.styles]
@@ -109,7 +147,12 @@ def instant_form() -> dict | None:
         "Styles", list(model.styles), default=chosen_now, key=styles_key, format_func=style_label,
         placeholder="Choose one or more of the model's styles",
     )  # fmt: skip
-    blend = _blend_input(model, chosen)
+    blend = blend_input(
+        [
+            (f"i_blend_{name}_{style}", style_label(style), images.thumbnail_bytes(model.style_image(style), 256))
+            for style in chosen
+        ]
+    )
     size_options = sorted({*SIZE_OPTIONS, now["i_size"]})
     size_px = st.select_slider("Size (long side, px)", size_options, now["i_size"], key="i_size")
     if not chosen:
@@ -120,43 +163,29 @@ def instant_form() -> dict | None:
     return {"model": name, "styles": chosen, "blend": blend, "size_px": int(size_px)}
 
 
-def _blend_input(model: models.Model, chosen: list[str]) -> list[float] | None:
-    """Each chosen style's painting; with several, a blend slider under each."""
-    if not chosen:
-        return None
-    blend = []
-    for column, style in zip(st.columns(4), chosen, strict=False):
-        with column:
-            thumb = images.thumbnail_bytes(model.style_image(style), 256)
-            st.image(thumb, caption=style_label(style), width="stretch")
-            if len(chosen) > 1:
-                key = f"i_blend_{model.name}_{style}"
-                blend.append(st.slider("Weight", 0.0, 1.0, recall({key: 1.0})[key], step=0.05, key=key))
-    if len(chosen) == 1:
-        return None
-    try:
-        shares = blend_weights(blend, len(chosen))
-    except SettingsError:  # the sliders can't go below 0: all of them are at 0
-        st.error("At least one style needs a weight above 0.", icon=":material/error:")
-        return None
-    st.caption("Blend: " + " · ".join(f"{style_label(s)} {w:.0%}" for s, w in zip(chosen, shares, strict=True)))
-    return blend
-
-
 def paint(content: LoadedImage, request: dict) -> int | None:
     """Paint ``content`` as ``request`` asks (see :func:`instant_form`), store it in the gallery, and
     remember its id for the output column."""
     with st.spinner("Painting… (the first photo of a size compiles the network once)"):
-        run = run_instant(
-            painter(request["model"]),
-            content,
-            request["styles"],
-            request["blend"],
-            request["size_px"],
-            vgg_weights(),
-            gallery_path=gallery_path(),
-        )
+        if builtin.is_builtin(request["model"]):
+            run = run_builtin(
+                builtin_painter(request["model"]), content, request["styles"], request["blend"], vgg_weights(),
+                size_px=request["size_px"], strength=request["strength"], stroke_px=request["stroke_px"],
+                preserve_color=request["preserve_color"], gallery_path=gallery_path(),
+            )  # fmt: skip
+        else:
+            run = run_instant(
+                painter(request["model"]),
+                content,
+                request["styles"],
+                request["blend"],
+                request["size_px"],
+                vgg_weights(),
+                gallery_path=gallery_path(),
+            )
     st.session_state["instant_run"] = run.run_id
+    # The gallery keeps the network's pass and compile; the style vectors' time is this session's to show.
+    st.session_state["instant_style_s"] = (run.run_id, run.result.style_s)
     st.session_state.pop("refine_run", None)
     return run.run_id
 
@@ -183,9 +212,29 @@ def _losses_line(run: gallery.Run) -> None:
         time_col.metric("Painted in", _duration(run.run_s), border=True)
 
 
+def _facts(run: gallery.Run) -> str:
+    """One line: the network's pass and compile, the style vectors' time (known for this session's
+    latest painting), the model, size and the settings a built-in model's run changed from the defaults."""
+    parts = [f"{_duration(run.run_s or 0)} on {run.device} (+{run.compile_s or 0:.1f} s compile)"]
+    style_run, style_s = st.session_state.get("instant_style_s", (None, 0.0))
+    if style_run == run.id and run.model == builtin.ARBITRARY:
+        parts.append(f"style {_duration(style_s)}")
+    parts += [f"model {run.model}", f"{run.settings.get('size_px')} px"]
+    if (strength := run.settings.get("strength", 1.0)) != 1.0:
+        parts.append(f"strength {strength:g}")
+    if stroke_px := run.settings.get("stroke_px", 0):
+        parts.append(f"strokes painted at {stroke_px} px")
+    if (colors := run.settings.get("preserve_color", "none")) != "none":
+        parts.append(f"colours: {colors}")
+    parts.append(f"{run.weights_source} weights for the loss")
+    return " · ".join(parts)
+
+
 def refine(run_id: int) -> int:
     """Queue an optimization that continues from an instant run: its image is the run's content (an
-    optimization starts from its content) and the model's paintings, blended alike, are the styles."""
+    optimization starts from its content) and the run's stored styles, blended alike, are the styles:
+    a trained model's paintings, ``arbitrary``'s paintings, or ``styles26``'s swatches (that network
+    holds no paintings). Its colour preservation carries over."""
     with db() as conn:
         run = gallery.get_run(conn, run_id)
         png = gallery.run_image(conn, run_id)
@@ -194,7 +243,9 @@ def refine(run_id: int) -> int:
         raise models.ModelError(f"run #{run_id} has no image to refine")
     content = inputs.from_upload(png, f"instant-run-{run_id}.png")
     blend = [info.blend if info.blend is not None else 1.0 for info in run.styles] if len(styles) > 1 else None
-    settings = PRESETS[default_preset()].replace(size_px=int(run.settings.get("size_px", 512)))
+    settings = PRESETS[default_preset()].replace(
+        size_px=int(run.settings.get("size_px", 512)), preserve_color=run.settings.get("preserve_color", "none")
+    )
     title = f"{run.title or f'Run #{run_id}'} · refined"
     return runner().submit(settings, content, styles, style_blend=blend, title=title, tags=("refined",))
 
@@ -207,8 +258,9 @@ def instant_output() -> None:
         with st.container(border=True):
             st.markdown("**Your image appears here**")
             st.caption(
-                "A trained model paints in one pass: pick its styles and a size, then *Paint*. "
-                "*Refine* then polishes the result with an ordinary optimization run."
+                "A network paints the photo in one pass: *Any painting* takes any painting as its style, "
+                "*26 styles* its own, and a model trained on the Models page its paintings. Pick the styles "
+                "and a size, then *Paint*; *Refine* then polishes the result with an optimization run."
             )
         return
     try:
@@ -224,10 +276,7 @@ def instant_output() -> None:
         return
     st.image(png, width="stretch")
     _losses_line(run)
-    st.caption(
-        f"{_duration(run.run_s or 0)} on {run.device} (+{run.compile_s or 0:.1f} s compile) · "
-        f"model {run.model} · {run.settings.get('size_px')} px · {run.weights_source} weights for the loss"
-    )
+    st.caption(_facts(run))
     actions = st.container(horizontal=True)
     actions.download_button(
         "Download PNG", png, file_name=images.safe_filename(f"{run.title or f'run-{run.id}'}.png"), mime="image/png",
@@ -237,9 +286,14 @@ def instant_output() -> None:
     actions.page_link(
         GALLERY_PAGE, label="Open in the gallery", icon=":material/photo_library:", query_params={"run": run.id}
     )
+    styles = {
+        builtin.ARBITRARY: "the paintings",
+        builtin.STYLES26: "the styles' swatches (the network holds no paintings: each style painted on a small "
+        "drawn landscape stands in for one)",
+    }.get(run.model or "", "the model's paintings")
     st.caption(
         "*Refine* queues an optimization run that starts from this image: the instant image is that run's "
-        f"content photo, the model's paintings its styles, with the *{default_preset()}* preset."
+        f"content photo, {styles} its styles, with the *{default_preset()}* preset."
     )
     if refine_clicked:
         try:

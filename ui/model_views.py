@@ -1,6 +1,7 @@
-"""The Models page's parts: each trained model of the gallery as a card (styles, training record, loss
-curve, a sample, export, delete, resume), the import of a model file, the form that trains a new
-model in the background, and the live view of the trainings going on.
+"""The Models page's parts: the built-in models as cards (what they paint, their styles, their credit),
+each trained model of the gallery as a card (styles, training record, loss curve, a sample, export,
+delete, resume), the import of a model file, the form that trains a new model in the background,
+and the live view of the trainings going on.
 
 Training runs on a thread of :class:`jaxstyle.instant.background.Trainings` (one registry per
 gallery and process, :func:`ui.common.trainings`), so a rerun or another tab sees it; its live view
@@ -19,8 +20,9 @@ import pandas as pd
 import streamlit as st
 
 from jaxstyle import catalog, gallery, images, inputs
-from jaxstyle.instant import background, models
+from jaxstyle.instant import background, builtin, models
 from jaxstyle.instant.train import TrainSettings, gallery_photos, recorded_settings
+from ui.builtin_views import swatch
 from ui.common import (
     GENERATE_PAGE,
     IMAGE_TYPES,
@@ -122,6 +124,33 @@ def follow_paint_clicks() -> None:
         st.switch_page(GENERATE_PAGE)
 
 
+SWATCH_COLUMNS = 13  # styles26's 26 swatches in two rows across the page
+
+
+def builtin_card(model: builtin.BuiltinModel) -> None:
+    """A built-in model: what it paints, its styles (styles26's as numbered swatches), its credit.
+    Nothing to export or delete: every install has it."""
+    with st.container(border=True):
+        st.subheader(f"{model.title} ({model.name})", anchor=False)
+        st.badge("Built in: no training needed", icon=":material/verified:", color="green")
+        st.caption(model.summary)
+        if model.any_painting:
+            st.markdown(
+                "Styles: **any painting**: a catalog painting, an upload or a URL, several blended; *Strength* "
+                "moves between the painting's style and the photo's own."
+            )
+        else:
+            st.markdown(f"Styles: **{len(model.style_names)} of its own**, numbered, blendable:")
+            for row in chunks(list(model.style_names), SWATCH_COLUMNS):
+                for column, style in zip(st.columns(SWATCH_COLUMNS, gap="small"), row, strict=False):
+                    column.image(swatch(style), caption=style, width="stretch")
+        st.caption(builtin.CREDIT)
+        st.button(
+            "Paint with it", key=f"use_model_{model.name}", icon=":material/bolt:", type="primary",
+            on_click=_paint_with, args=(model.name,),
+        )  # fmt: skip
+
+
 def model_card(model: models.Model) -> None:
     """One model: styles, how it was trained, its loss curve, a sample, and what to do with it."""
     meta, record = model.meta, model.meta.get("train", {})
@@ -210,12 +239,23 @@ _ICONS = {"success": ":material/check:", "error": ":material/error:"}
 
 
 def model_list() -> None:
-    """Every readable model of the gallery, and a line for each file that could not be read."""
+    """The built-in models, then every readable trained model of the gallery, and a line for each file
+    that could not be read or that a built-in model's name hides."""
+    for model in builtin.BUILTIN_MODELS.values():
+        builtin_card(model)
     found, problems = models.scan_models(gallery_path())
     for problem in problems:
         st.warning(problem, icon=":material/broken_image:")
+    for model in found:
+        if builtin.is_builtin(model.name):  # a file from before the names were reserved
+            st.warning(
+                f"The model file {model.name}{models.MODEL_SUFFIX} is hidden by the built-in model of that name: "
+                "rename the file to use it.",
+                icon=":material/visibility_off:",
+            )
+    found = [model for model in found if not builtin.is_builtin(model.name)]
     if not found:
-        st.info("No models yet: train one below, or import a model file.", icon=":material/model_training:")
+        st.info("No trained models yet: train one below, or import a model file.", icon=":material/model_training:")
     for model in found:
         model_card(model)
 
@@ -373,6 +413,9 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def start_training(form: dict[str, Any]) -> None:
     """Start the training the form describes, in the background (errors are raised, one line each)."""
+    # Refused here, at once: the background training refuses a built-in model's name too, but only
+    # once started (after its photos are kept), as a failed training.
+    models.check_new_name(form["name"])
     if form["start_from"] is not None:
         # The model's own paintings, as it keeps them (a style of its own may not be in the catalog).
         start_from = models.load_model(form["start_from"], gallery_path())

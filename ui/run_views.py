@@ -14,6 +14,7 @@ import streamlit as st
 from jaxstyle import catalog, follow, gallery, images, runs
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.inputs import input_label
+from jaxstyle.instant import builtin
 from jaxstyle.settings import PRESETS, TransferSettings
 from ui.common import GALLERY_PAGE, GENERATE_PAGE, POLL_S, db, guard, placeholder, runner
 from ui.settings_form import apply_settings
@@ -171,13 +172,16 @@ def run_label(summary: gallery.RunSummary | gallery.Run) -> str:
 
 
 INSTANT_SETTINGS = ("size_px", "style_blend")  # what an instant run's stored settings mean; the rest are defaults
+BUILTIN_SETTINGS = ("strength", "stroke_px", "preserve_color")  # and those a built-in model's run sets too
 
 
 def shown_settings(run: gallery.Run) -> dict[str, Any]:
-    """The settings that made a run: all of an optimization's; an instant run's model, size and blend."""
+    """The settings that made a run: all of an optimization's; an instant run's model, size and blend
+    (and a built-in model's strength, stroke size and colours)."""
     if run.method != runs.METHOD_INSTANT:
         return dict(run.settings)
-    return {"model": run.model, **{name: run.settings.get(name) for name in INSTANT_SETTINGS}}
+    names = INSTANT_SETTINGS + (BUILTIN_SETTINGS if builtin.is_builtin(run.model or "") else ())
+    return {"model": run.model, **{name: run.settings.get(name) for name in names}}
 
 
 def method_label(summary: gallery.RunSummary | gallery.Run) -> str:
@@ -211,27 +215,55 @@ def prefill_from_run() -> None:
             return
         settings = TransferSettings.from_dict(gallery.rerun_settings(conn, run_id))
         ss["gen_method"] = "Optimize"
-        ids = [info.origin for info in run.styles if info.origin_kind == "catalog"]
-        if len(ids) == len(run.styles) and all(catalog.is_available_offline(i) for i in ids):
-            ss["style_source"], ss["style_ids"] = "Catalog", ids
-        else:
-            ss["style_source"], ss["style_recent"] = "Recent", [info.sha256 for info in run.styles]
-        for info in run.styles:
-            ss[f"blend_{info.sha256[:12]}"] = round((info.blend if info.blend is not None else 1.0) * 20) / 20
+        _prefill_paintings(run)
         preset = next((name for name, p in PRESETS.items() if p.replace(seed=settings.seed) == settings), None)
         apply_settings(settings.replace(style_blend=None), preset)
         ss.pop("run_id", None)
         st.toast(f"Settings and images of run #{run_id} loaded.", icon=":material/replay:")
 
 
-def _prefill_instant(run: gallery.Run) -> None:
-    """Generate's Instant widgets (keys of ui.instant_views) set to an instant run's model, styles and size."""
+def _weight(info: gallery.ImageInfo) -> float:
+    """A style's blend weight on the sliders' 0.05 steps."""
+    return round((info.blend if info.blend is not None else 1.0) * 20) / 20
+
+
+def _prefill_paintings(run: gallery.Run) -> None:
+    """The style picker (ui.inputs.style_input) set to a run's paintings: from the catalog when they
+    all are there, else the gallery's earlier styles."""
     ss = st.session_state
-    styles = [info.origin.rsplit("/", 1)[-1] for info in run.styles]
-    ss["gen_method"], ss["i_model"], ss[f"i_styles_{run.model}"] = "Instant", run.model, styles
-    ss["i_size"] = run.settings.get("size_px", 512)
-    for info, style in zip(run.styles, styles, strict=True):
-        ss[f"i_blend_{run.model}_{style}"] = round((info.blend if info.blend is not None else 1.0) * 20) / 20
+    ids = [info.origin for info in run.styles if info.origin_kind == "catalog"]
+    if len(ids) == len(run.styles) and all(catalog.is_available_offline(i) for i in ids):
+        ss["style_source"], ss["style_ids"] = "Catalog", ids
+    else:
+        ss["style_source"], ss["style_recent"] = "Recent", [info.sha256 for info in run.styles]
+    for info in run.styles:
+        ss[f"blend_{info.sha256[:12]}"] = _weight(info)
+
+
+def _prefill_instant(run: gallery.Run) -> None:
+    """Generate's Instant widgets (keys of ui.instant_views and ui.builtin_views) set to an instant
+    run's model, styles and settings."""
+    ss = st.session_state
+    ss["gen_method"], ss["i_model"] = "Instant", run.model
+    if builtin.is_builtin(run.model or ""):
+        if run.model == builtin.ARBITRARY:
+            _prefill_paintings(run)
+            ss["i_strength"] = float(run.settings.get("strength", 1.0))
+        else:  # styles26: its styles are stored as "styles26/<n>"
+            chosen = {info.origin.rsplit("/", 1)[-1]: info for info in run.styles}
+            for style in builtin.STYLES26_NAMES:
+                ss[f"i26_{style}"] = style in chosen
+            for style, info in chosen.items():
+                ss[f"i26_blend_{style}"] = _weight(info)
+        ss["ib_size"] = run.settings.get("size_px", 512)
+        ss["ib_stroke"] = run.settings.get("stroke_px", 0)
+        ss["ib_color"] = run.settings.get("preserve_color", "none")
+    else:
+        styles = [info.origin.rsplit("/", 1)[-1] for info in run.styles]
+        ss[f"i_styles_{run.model}"] = styles
+        ss["i_size"] = run.settings.get("size_px", 512)
+        for info, style in zip(run.styles, styles, strict=True):
+            ss[f"i_blend_{run.model}_{style}"] = _weight(info)
     ss.pop("instant_run", None)
     ss.pop("refine_run", None)
     st.toast(f"Model, styles and photo of run #{run.id} loaded: paint it again with *Paint*.", icon=":material/replay:")
