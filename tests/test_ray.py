@@ -105,6 +105,7 @@ def test_runs_from_four_app_sessions_all_finish_on_the_cluster_and_land_in_the_g
         assert any("Ray cluster at 127.0.0.1" in caption.value for caption in home.caption)
         for at in sessions:
             at.switch_page("app_pages/generate.py").run()
+            at.button_group(key="gen_method").set_value("Optimize").run()  # Instant is the default without VGG
             at.file_uploader(key="content_upload").upload("tubingen.jpg", photo_bytes, "image/jpeg").run()
             at.select_slider(key="s_size_px").set_value(32)
             at.number_input(key="s_iterations").set_value(3).run()
@@ -340,6 +341,7 @@ def test_a_wrong_address_is_one_clear_message_in_the_app_and_nothing_is_stored(m
         [error] = [element.value for element in at.error]
         assert error.startswith("no Ray cluster answers at 127.0.0.1:")
         at.switch_page("app_pages/generate.py").run()
+        at.button_group(key="gen_method").set_value("Optimize").run()  # Instant is the default without the VGG
         photo_bytes = (shared_data / "content" / "tubingen.jpg").read_bytes()
         at.file_uploader(key="content_upload").upload("tubingen.jpg", photo_bytes, "image/jpeg").run()
         at.button(key="generate").click().run()

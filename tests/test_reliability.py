@@ -445,6 +445,7 @@ def seed_run(path: Path, shared_data: Path) -> int:
 def open_generate() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.switch_page("app_pages/generate.py").run()
+    at.button_group(key="gen_method").set_value("Optimize").run()  # Instant is the default without the pretrained VGG
     assert not at.exception
     return at
 
