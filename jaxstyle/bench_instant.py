@@ -14,6 +14,8 @@ Three measurements, each in a fresh process (``bench_process.spawn``):
   image's total loss, beside the photo's own and beside what the default optimization reaches
   after 100 iterations, all scored by the same function (``transfer.losses_of``: same VGG19
   weights, layers and relative weights), with the model's own copy of each painting. ``--contact-sheet`` draws them.
+
+A built-in model (``--model arbitrary`` or ``styles26``) is measured by :mod:`jaxstyle.bench_builtin`.
 """
 
 from __future__ import annotations
@@ -121,14 +123,15 @@ def train_worker(spec: dict) -> dict:
 
 
 def quality_worker(spec: dict) -> dict:
-    """The photos × the model's styles: instant, photo and 100-iteration optimization losses."""
+    """The photos × the model's styles: instant, photo and optimization (100 iterations unless the
+    spec says) losses."""
     from jaxstyle import images, transfer, weights
     from jaxstyle.settings import TransferSettings
 
     loaded = weights.load_weights()
     model, painter = _painter(spec)
     size_px = spec["size_px"]
-    settings = TransferSettings(size_px=size_px, iterations=OPTIMIZE_ITERATIONS)
+    settings = TransferSettings(size_px=size_px, iterations=spec.get("iterations", OPTIMIZE_ITERATIONS))
     out_dir = Path(spec["image_dir"])
     rows = []
     for photo_path in spec["photos"]:
@@ -171,7 +174,8 @@ def contact_sheet(report: dict, image_dir: Path, dest: Path, *, cell_px: int = 1
     sheet = Image.new("RGB", (4 * cell_px, len(rows) * cell_px + label_px), "white")
     ImageDraw.Draw(sheet).text(
         (4, 2),
-        f"photo | painting | instant ({report['model']}) | optimized {OPTIMIZE_ITERATIONS} it, "
+        f"photo | painting | instant ({report['model']}) | "
+        f"optimized {report.get('quality_iterations', OPTIMIZE_ITERATIONS)} it, "
         f"{report['quality_size_px']} px, {report['weights_source']}",
         fill="black",
     )
@@ -219,7 +223,8 @@ def format_table(report: dict) -> str:
             f"\nQuality of {report['model']} on the photos of {report.get('quality_photos', 'content/')} "
             f"at {report['quality_size_px']} px "
             f"(total loss; weights: {report['weights_source']}):",
-            "| photo | style | photo's own | instant | optimized 100 it | instant ÷ optimized |",
+            "| photo | style | photo's own | instant | "
+            f"optimized {report.get('quality_iterations', OPTIMIZE_ITERATIONS)} it | instant ÷ optimized |",
             "|---|---|---|---|---|---|",
         ]
         for row, ratio in zip(rows, ratios, strict=True):
@@ -236,8 +241,14 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
     import json
 
     from jaxstyle.errors import JaxstyleError
-    from jaxstyle.instant import train
+    from jaxstyle.instant import builtin, train
 
+    if args.model and builtin.is_builtin(args.model):  # before the gallery's models, as the CLI looks them up
+        from jaxstyle import bench_builtin
+
+        return bench_builtin.main(args, parse_error, log)
+    if args.quality_iterations < 1:
+        parse_error("--quality-iterations must be at least 1")
     data: Path = args.data
     photos, quality_photos = [], []
     try:
@@ -296,12 +307,14 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
                 "photos": [str(p) for p in quality_photos],
                 "size_px": args.quality_size,
                 "image_dir": str(image_dir),
+                "iterations": args.quality_iterations,
                 **common,
             },
             7200,
         )
         report["quality"] = quality
         report["quality_size_px"] = args.quality_size
+        report["quality_iterations"] = args.quality_iterations
         report["quality_photos"] = str(quality_photos[0].parent)
         report["weights_source"] = report.get("training", {}).get("weights_source") or quality["model_meta"].get(
             "train", {}

