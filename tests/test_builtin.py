@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -314,3 +315,16 @@ def test_the_cli_refuses_bad_builtin_requests_in_one_line(tmp_path, content_path
     if (tmp_path / "g.db").exists():  # nothing stored by any refused request
         with gallery.connect(tmp_path / "g.db") as db:
             assert not gallery.list_runs(db)
+
+
+@pytest.mark.parametrize(("kernel", "channels", "out_channels"), [(9, 3, 8), (9, 8, 3), (3, 16, 8)])
+def test_a_convolution_on_2x2_blocks_equals_the_plain_one(kernel, channels, out_channels):
+    from jaxstyle.instant import network
+
+    rng = np.random.default_rng(kernel * channels)
+    padded = jnp.asarray(rng.random((2, 20 + kernel - 1, 12 + kernel - 1, channels), np.float32))
+    weights = jnp.asarray(rng.standard_normal((kernel, kernel, channels, out_channels), np.float32) / kernel)
+    plain = jax.lax.conv_general_dilated(padded, weights, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    folded = network.conv_space_to_depth(padded, weights)
+    assert folded.shape == plain.shape == (2, 20, 12, out_channels)
+    assert np.abs(np.asarray(folded) - np.asarray(plain)).max() < 1e-4

@@ -43,6 +43,8 @@ _STEM_CHANNELS, _HEAD_CHANNELS = 32, 1280
 # The transformer: residual blocks and the upsampling path's (name, kernel, channels).
 _RESIDUAL_BLOCKS, _RESIDUAL_CHANNELS = 5, 32
 _EXPAND = (("expand1", 3, 16), ("expand2", 3, 8), ("expand3", 9, 3))
+# The full-resolution stride-1 layers, computed on 2×2 blocks (network.conv_space_to_depth).
+SPACE_TO_DEPTH = frozenset({"contract1", "expand2", "expand3"})
 
 
 def _same_padding(stride: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -112,16 +114,19 @@ class Transformer(nn.Module):
             shift = nn.Dense(channels, name=f"{name}_shift")(style)[:, None, None, :]
             return instance_norm(x, scale, shift)
 
-        x = nn.relu(reflect_conv(photos, 8, 9, 1, name="contract1"))
-        x = nn.relu(reflect_conv(x, 16, 3, 2, name="contract2"))
-        x = nn.relu(reflect_conv(x, _RESIDUAL_CHANNELS, 3, 2, name="contract3"))
+        def conv(x: jax.Array, channels: int, kernel: int, stride: int, name: str) -> jax.Array:
+            return reflect_conv(x, channels, kernel, stride, name=name, space_to_depth=name in SPACE_TO_DEPTH)
+
+        x = nn.relu(conv(photos, 8, 9, 1, "contract1"))
+        x = nn.relu(conv(x, 16, 3, 2, "contract2"))
+        x = nn.relu(conv(x, _RESIDUAL_CHANNELS, 3, 2, "contract3"))
         for block in range(1, _RESIDUAL_BLOCKS + 1):
-            y = nn.relu(style_norm(reflect_conv(x, _RESIDUAL_CHANNELS, 3, 1, name=f"res{block}_1"), f"res{block}_1"))
-            x = x + style_norm(reflect_conv(y, _RESIDUAL_CHANNELS, 3, 1, name=f"res{block}_2"), f"res{block}_2")
+            y = nn.relu(style_norm(conv(x, _RESIDUAL_CHANNELS, 3, 1, f"res{block}_1"), f"res{block}_1"))
+            x = x + style_norm(conv(y, _RESIDUAL_CHANNELS, 3, 1, f"res{block}_2"), f"res{block}_2")
         for name, kernel, channels in _EXPAND[:-1]:
-            x = nn.relu(style_norm(reflect_conv(upsample2(x), channels, kernel, 1, name=name), name))
+            x = nn.relu(style_norm(conv(upsample2(x), channels, kernel, 1, name), name))
         name, kernel, channels = _EXPAND[-1]
-        return jax.nn.sigmoid(style_norm(reflect_conv(x, channels, kernel, 1, name=name), name))
+        return jax.nn.sigmoid(style_norm(conv(x, channels, kernel, 1, name), name))
 
 
 # --- weights -------------------------------------------------------------------------------------

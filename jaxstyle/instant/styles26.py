@@ -23,17 +23,20 @@ from jaxstyle.instant.network import instance_norm, reflect_conv, upsample2
 STYLE_COUNT = 26
 _CHANNELS = 32
 _RESIDUAL_BLOCKS = 6
-# (our name, the graph's name, kernel, stride, channels, upsample first) of the layers outside the residual blocks.
+# (our name, the graph's name, kernel, stride, channels) of the layers before the residual blocks, and
+# (our name, the graph's name, kernel, channels, upsample first) of those after them.
 _CONTRACT = (
     ("contract0", "contract.0", 9, 1, 32),
     ("contract1", "contract.1", 3, 2, 32),
     ("contract2", "contract.2", 3, 2, 32),
-)  # noqa: E501
+)
 _EXPAND = (
     ("expand0", "expand.0", 3, 8, True),
     ("expand1", "expand.1", 3, 4, True),
     ("expand2", "expand.2", 9, 3, False),
 )
+# The full-resolution stride-1 layers, computed on 2×2 blocks (network.conv_space_to_depth).
+SPACE_TO_DEPTH = frozenset({"contract0", "expand1", "expand2"})
 
 
 class Styles26Net(nn.Module):
@@ -42,7 +45,9 @@ class Styles26Net(nn.Module):
     @nn.compact
     def __call__(self, photos: jax.Array, style_weights: jax.Array) -> jax.Array:
         def conv_norm(x: jax.Array, channels: int, kernel: int, stride: int, name: str) -> jax.Array:
-            x = reflect_conv(x, channels, kernel, stride, name=name, use_bias=False)
+            x = reflect_conv(
+                x, channels, kernel, stride, name=name, use_bias=False, space_to_depth=name in SPACE_TO_DEPTH
+            )
             scale = self.param(f"{name}_scale", nn.initializers.ones, (STYLE_COUNT, channels))
             shift = self.param(f"{name}_shift", nn.initializers.zeros, (STYLE_COUNT, channels))
             return instance_norm(x, style_weights @ scale, style_weights @ shift)
