@@ -144,8 +144,17 @@ def test_a_fresh_install_paints_an_uploaded_photo_in_a_catalog_painting_and_refi
     at.run()
     at.multiselect(key="style_ids").set_value(["great_wave"]).run()
     at.slider(key="i_strength").set_value(0.6)
-    at.select_slider(key="ib_size").set_value(256).run()
+    at.select_slider(key="ib_size").set_value(512).run()
+    assert at.selectbox(key="ib_stroke").options == [
+        "At the size",
+        "Paint at 256 px, upscale",
+        "Paint at 384 px, upscale",
+    ]
+    at.selectbox(key="ib_stroke").set_value(384).run()
+    at.select_slider(key="ib_size").set_value(256).run()  # the stroke scale is above the size now: back to 0
+    assert not at.exception
     assert at.selectbox(key="ib_stroke").options == ["At the size"]  # nothing smaller than 256 px to paint at
+    assert at.selectbox(key="ib_stroke").value == 0
     assert not at.button(key="paint").disabled
     at.button(key="paint").click().run()
     assert not at.exception and not at.error
@@ -219,6 +228,11 @@ def test_styles26_paints_a_style_picked_from_the_photo_in_each_and_reruns_from_t
 
     at.switch_page("app_pages/gallery.py").run()  # run it again: Generate comes back as it was
     at.button(key=f"gallery_open_{run.id}").click().run()
+    shown = {row.setting: row.value for row in at.dataframe[0].value.itertuples()}  # its "Settings used"
+    assert shown == {
+        "model": "styles26", "size_px": "320", "style_blend": "—", "strength": "1", "stroke_px": "256",
+        "preserve_color": "luminance",
+    }  # fmt: skip
     at.button(key="rerun").click().run()
     assert not at.exception and not at.error
     assert (at.session_state["gen_method"], at.selectbox(key="i_model").value) == ("Instant", "styles26")
