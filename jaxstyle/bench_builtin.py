@@ -144,7 +144,7 @@ def networks_worker(spec: dict) -> dict:
 
     from jaxstyle import images, transfer
     from jaxstyle.instant import arbitrary
-    from jaxstyle.instant.paint import Programs
+    from jaxstyle.instant.passes import Programs
 
     painting = jnp.asarray(images.to_array(_centre_square(images.open_image(Path(spec["painting"])), STYLE_PX))[None])
     photo = jnp.asarray(_peer_square(images.open_image(Path(spec["photo"]))))

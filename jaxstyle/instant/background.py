@@ -288,10 +288,11 @@ class Trainings:
         e.g. uploads) are first kept beside the model (:func:`save_photos`).
 
         Raises:
-            ModelError: a bad or taken name, no styles or a style named twice, no photos.
+            ModelError: a bad or taken name (a built-in model's included), no styles or a style named
+                twice, no photos.
             ImageError: a photo to keep that is not an image.
         """
-        models.check_name(name)
+        models.check_new_name(name)
         style_names = [style for style, _ in styles]
         if not styles:
             raise models.ModelError("choose at least one style to train")

@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw
 from jaxstyle import images, transfer
 from jaxstyle.errors import SettingsError
 from jaxstyle.instant import arbitrary, styles26
-from jaxstyle.instant.paint import InstantResult, Programs, pad_to_multiple
+from jaxstyle.instant.passes import InstantResult, Programs, pad_to_multiple
 from jaxstyle.settings import PRESERVE_COLORS, RANGES, blend_weights
 
 ARBITRARY, STYLES26 = "arbitrary", "styles26"

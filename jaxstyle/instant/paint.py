@@ -10,10 +10,8 @@ halves twice and doubles twice) and cropped back after.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,59 +20,8 @@ from PIL import Image
 
 from jaxstyle import images, transfer
 from jaxstyle.instant import models, network
+from jaxstyle.instant.passes import InstantResult, Programs, pad_to_multiple
 from jaxstyle.settings import TransferSettings, blend_weights
-
-_MULTIPLE = 4  # two stride-2 convolutions down, two ×2 upsamplings up
-
-
-@dataclasses.dataclass(frozen=True)
-class InstantResult:
-    """What an instant run produced: the image, the styles and blend it used, and its timings."""
-
-    image: Image.Image
-    model: str
-    styles: tuple[str, ...]
-    blend: tuple[float, ...]
-    size_px: int
-    compile_s: float  # 0 when this shape was compiled before
-    run_s: float  # the network's pass on the device, without compile or image conversion
-    device: str
-    style_s: float = 0.0  # built-in arbitrary model: computing the paintings' style vectors (0 when cached)
-    strength: float = 1.0  # built-in arbitrary model: the painting's style vector (1) … the photo's own (0)
-    work_px: int = 0  # the long side the network painted at (the result is upscaled to size_px when smaller)
-
-
-class Programs:
-    """A pure function compiled once per shape of its arguments, and how long each compile took:
-    what a painter keeps so that the second photo of a size paints without compiling."""
-
-    def __init__(self, function: Any) -> None:
-        self.function = function
-        self._compiled: dict[tuple, Any] = {}
-
-    def get(self, *args: Any) -> tuple[Any, float]:
-        """The program for ``args``' shapes and its compile time (0 when compiled before)."""
-        key = tuple((np.shape(leaf), _dtype(leaf).str) for leaf in jax.tree.leaves(args))
-        if key in self._compiled:
-            return self._compiled[key], 0.0
-        started = time.perf_counter()
-        abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), _dtype(leaf)), args)
-        program = jax.jit(self.function).lower(*abstract).compile()
-        self._compiled[key] = program
-        return program, time.perf_counter() - started
-
-
-def _dtype(leaf: Any) -> np.dtype:
-    return np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.result_type(leaf)
-
-
-def pad_to_multiple(batch: np.ndarray) -> np.ndarray:
-    """A batch (N, H, W, 3) reflection-padded at the high end to a multiple of 4 in H and W."""
-    _, height, width, _ = batch.shape
-    pad_h, pad_w = -height % _MULTIPLE, -width % _MULTIPLE
-    if not pad_h and not pad_w:
-        return batch
-    return np.pad(batch, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
 
 
 def _paint(net: dict, norms: dict, weights: jax.Array, photos: jax.Array) -> jax.Array:

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 from jaxstyle import images, inputs, transfer
 from jaxstyle.instant.builtin import BuiltinPainter, Styles26Painter, check_sizes, check_strength
-from jaxstyle.instant.paint import InstantResult, Painter
+from jaxstyle.instant.paint import Painter
+from jaxstyle.instant.passes import InstantResult
 from jaxstyle.runs import METHOD_INSTANT
 from jaxstyle.settings import TransferSettings
 from jaxstyle.weights import Weights
