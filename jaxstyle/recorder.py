@@ -131,7 +131,8 @@ class GalleryRecorder:
     ) -> int:
         """Store an instant run's image: its losses as an optimization scores them, beside the
         photo's own (the "initial" losses, as an optimization starting from the photo has them),
-        and a one-point history (one pass of the network)."""
+        and a one-point history (one pass of the network). Empty losses: scored later
+        (:meth:`record_scores`)."""
         with gallery.connect(self.path) as db:
             gallery.finish_run(
                 db,
@@ -139,13 +140,24 @@ class GalleryRecorder:
                 image_png=images.png_bytes(image),
                 initial_losses=photo_losses,
                 final_losses=losses,
-                loss_history=[{"step": 1, "size_px": size_px, **losses}],
+                loss_history=_instant_history(losses, size_px),
                 compile_s=compile_s,
                 run_s=run_s,
                 device=device,
                 weights_source=weights_source,
             )
         return self.run_id
+
+    def record_scores(self, *, photo_losses: dict[str, float], losses: dict[str, float], size_px: int) -> bool:
+        """Store the losses of an instant run finished without them (see :meth:`finish_instant`)."""
+        with gallery.connect(self.path) as db:
+            return gallery.record_scores(
+                db,
+                self.run_id,
+                initial_losses=photo_losses,
+                final_losses=losses,
+                loss_history=_instant_history(losses, size_px),
+            )
 
     def fail(self, error: BaseException) -> None:
         """Mark the run failed (or cancelled) with a readable reason."""
@@ -155,3 +167,8 @@ class GalleryRecorder:
             reason = f"stopped: {type(error).__name__}"
         with gallery.connect(self.path) as db:
             gallery.fail_run(db, self.run_id, reason, cancelled=cancelled)
+
+
+def _instant_history(losses: dict[str, float], size_px: int) -> list[dict]:
+    """An instant run's loss history: one point (one pass of the network), or none before it is scored."""
+    return [{"step": 1, "size_px": size_px, **losses}] if losses else []

@@ -328,3 +328,30 @@ def test_a_convolution_on_2x2_blocks_equals_the_plain_one(kernel, channels, out_
     folded = network.conv_space_to_depth(padded, weights)
     assert folded.shape == plain.shape == (2, 20, 12, out_channels)
     assert np.abs(np.asarray(folded) - np.asarray(plain)).max() < 1e-4
+
+
+def test_a_run_painted_first_and_scored_after_keeps_its_image_and_gains_its_losses(
+    arbitrary_painter, shared_data, gallery_path, fallback_weights
+):
+    """What the app does: the image is stored at once (the pass takes a fraction of a second), the
+    losses (VGG19 on the image and the photo, seconds on a CPU) after, by run.score_later."""
+    content = inputs.from_path(shared_data / "content" / "chicago.jpg")
+    painting = [inputs.from_catalog("great_wave")]
+    run = run_builtin(
+        arbitrary_painter, content, painting, None, fallback_weights, size_px=256, gallery_path=gallery_path,
+        score=False,
+    )  # fmt: skip
+    with gallery.connect(gallery_path) as db:
+        stored = gallery.get_run(db, run.run_id)
+        assert gallery.run_image(db, run.run_id) is not None
+    assert stored.status == "done" and stored.final_losses == {} and stored.loss_history == []
+    run.score_later()
+    with gallery.connect(gallery_path) as db:
+        scored = gallery.get_run(db, run.run_id)
+        # A second scoring changes nothing: a run's losses are written once.
+        assert not gallery.record_scores(
+            db, run.run_id, initial_losses={"total": 1.0}, final_losses={"total": 1.0}, loss_history=[]
+        )
+        assert gallery.get_run(db, run.run_id).final_losses == scored.final_losses
+    assert scored.final_losses["total"] > 0 and scored.initial_losses["total"] > scored.final_losses["total"]
+    assert scored.loss_history[0]["size_px"] == 256

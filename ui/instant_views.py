@@ -171,7 +171,7 @@ def paint(content: LoadedImage, request: dict) -> int | None:
             run = run_builtin(
                 builtin_painter(request["model"]), content, request["styles"], request["blend"], vgg_weights(),
                 size_px=request["size_px"], strength=request["strength"], stroke_px=request["stroke_px"],
-                preserve_color=request["preserve_color"], gallery_path=gallery_path(),
+                preserve_color=request["preserve_color"], gallery_path=gallery_path(), score=False,
             )  # fmt: skip
         else:
             run = run_instant(
@@ -182,8 +182,11 @@ def paint(content: LoadedImage, request: dict) -> int | None:
                 request["size_px"],
                 vgg_weights(),
                 gallery_path=gallery_path(),
+                score=False,
             )
     st.session_state["instant_run"] = run.run_id
+    # Scoring (VGG19 on the image and the photo: 2–12 s on a CPU) runs after the image is shown.
+    st.session_state["instant_scoring"] = (run.run_id, run.score_later)
     # The gallery keeps the network's pass and compile; the style vectors' time is this session's to show.
     st.session_state["instant_style_s"] = (run.run_id, run.result.style_s)
     st.session_state.pop("refine_run", None)
@@ -275,7 +278,9 @@ def instant_output() -> None:
         st.error(f"Run #{run.id} {run.status}: {run.error}", icon=":material/error:")
         return
     st.image(png, width="stretch")
-    _losses_line(run)
+    scores = st.empty()
+    with scores.container():
+        _losses_line(run)
     st.caption(_facts(run))
     actions = st.container(horizontal=True)
     actions.download_button(
@@ -304,3 +309,22 @@ def instant_output() -> None:
     if refine_id is not None:
         st.divider()
         run_view(refine_id)
+    _score_pending(run, scores)
+
+
+def _score_pending(run: gallery.Run, placeholder) -> None:
+    """Score this session's latest instant run if it was painted without its losses, once the page
+    shows its image (so Paint shows the picture in a fraction of a second and the loss after)."""
+    pending_id, score_later = st.session_state.get("instant_scoring", (None, None))
+    if run.final_losses or pending_id != run.id or score_later is None:
+        if not run.final_losses and run.status == "done" and pending_id != run.id:
+            placeholder.caption("This run's loss was not scored.")
+        return
+    st.session_state.pop("instant_scoring", None)
+    with placeholder.container(), st.spinner("Scoring the image with the optimization's loss…"):
+        try:
+            score_later()
+        except Exception as error:  # noqa: BLE001 — the image is stored; only its loss is missing
+            st.warning(failure_message(error, "scoring the image"), icon=":material/warning:")
+            return
+    st.rerun()

@@ -20,7 +20,8 @@ Public API (``db`` is what :func:`connect` returns), by module:
   ``start_run(db, run_id, *, total_steps=None) -> bool``; ``record_progress(db, run_id, *, step,
   total_steps, losses, preview_png=None) -> bool``; ``finish_run(db, run_id, *, image_png,
   initial_losses, final_losses, loss_history, compile_s, run_s, device, weights_source)``;
-  ``fail_run(db, run_id, error, *, cancelled=False) -> bool``.
+  ``record_scores(db, run_id, *, initial_losses, final_losses, loss_history) -> bool`` (the
+  losses of a run whose image was stored first); ``fail_run(db, run_id, error, *, cancelled=False) -> bool``.
 - ``queries``: ``get_run(db, run_id) -> Run``; ``run_image``/``run_thumbnail``/``run_preview(db,
   run_id) -> bytes | None``; ``thumbnails(db, run_ids) -> dict[int, bytes]``; ``input_image(db,
   sha256) -> bytes``; ``list_runs(db, run_filter=None, *, order, limit, offset, **criteria) ->
@@ -58,6 +59,7 @@ from jaxstyle.gallery.lifecycle import (
     fail_run,
     finish_run,
     record_progress,
+    record_scores,
     start_run,
     store_image,
 )
@@ -110,6 +112,7 @@ __all__ = [
     "export_run",
     "fail_run",
     "finish_run",
+    "record_scores",
     "get_run",
     "import_gallery",
     "input_image",

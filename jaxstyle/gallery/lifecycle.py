@@ -294,6 +294,36 @@ def finish_run(
 
 
 @guarded
+def record_scores(
+    db: sqlite_utils.Database,
+    run_id: int,
+    *,
+    initial_losses: Mapping[str, float],
+    final_losses: Mapping[str, float],
+    loss_history: Sequence[Mapping[str, Any]],
+) -> bool:
+    """Store the losses of a finished run whose image was stored first (an instant run the app
+    shows at once and scores after): only a run that is done and has no losses yet is changed.
+
+    Returns:
+        True if the losses were stored (False for a run not done, or scored already).
+    """
+    final = float_dict(final_losses, "final_losses")
+    values = {
+        "initial_losses": json.dumps(float_dict(initial_losses, "initial_losses")),
+        "final_losses": json.dumps(final),
+        "final_loss": final.get(TOTAL_LOSS),
+        "loss_history": json.dumps(history(loss_history)),
+    }
+    with transaction(db):
+        row = require_run(db, run_id)
+        if row["status"] != DONE or row["final_loss"] is not None:
+            return False
+        update_run(db, run_id, values)
+        return True
+
+
+@guarded
 def fail_run(db: sqlite_utils.Database, run_id: int, error: str, *, cancelled: bool = False) -> bool:
     """Mark a run failed (or cancelled) with the reason; a run that is done stays done.
 

@@ -12,6 +12,8 @@ import dataclasses
 import os
 from collections.abc import Callable, Sequence
 
+from PIL import Image
+
 from jaxstyle import images, inputs, transfer
 from jaxstyle.instant.builtin import BuiltinPainter, Styles26Painter, check_sizes, check_strength
 from jaxstyle.instant.paint import Painter
@@ -26,9 +28,12 @@ class InstantRun:
     """An instant run's image and timings, its loss and the photo's, and its gallery id."""
 
     result: InstantResult
-    losses: dict[str, float]
+    losses: dict[str, float]  # empty until scored when painted with score=False
     photo_losses: dict[str, float]
     run_id: int | None  # None when it was not stored
+    # Painted with score=False: scores the image and stores its losses in the gallery (seconds on a
+    # CPU, where the pass took a fraction of one); the caller runs it when it suits, e.g. on a thread.
+    score_later: Callable[[], None] | None = None
 
 
 def run_instant(
@@ -43,9 +48,11 @@ def run_instant(
     store: bool = True,
     title: str | None = None,
     tags: Sequence[str] = (),
+    score: bool = True,
 ) -> InstantRun:
     """Paint ``content`` with the painter's trained model in ``styles`` (blended by ``blend``) at
     ``size_px``, score it, and store it in the gallery at ``gallery_path`` unless ``store`` is False.
+    With ``score=False`` the image is stored at once and :attr:`InstantRun.score_later` scores it.
 
     Raises:
         ModelError: a style the model does not hold.
@@ -59,7 +66,7 @@ def run_instant(
     return _paint_and_store(
         lambda: painter.paint(content.image, styles, blend, size_px=size_px),
         model.name, settings, content, style_inputs, weights,
-        gallery_path=gallery_path, store=store, title=title, tags=tags,
+        gallery_path=gallery_path, store=store, title=title, tags=tags, score=score,
     )  # fmt: skip
 
 
@@ -78,11 +85,12 @@ def run_builtin(
     store: bool = True,
     title: str | None = None,
     tags: Sequence[str] = (),
+    score: bool = True,
 ) -> InstantRun:
     """Paint ``content`` with a built-in model: ``arbitrary`` takes paintings (loaded images),
     ``styles26`` style numbers ("0" … "25"); score it and store it as an instant run (its settings
     hold the strength, stroke size and colour mode; for ``styles26`` each style's swatch stands for
-    its painting).
+    its painting). ``score=False``: as in :func:`run_instant`.
 
     Raises:
         SettingsError: a size, stroke size, strength, blend, colour mode or style out of range
@@ -110,7 +118,7 @@ def run_builtin(
             preserve_color=preserve_color,
         ),
         painter.name, settings, content, style_inputs, weights,
-        gallery_path=gallery_path, store=store, title=title, tags=tags,
+        gallery_path=gallery_path, store=store, title=title, tags=tags, score=score,
     )  # fmt: skip
 
 
@@ -126,8 +134,10 @@ def _paint_and_store(
     store: bool,
     title: str | None,
     tags: Sequence[str],
+    score: bool,
 ) -> InstantRun:
-    """The run added to the gallery (unless not ``store``), painted, scored beside the photo, finished."""
+    """The run added to the gallery (unless not ``store``), painted, scored beside the photo (now,
+    or by the returned run's ``score_later``), finished."""
     recorder = None
     if store:
         from jaxstyle.recorder import GalleryRecorder
@@ -143,12 +153,16 @@ def _paint_and_store(
             method=METHOD_INSTANT,
             model=model_name,
         )
+
+    def scores(image: Image.Image) -> tuple[dict[str, float], dict[str, float]]:
+        paintings = [s.image for s in style_inputs]
+        losses = transfer.losses_of(image, content.image, paintings, settings, weights)
+        photo = images.fit_long_side(content.image.convert("RGB"), settings.size_px)
+        return losses, transfer.losses_of(photo, content.image, paintings, settings, weights)
+
     try:
         result = paint()
-        paintings = [s.image for s in style_inputs]
-        losses = transfer.losses_of(result.image, content.image, paintings, settings, weights)
-        photo = images.fit_long_side(content.image.convert("RGB"), settings.size_px)
-        photo_losses = transfer.losses_of(photo, content.image, paintings, settings, weights)
+        losses, photo_losses = scores(result.image) if score else ({}, {})
         run_id = None
         if recorder is not None:
             run_id = recorder.finish_instant(
@@ -165,4 +179,12 @@ def _paint_and_store(
         if recorder is not None:
             recorder.fail(error)
         raise
-    return InstantRun(result, losses, photo_losses, run_id)
+    if score:
+        return InstantRun(result, losses, photo_losses, run_id)
+
+    def score_later() -> None:
+        losses, photo_losses = scores(result.image)
+        if recorder is not None:
+            recorder.record_scores(photo_losses=photo_losses, losses=losses, size_px=settings.size_px)
+
+    return InstantRun(result, {}, {}, run_id, score_later)
