@@ -306,7 +306,7 @@ def models_command(args: argparse.Namespace) -> int:
 def generate(args: argparse.Namespace) -> int:
     """``generate --model NAME``: paint with a built-in model (``arbitrary``: ``--style`` takes
     paintings; ``styles26``: style numbers) or a trained one (``--style`` names the model's styles)."""
-    from jaxstyle import files, images, inputs, weights
+    from jaxstyle import inputs, weights
     from jaxstyle.instant import builtin, models
     from jaxstyle.instant.paint import Painter
     from jaxstyle.instant.run import run_instant
@@ -336,43 +336,16 @@ def generate(args: argparse.Namespace) -> int:
         store=not args.no_gallery,
         title=args.title,
     )
-    files.atomic_write(args.out, images.png_bytes(run.result.image))
-    result = run.result
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "out": str(args.out),
-                    "run_id": run.run_id,
-                    "method": "instant",
-                    "model": model.name,
-                    "styles": list(result.styles),
-                    "style_blend": list(result.blend),
-                    "width": result.image.width,
-                    "height": result.image.height,
-                    "initial_losses": run.photo_losses,
-                    "final_losses": run.losses,
-                    "compile_s": round(result.compile_s, 3),
-                    "run_s": round(result.run_s, 4),
-                    "device": result.device,
-                    "weights_source": loaded.source,
-                    "model_weights_source": model.meta.get("train", {}).get("weights_source"),
-                }
-            )
-        )
-    else:
-        print(
-            f"wrote {args.out} ({result.image.width}×{result.image.height}) in {result.run_s:.3f} s "
-            f"(+{result.compile_s:.1f} s compile) with model {model.name} on {result.device}"
-            + (f"; gallery run {run.run_id}" if run.run_id is not None else ""),
-            file=sys.stderr,
-        )
+    _write_and_report(
+        args, run, model.name, list(run.result.styles), loaded.source,
+        model_weights_source=model.meta.get("train", {}).get("weights_source"),
+    )  # fmt: skip
     return 0
 
 
 def _generate_builtin(args: argparse.Namespace) -> int:
     """``generate --model arbitrary|styles26``: every check before any work, then one pass."""
-    from jaxstyle import files, images, inputs, weights
+    from jaxstyle import inputs, weights
     from jaxstyle.instant import builtin
     from jaxstyle.instant.run import run_builtin
     from jaxstyle.settings import blend_weights
@@ -399,6 +372,21 @@ def _generate_builtin(args: argparse.Namespace) -> int:
         painter, content, styles, args.style_blend, loaded, size_px=size_px, strength=strength, stroke_px=stroke_px,
         preserve_color=preserve_color, gallery_path=args.gallery, store=not args.no_gallery, title=args.title,
     )  # fmt: skip
+    styles_named = [s.origin for s in styles] if entry.any_painting else list(run.result.styles)
+    _write_and_report(
+        args, run, entry.name, styles_named, loaded.source, strength=run.result.strength, stroke_px=stroke_px,
+        work_px=run.result.work_px, preserve_color=preserve_color,
+    )  # fmt: skip
+    return 0
+
+
+def _write_and_report(
+    args: argparse.Namespace, run, model: str, styles: list[str], weights_source: str, **extra
+) -> None:
+    """Write an instant run's image to ``--out`` and say what was made: one JSON line on stdout with
+    ``--json`` (``extra`` is what the kind of model adds), else one line on stderr."""
+    from jaxstyle import files, images
+
     files.atomic_write(args.out, images.png_bytes(run.result.image))
     result = run.result
     if args.json:
@@ -408,13 +396,10 @@ def _generate_builtin(args: argparse.Namespace) -> int:
                     "out": str(args.out),
                     "run_id": run.run_id,
                     "method": "instant",
-                    "model": entry.name,
-                    "styles": [s.origin for s in styles] if entry.any_painting else list(result.styles),
+                    "model": model,
+                    "styles": styles,
                     "style_blend": list(result.blend),
-                    "strength": result.strength,
-                    "stroke_px": stroke_px,
-                    "work_px": result.work_px,
-                    "preserve_color": preserve_color,
+                    **extra,
                     "width": result.image.width,
                     "height": result.image.height,
                     "initial_losses": run.photo_losses,
@@ -423,15 +408,15 @@ def _generate_builtin(args: argparse.Namespace) -> int:
                     "run_s": round(result.run_s, 4),
                     "style_s": round(result.style_s, 4),
                     "device": result.device,
-                    "weights_source": loaded.source,
+                    "weights_source": weights_source,
                 }
             )
         )
     else:
+        style = f", +{result.style_s:.3f} s style" if result.style_s else ""
         print(
             f"wrote {args.out} ({result.image.width}×{result.image.height}) in {result.run_s:.3f} s "
-            f"(+{result.style_s:.3f} s style, +{result.compile_s:.1f} s compile) with {entry.name} on {result.device}"
+            f"(+{result.compile_s:.1f} s compile{style}) with model {model} on {result.device}"
             + (f"; gallery run {run.run_id}" if run.run_id is not None else ""),
             file=sys.stderr,
         )
-    return 0

@@ -19,7 +19,7 @@ from jaxstyle import images
 from jaxstyle.inputs import LoadedImage
 from jaxstyle.instant import builtin
 from jaxstyle.settings import PRESERVE_COLORS
-from ui.common import chunks, device, recall
+from ui.common import chunks, recall
 from ui.inputs import blend_input, style_input
 from ui.settings_form import SIZE_OPTIONS
 
@@ -75,9 +75,9 @@ def style_thumbnails(content: LoadedImage | None) -> list[bytes]:
 
 
 def _default_size() -> int:
-    # The network's pass is fast anywhere; on a CPU the run's scoring (the VGG19 loss of the image and
-    # of the photo) is what takes seconds, and it grows with the pixels.
-    return 384 if device() == "cpu" else 512
+    # The network paints 512 px in about a tenth of a second on a CPU; the run's scoring (the VGG19
+    # loss of the image and of the photo, seconds on a CPU) comes after the image is shown.
+    return 512
 
 
 # ----- the form -----------------------------------------------------------------------------------
