@@ -96,8 +96,6 @@ def _peer_square(photo, size_px: int = PEER_GRAPH_PX):
 def infer_worker(spec: dict) -> dict:
     """One size: the first call (compile included), the pass and the whole call (medians of 5 warm)."""
     started = time.perf_counter()
-    import jax
-
     from jaxstyle import images, transfer
     from jaxstyle.instant import builtin
 
@@ -107,8 +105,6 @@ def infer_worker(spec: dict) -> dict:
     size_px = spec["size_px"]
     startup_s = time.perf_counter() - started
     started = time.perf_counter()
-    jax.devices()  # the backend starts here, inside the first call's time, but apart from the rest of it
-    backend_s = time.perf_counter() - started
     painter = builtin.BUILTIN_MODELS[spec["model"]].painter()  # params are read on its first call
     first = painter.paint(photo, styles, size_px=size_px)
     first_call_s = time.perf_counter() - started
@@ -126,8 +122,9 @@ def infer_worker(spec: dict) -> dict:
         "work_px": first.work_px,
         "startup_s": startup_s,
         "first_call_s": first_call_s,
-        "backend_s": backend_s,
         "compile_s": first.compile_s,
+        # the rest of the first call: the params read, checked and moved to the device, the images prepared
+        "setup_s": first_call_s - first.compile_s - first.run_s - first.style_s,
         "first_run_s": first.run_s,
         # arbitrary: the painting's vector on the first call (not cached yet; its compile is in compile_s)
         "first_style_s": first.style_s,
@@ -391,12 +388,10 @@ def goals(report: dict) -> list[dict]:
     if inference:
         worst = max(inference, key=lambda size: inference[size]["first_call_s"])
         row = inference[worst]
-        parts = f"compile {row['compile_s']:.2f} s"
-        if "backend_s" in row:  # reports before it was measured have no backend_s
-            parts += f", backend start {row['backend_s']:.2f} s"
+        parts = f"compile {row['compile_s']:.2f} s, params read and setup {row['setup_s']:.2f} s"
         goal(f"first call ≤ {FIRST_CALL_GOAL_S:g} s", row["first_call_s"], FIRST_CALL_GOAL_S, "s",
-             f"worst size {worst} px, fresh process, empty compilation cache: backend, params read, compile, "
-             f"style vector, pass ({parts}); with the cache filled {row['first_call_cached_s']:.2f} s")  # fmt: skip
+             f"worst size {worst} px, fresh process, empty compilation cache: params read, compile, style vector, "
+             f"pass ({parts}); with the cache filled {row['first_call_cached_s']:.2f} s")  # fmt: skip
     return found
 
 
