@@ -180,17 +180,23 @@ def _shapes_of(module: nn.Module, *args: jax.ShapeDtypeStruct) -> dict:
 
 def load_predictor_params() -> dict:
     """The style predictor's params (cached after the first conversion)."""
-    shapes = _shapes_of(StylePredictor(), jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32))
+
+    def shapes() -> dict:
+        return _shapes_of(StylePredictor(), jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32))
+
     return onnx_import.load_params("arbitrary-predictor", (onnx_import.PREDICTOR_FILE,), _predictor_params, shapes)
 
 
 def load_transformer_params() -> dict:
     """The transformer's params (cached after the first conversion)."""
-    shapes = _shapes_of(
-        Transformer(),
-        jax.ShapeDtypeStruct((1, 16, 16, 3), jnp.float32),
-        jax.ShapeDtypeStruct((1, STYLE_DIMS), jnp.float32),
-    )
+
+    def shapes() -> dict:
+        return _shapes_of(
+            Transformer(),
+            jax.ShapeDtypeStruct((1, 16, 16, 3), jnp.float32),
+            jax.ShapeDtypeStruct((1, STYLE_DIMS), jnp.float32),
+        )
+
     return onnx_import.load_params(
         "arbitrary-transformer", (onnx_import.TRANSFORMER_FILE,), _transformer_params, shapes
     )

@@ -21,6 +21,7 @@ A new built-in model is one painter class with :meth:`paint` and one :data:`BUIL
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import hashlib
 import threading
@@ -202,6 +203,29 @@ class ArbitraryPainter(BuiltinPainter):
         with self._lock:
             return self._paint(content, styles, blend, size_px, strength, stroke_px, preserve_color)
 
+    def _style_of(
+        self,
+        styles: Sequence[Image.Image],
+        weights: Sequence[float],
+        content: Image.Image,
+        photo: Image.Image,
+        strength: float,
+        preserve_color: str,
+    ) -> tuple[np.ndarray, float]:
+        """The blended style vector, moved towards the photo's own by ``strength``, and the seconds
+        it took without the predictor's compile (counted in compile_s)."""
+        self._predictor_compile_s = 0.0
+        started = time.perf_counter()
+        vector = np.zeros(arbitrary.STYLE_DIMS, np.float32)
+        for painting, weight in zip(styles, weights, strict=True):
+            if preserve_color == "histogram":  # the painting in the photo's colours, as the optimization does
+                painting = images.from_array(images.match_color(images.to_array(painting.convert("RGB")),
+                                                                images.to_array(photo)))  # fmt: skip
+            vector += weight * self._style_vector(painting)
+        if strength < 1.0:
+            vector = strength * vector + (1.0 - strength) * self._style_vector(content)
+        return vector, time.perf_counter() - started - self._predictor_compile_s
+
     def _paint(
         self,
         content: Image.Image,
@@ -219,22 +243,18 @@ class ArbitraryPainter(BuiltinPainter):
         content = content.convert("RGB")
         photo = images.fit_long_side(content, size_px)
         _, transformer = self._params()
-        self._predictor_compile_s = 0.0
-        started = time.perf_counter()
-        vector = np.zeros(arbitrary.STYLE_DIMS, np.float32)
-        for painting, weight in zip(styles, weights, strict=True):
-            if preserve_color == "histogram":  # the painting in the photo's colours, as the optimization does
-                painting = images.from_array(images.match_color(images.to_array(painting.convert("RGB")),
-                                                                images.to_array(photo)))  # fmt: skip
-            vector += weight * self.style_vector(painting)
-        if strength < 1.0:
-            vector = strength * vector + (1.0 - strength) * self.style_vector(content)
-        style_s = time.perf_counter() - started - self._predictor_compile_s
         work = photo if work_px == size_px else images.fit_long_side(content, work_px)
         batch = jnp.asarray(pad_to_multiple(images.to_array(work)[None]))
-        style = jnp.asarray(vector[None])
-        program, compile_s = self._transform.get(transformer, batch, style)
+        style_shape = np.zeros((1, arbitrary.STYLE_DIMS), np.float32)
+        # A new shape's transformer compiles on a thread while the style vectors are computed (and
+        # the predictor compiles, the first time): XLA compiles outside the GIL, so the first call
+        # takes the longer of the two compiles, not their sum.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            compiling = pool.submit(self._transform.get, transformer, batch, style_shape)
+            vector, style_s = self._style_of(styles, weights, content, photo, strength, preserve_color)
+            program, compile_s = compiling.result()
         compile_s += self._predictor_compile_s
+        style = jnp.asarray(vector[None])
         started = time.perf_counter()
         painted = np.asarray(program(transformer, batch, style))  # waits for the device
         run_s = time.perf_counter() - started

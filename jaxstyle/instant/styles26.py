@@ -79,9 +79,12 @@ def _params(graphs: list[onnx_import.GraphWeights]) -> dict:
 
 def load_params() -> dict:
     """The network's params (cached after the first conversion)."""
-    shapes = jax.eval_shape(
-        lambda: Styles26Net().init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), jnp.zeros(STYLE_COUNT))
-    )
+
+    def shapes() -> dict:
+        return jax.eval_shape(
+            lambda: Styles26Net().init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), jnp.zeros(STYLE_COUNT))
+        )
+
     return onnx_import.load_params("styles26", (onnx_import.STYLES26_FILE,), _params, shapes)
 
 
