@@ -26,7 +26,7 @@ class InstantResult:
     styles: tuple[str, ...]
     blend: tuple[float, ...]
     size_px: int
-    compile_s: float  # compiling, 0 when compiled before (arbitrary's two networks compile at once: their sum)
+    compile_s: float  # what compiling added to the call's time; 0 when this shape was compiled before
     run_s: float  # the network's pass on the device, without compile or image conversion
     device: str
     style_s: float = 0.0  # built-in arbitrary model: computing the paintings' style vectors (0 when cached)
