@@ -36,7 +36,7 @@ from jaxstyle import images, transfer
 from jaxstyle.errors import SettingsError
 from jaxstyle.instant import arbitrary, styles26
 from jaxstyle.instant.passes import InstantResult, Programs, pad_to_multiple
-from jaxstyle.settings import PRESERVE_COLORS, RANGES, blend_weights
+from jaxstyle.settings import TransferSettings, blend_weights
 
 ARBITRARY, STYLES26 = "arbitrary", "styles26"
 MIN_SIZE_PX, MAX_SIZE_PX = 256, 2048  # the long side a built-in model paints at, stroke_px included
@@ -78,16 +78,13 @@ def check_sizes(size_px: int, stroke_px: int = 0) -> int:
 
 
 def check_strength(strength: float) -> float:
-    low, high = RANGES["strength"]
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not low <= strength <= high:
-        raise SettingsError(f"strength must be between {low:g} and {high:g}, got {strength!r}")
-    return float(strength)
+    """``strength`` as a float, or the settings' own SettingsError (the one rule: its range in RANGES)."""
+    return float(TransferSettings(strength=strength).strength)
 
 
 def _check_preserve_color(preserve_color: str) -> str:
-    if preserve_color not in PRESERVE_COLORS:
-        raise SettingsError(f"preserve_color must be one of {', '.join(PRESERVE_COLORS)}, got {preserve_color!r}")
-    return preserve_color
+    """``preserve_color``, or the settings' own SettingsError for a mode they do not know."""
+    return TransferSettings(preserve_color=preserve_color).preserve_color
 
 
 def _centre_square(image: Image.Image, size_px: int) -> np.ndarray:
@@ -276,7 +273,7 @@ class Styles26Painter(BuiltinPainter):
 
     def __init__(self) -> None:
         self._loaded_params: dict | None = None
-        self._paint = Programs(styles26.paint)
+        self._network = Programs(styles26.paint)
         self._swatches: dict[str, Image.Image] = {}
         self._lock = threading.RLock()  # shared between the app's sessions (threads), as ArbitraryPainter
 
@@ -335,7 +332,7 @@ class Styles26Painter(BuiltinPainter):
         params = self._params()
         batch = jnp.asarray(pad_to_multiple(images.to_array(work)[None]))
         style_weights = jnp.asarray(weights)
-        program, compile_s = self._paint.get(params, batch, style_weights)
+        program, compile_s = self._network.get(params, batch, style_weights)
         started = time.perf_counter()
         painted = np.asarray(program(params, batch, style_weights))
         run_s = time.perf_counter() - started

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from PIL import Image
 
 from jaxstyle import images, inputs, transfer
-from jaxstyle.instant.builtin import BuiltinPainter, Styles26Painter, check_sizes, check_strength
+from jaxstyle.instant.builtin import BuiltinPainter, Styles26Painter, check_sizes
 from jaxstyle.instant.paint import Painter
 from jaxstyle.instant.passes import InstantResult
 from jaxstyle.runs import METHOD_INSTANT
@@ -97,8 +97,7 @@ def run_builtin(
             (nothing is stored).
         GalleryError: a gallery that cannot be written (the run is marked failed if it was added).
     """
-    check_sizes(size_px, stroke_px)
-    check_strength(strength)
+    check_sizes(size_px, stroke_px)  # the built-in models' sizes; the settings check the rest
     settings = TransferSettings(
         size_px=size_px, style_blend=tuple(blend) if blend is not None else None, strength=strength,
         stroke_px=stroke_px, preserve_color=preserve_color,
