@@ -316,10 +316,11 @@ def test_the_builtin_contact_sheet_draws_flax_the_peer_and_the_optimization(
     assert report["sheet"]["weights_source"] == "random-fallback" and "fallback" in proc.stdout
     for suffix in ("flax", "peer", "optimized"):
         with Image.open(kept / f"chicago_udnie_{suffix}.png") as image:
-            assert image.size == (256, 171)  # every column at the sheet's size
+            assert image.size == (256, 171)  # every column at the size asked
     with Image.open(sheet) as drawn:
-        # photo, painting, Flax, peer, optimization × 1 pair: a header, the pair's label, the photo's height
-        assert drawn.size == (5 * 256, 30 + 13 + 171)
+        # photo, painting, Flax, peer, optimization × 1 pair of 192 px cells: a header, the pair's label,
+        # the photo's height at the cell's width (712×474 → 192×128)
+        assert drawn.size == (5 * 192, 30 + 13 + 128)
 
 
 def test_the_builtin_benchmark_refuses_what_it_cannot_measure():
