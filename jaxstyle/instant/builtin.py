@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 from jaxstyle import images, transfer
 from jaxstyle.errors import SettingsError
 from jaxstyle.instant import arbitrary, styles26
-from jaxstyle.instant.passes import InstantResult, Programs, pad_to_multiple
+from jaxstyle.instant.passes import InstantResult, Programs, StyledNetwork, pad_to_multiple
 from jaxstyle.settings import TransferSettings, blend_weights
 
 ARBITRARY, STYLES26 = "arbitrary", "styles26"
@@ -200,12 +200,38 @@ class ArbitraryPainter(BuiltinPainter):
         with self._lock:
             return self._paint(content, styles, blend, size_px, strength, stroke_px, preserve_color)
 
+    def styled(
+        self,
+        styles: Sequence[Image.Image],
+        blend: Sequence[float] | None = None,
+        *,
+        strength: float = 1.0,
+        photo: Image.Image | None = None,
+    ) -> StyledNetwork:
+        """The transformer with the paintings' blended style vector fixed, for a stream of frames:
+        the vector is worked out once here, never per frame. Below full ``strength`` the vector
+        moves towards ``photo``'s own (one photo for the whole stream, e.g. its first frame, so the
+        style does not change from frame to frame).
+
+        Raises:
+            SettingsError: a strength or blend out of range, or strength below 1 without a photo.
+        """
+        strength = check_strength(strength)
+        weights = blend_weights(blend, len(styles))
+        if strength < 1.0 and photo is None:
+            raise SettingsError("a strength below 1 needs the photo whose own style it moves towards")
+        with self._lock:
+            photo_rgb = photo.convert("RGB") if photo is not None else None
+            vector, _ = self._style_of(styles, weights, photo_rgb, photo_rgb, strength, "none")
+            _, transformer = self._params()
+        return StyledNetwork(self._transform, transformer, jnp.asarray(vector[None]))
+
     def _style_of(
         self,
         styles: Sequence[Image.Image],
         weights: Sequence[float],
-        content: Image.Image,
-        photo: Image.Image,
+        content: Image.Image | None,
+        photo: Image.Image | None,
         strength: float,
         preserve_color: str,
     ) -> tuple[np.ndarray, float]:
@@ -304,6 +330,16 @@ class Styles26Painter(BuiltinPainter):
         for style, weight in zip(styles, blend_weights(blend, len(styles)), strict=True):
             weights[int(str(style).strip())] += weight
         return weights
+
+    def styled(self, styles: Sequence[str], blend: Sequence[float] | None = None) -> StyledNetwork:
+        """The network with ``styles`` ("0" … "25", blended by ``blend``) fixed, for a stream of frames.
+
+        Raises:
+            SettingsError: an unknown style or a bad blend.
+        """
+        weights = jnp.asarray(self.style_weights(styles, blend))
+        with self._lock:
+            return StyledNetwork(self._network, self._params(), weights)
 
     def paint(
         self,

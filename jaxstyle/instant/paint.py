@@ -20,11 +20,13 @@ from PIL import Image
 
 from jaxstyle import images, transfer
 from jaxstyle.instant import models, network
-from jaxstyle.instant.passes import InstantResult, Programs, pad_to_multiple
+from jaxstyle.instant.passes import InstantResult, Programs, StyledNetwork, pad_to_multiple
 from jaxstyle.settings import TransferSettings, blend_weights
 
 
-def _paint(net: dict, norms: dict, weights: jax.Array, photos: jax.Array) -> jax.Array:
+def _paint(params: tuple[dict, dict], photos: jax.Array, weights: jax.Array) -> jax.Array:
+    """The network ``params`` = (net, norms) with its norm rows blended by ``weights``."""
+    net, norms = params
     return network.apply(net, photos, network.blend_norms(norms, weights))
 
 
@@ -33,9 +35,20 @@ class Painter:
 
     def __init__(self, model: models.Model) -> None:
         self.model = model
-        self._net = jax.tree.map(jnp.asarray, model.net)
-        self._norms = jax.tree.map(jnp.asarray, model.norms)
+        self._params = (jax.tree.map(jnp.asarray, model.net), jax.tree.map(jnp.asarray, model.norms))
         self._programs = Programs(_paint)
+
+    def styled(self, styles: Sequence[str], blend: Sequence[float] | None = None) -> StyledNetwork:
+        """The network with ``styles`` (blended by ``blend``) fixed, for a stream of frames.
+
+        Raises:
+            ModelError: no style, or a style the model does not hold.
+            SettingsError: a bad blend.
+        """
+        if not styles:
+            raise models.ModelError(f"name a style of model {self.model.name}: {', '.join(self.model.styles)}")
+        row_weights = jnp.asarray(self.model.style_weights(styles, blend), jnp.float32)
+        return StyledNetwork(self._programs, self._params, row_weights)
 
     def paint(
         self, content: Image.Image, styles: Sequence[str], blend: Sequence[float] | None = None, *, size_px: int = 512
@@ -54,9 +67,9 @@ class Painter:
         photo = images.fit_long_side(content.convert("RGB"), size_px)
         batch = jnp.asarray(pad_to_multiple(images.to_array(photo)[None]))
         row_weights = jnp.asarray(row_weights, jnp.float32)
-        program, compile_s = self._programs.get(self._net, self._norms, row_weights, batch)
+        program, compile_s = self._programs.get(self._params, batch, row_weights)
         started = time.perf_counter()
-        painted = program(self._net, self._norms, row_weights, batch)
+        painted = program(self._params, batch, row_weights)
         painted = np.asarray(painted)  # waits for the device
         run_s = time.perf_counter() - started
         image = images.from_array(painted[0, : photo.height, : photo.width])

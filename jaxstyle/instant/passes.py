@@ -54,6 +54,29 @@ class Programs:
         return program, time.perf_counter() - started
 
 
+@dataclasses.dataclass(frozen=True)
+class StyledNetwork:
+    """A network with its style fixed (a style vector, a blend of norm rows): photos in, paintings
+    out. What a stream of frames needs: the style is worked out once, each frame is one pass.
+
+    ``function(params, photos, condition)`` is compiled per photo shape by ``programs`` (shared
+    with the painter that made it, so the painter's compiled shapes serve the frames too).
+    """
+
+    programs: Programs
+    params: Any
+    condition: Any  # the style: arbitrary's (1, 100) vector, a (26,) or (S,) blend of norm rows
+
+    def __call__(self, photos: np.ndarray) -> np.ndarray:
+        """Paint ``photos`` (N, H, W, 3) in [0, 1], H and W multiples of 4 (:func:`pad_to_multiple`)."""
+        program, _ = self.programs.get(self.params, photos, self.condition)
+        return np.asarray(program(self.params, photos, self.condition))
+
+    def compile_for(self, photos_shape: tuple[int, ...]) -> float:
+        """Compile for photos of ``photos_shape`` now (seconds taken, 0 if done before)."""
+        return self.programs.get(self.params, np.zeros(photos_shape, np.float32), self.condition)[1]
+
+
 def _dtype(leaf: Any) -> np.dtype:
     return np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.result_type(leaf)
 
