@@ -22,6 +22,8 @@ LOSS_NAMES = ("total", "content", "style", "tv")
 OriginKind = Literal["upload", "file", "url", "catalog", "model"]
 ORIGIN_KINDS: tuple[str, ...] = get_args(OriginKind)
 
-# How a run was made: an optimization of the pixels, or one pass of a trained instant model.
-METHOD_OPTIMIZE, METHOD_INSTANT = "optimize", "instant"
-METHODS = (METHOD_OPTIMIZE, METHOD_INSTANT)
+# How a run was made: an optimization of the pixels, one pass of an instant model, or a video
+# file painted frame by frame by an instant model (its result image is a poster frame).
+METHOD_OPTIMIZE, METHOD_INSTANT, METHOD_VIDEO = "optimize", "instant", "video"
+METHODS = (METHOD_OPTIMIZE, METHOD_INSTANT, METHOD_VIDEO)
+MODEL_METHODS = (METHOD_INSTANT, METHOD_VIDEO)  # made by an instant model: the run names it

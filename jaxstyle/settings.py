@@ -41,11 +41,12 @@ RANGES: dict[str, tuple[float, float]] = {
     "seed": (0, 2**31 - 1),
     "strength": (0.0, 1.0),
     "stroke_px": (0, 2048),
+    "smooth": (0.0, 0.95),
 }
 
 # Settings of instant runs of the built-in pretrained models only (jaxstyle.instant.builtin); an
 # optimization or a trained model leaves them at their defaults.
-INSTANT_ONLY_FIELDS = ("strength", "stroke_px")
+INSTANT_ONLY_FIELDS = ("strength", "stroke_px", "smooth")
 
 
 # Fields added after runs were first stored, with the value those runs had (see from_dict).
@@ -118,6 +119,7 @@ class TransferSettings:
     preserve_color: str = "none"  # "none", "luminance" (YCbCr) or "histogram" (match style to content)
     strength: float = 1.0  # built-in instant models: the painting's style vector (1) … the photo's own (0), 0–1
     stroke_px: int = 0  # built-in instant models: paint at this long side, then upscale (bigger strokes); 0 = size_px
+    smooth: float = 0.0  # videos and the camera: the previous frame's share where nothing moved, 0–0.95 (flicker)
 
     def __post_init__(self) -> None:
         for name, (low, high) in RANGES.items():

@@ -20,10 +20,13 @@ Public API (``db`` is what :func:`connect` returns), by module:
   ``start_run(db, run_id, *, total_steps=None) -> bool``; ``record_progress(db, run_id, *, step,
   total_steps, losses, preview_png=None) -> bool``; ``finish_run(db, run_id, *, image_png,
   initial_losses, final_losses, loss_history, compile_s, run_s, device, weights_source)``;
+  ``finish_video(db, run_id, *, poster_png, video, suffix, stats, compile_s, run_s, device)`` (a
+  video run: its poster frame as the result, its video in ``videos``);
   ``record_scores(db, run_id, *, initial_losses, final_losses, loss_history) -> bool`` (the
   losses of a run whose image was stored first); ``fail_run(db, run_id, error, *, cancelled=False) -> bool``.
 - ``queries``: ``get_run(db, run_id) -> Run``; ``run_image``/``run_thumbnail``/``run_preview(db,
-  run_id) -> bytes | None``; ``thumbnails(db, run_ids) -> dict[int, bytes]``; ``input_image(db,
+  run_id) -> bytes | None``; ``run_video(db, run_id) -> VideoFile | None``; ``thumbnails(db,
+  run_ids) -> dict[int, bytes]``; ``input_image(db,
   sha256) -> bytes``; ``list_runs(db, run_filter=None, *, order, limit, offset, **criteria) ->
   list[RunSummary]`` and ``count_runs(db, run_filter=None, **criteria) -> int``, where a
   :class:`RunFilter` (style, content, tag, favorite, status, since, until, text, group_id) says
@@ -58,6 +61,7 @@ from jaxstyle.gallery.lifecycle import (
     add_run,
     fail_run,
     finish_run,
+    finish_video,
     record_progress,
     record_scores,
     start_run,
@@ -76,9 +80,10 @@ from jaxstyle.gallery.queries import (
     run_image,
     run_preview,
     run_thumbnail,
+    run_video,
     thumbnails,
 )
-from jaxstyle.gallery.records import Comparison, ImageInfo, Run, RunSummary
+from jaxstyle.gallery.records import Comparison, ImageInfo, Run, RunSummary, VideoFile
 from jaxstyle.gallery.recovery import STALE_AFTER_S, recover_stale_runs
 from jaxstyle.gallery.schema import MIGRATIONS, SCHEMA_VERSION, SETTING_COLUMNS, schema_version
 from jaxstyle.gallery.values import THUMBNAIL_PX
@@ -103,6 +108,7 @@ __all__ = [
     "RunFilter",
     "RunNotFound",
     "RunSummary",
+    "VideoFile",
     "add_run",
     "compare_runs",
     "connect",
@@ -112,6 +118,7 @@ __all__ = [
     "export_run",
     "fail_run",
     "finish_run",
+    "finish_video",
     "record_scores",
     "get_run",
     "import_gallery",
@@ -124,6 +131,7 @@ __all__ = [
     "run_image",
     "run_preview",
     "run_thumbnail",
+    "run_video",
     "schema_version",
     "set_favorite",
     "set_tags",

@@ -34,15 +34,17 @@ from jaxstyle.runs import (
     CANCELLED,
     DONE,
     FAILED,
-    METHOD_INSTANT,
     METHOD_OPTIMIZE,
     METHODS,
+    MODEL_METHODS,
     ORIGIN_KINDS,
     QUEUED,
     RUN_STATUSES,
     RUNNING,
 )
 from jaxstyle.settings import TransferSettings
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")  # what a video run's video is stored as
 
 _NOT_DONE = tuple(status for status in RUN_STATUSES if status != DONE)
 
@@ -142,8 +144,10 @@ def add_run(
     """
     if status not in ACTIVE_STATUSES:
         raise GalleryError(f"a new run's status must be queued or running, got {status!r}")
-    if method not in METHODS or (method == METHOD_INSTANT) != bool(model):
-        raise GalleryError(f"a run's method is one of {', '.join(METHODS)}, with a model name for instant runs")
+    if method not in METHODS or (method in MODEL_METHODS) != bool(model):
+        raise GalleryError(
+            f"a run's method is one of {', '.join(METHODS)}, with a model name for instant and video runs"
+        )
     style_shas = list(style_shas)
     if style_blend is not None and isinstance(settings, Mapping):
         # Kept in the settings too, so a re-run from them blends the styles the same way.
@@ -291,6 +295,37 @@ def finish_run(
         steps = row["total_steps"] if row["total_steps"] is not None else row["step"]
         update_run(db, run_id, {**values, "step": steps})
         db["previews"].delete_where("run_id = ?", [int(run_id)])
+
+
+@guarded
+def finish_video(
+    db: sqlite_utils.Database,
+    run_id: int,
+    *,
+    poster_png: bytes,
+    video: bytes,
+    suffix: str,
+    stats: Mapping[str, Any],
+    compile_s: float,
+    run_s: float,
+    device: str,
+) -> None:
+    """Store a video run's painted video and poster frame and mark it done, in one transaction.
+
+    Raises:
+        ImageError: ``poster_png`` is not an image an upload could be (nothing is written).
+        GalleryError: an empty video or a suffix that is not a video's.
+        RunNotFound: the run was deleted.
+    """
+    if not video or suffix not in VIDEO_SUFFIXES:
+        raise GalleryError(f"run {run_id}: a video run needs its video ({', '.join(VIDEO_SUFFIXES)}), got {suffix!r}")
+    with transaction(db):
+        finish_run(
+            db, run_id, image_png=poster_png, initial_losses={}, final_losses={}, loss_history=[],
+            compile_s=compile_s, run_s=run_s, device=device, weights_source="",
+        )  # fmt: skip
+        row = {"run_id": int(run_id), "data": bytes(video), "suffix": suffix, "stats": json.dumps(dict(stats))}
+        db["videos"].insert(row, replace=True)
 
 
 @guarded

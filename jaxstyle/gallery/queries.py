@@ -17,7 +17,7 @@ from sqlite_utils.db import NotFoundError
 
 from jaxstyle.errors import GalleryError
 from jaxstyle.gallery.database import RunNotFound, guarded, label, placeholders, require_run
-from jaxstyle.gallery.records import Comparison, ImageInfo, Run, RunSummary, image_info
+from jaxstyle.gallery.records import Comparison, ImageInfo, Run, RunSummary, VideoFile, image_info
 from jaxstyle.gallery.schema import SETTING_COLUMNS
 from jaxstyle.gallery.values import parse_time, to_utc_iso
 from jaxstyle.runs import RUN_STATUSES
@@ -92,6 +92,15 @@ def _blob(db: sqlite_utils.Database, table: str, column: str, run_id: int) -> by
 def run_image(db: sqlite_utils.Database, run_id: int) -> bytes | None:
     """The full-size result PNG, or None if the run has none (yet)."""
     return _blob(db, "results", "png", run_id)
+
+
+@guarded
+def run_video(db: sqlite_utils.Database, run_id: int) -> VideoFile | None:
+    """A video run's painted video (bytes, suffix, what it measured), or None for other runs."""
+    row = next(db["videos"].rows_where("run_id = ?", [int(run_id)]), None)
+    if row is None:
+        return None
+    return VideoFile(bytes(row["data"]), row["suffix"], json.loads(row["stats"] or "{}"))
 
 
 @guarded

@@ -118,3 +118,18 @@ class Comparison:
 def image_info(row: Mapping[str, Any], blend: float | None = None) -> ImageInfo:
     """An ``images`` row (without its bytes) as an ImageInfo."""
     return ImageInfo(row["sha256"], row["origin_kind"], row["origin"], row["width"], row["height"], blend)
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoFile:
+    """A video run's painted video: its bytes, its container's suffix (".mp4"), and what it
+    measured (frames, fps, duration_s, frames_per_s, flicker, … as :meth:`VideoResult.stats`)."""
+
+    data: bytes = dataclasses.field(repr=False)
+    suffix: str
+    stats: dict[str, Any]
+
+    @property
+    def mime(self) -> str:
+        types = {".mp4": "video/mp4", ".mov": "video/quicktime", ".mkv": "video/x-matroska"}
+        return types.get(self.suffix, "video/mp4")

@@ -149,6 +149,20 @@ def _m004_methods(db: sqlite_utils.Database) -> None:
     runs.add_column("model", str)
 
 
+@MIGRATIONS(name="m005_videos")
+def _m005_videos(db: sqlite_utils.Database) -> None:
+    """v5: the painted video of a video run (its ``results`` row holds a poster frame), its
+    container's suffix, and what it measured (frames, rate, duration, timings, flicker) as JSON."""
+    db.execute(
+        """CREATE TABLE videos (
+            run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+            data BLOB NOT NULL,
+            suffix TEXT NOT NULL,
+            stats TEXT NOT NULL DEFAULT '{}'
+        )"""
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS._migrations)
 _MIGRATION_NAMES = [migration.name for migration in MIGRATIONS._migrations]
 

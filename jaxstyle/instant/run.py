@@ -121,6 +121,27 @@ def run_builtin(
     )  # fmt: skip
 
 
+def store_painted(
+    result: InstantResult,
+    model_name: str,
+    settings: TransferSettings,
+    content: inputs.LoadedImage,
+    style_inputs: Sequence[inputs.LoadedImage],
+    weights: Weights,
+    *,
+    gallery_path: str | os.PathLike | None = None,
+    title: str | None = None,
+    tags: Sequence[str] = (),
+    score: bool = True,
+) -> InstantRun:
+    """Store an image already painted (a frame from the camera) as an instant run, scored like
+    any other (now, or by the run's ``score_later`` when ``score`` is False)."""
+    return _paint_and_store(
+        lambda: result, model_name, settings, content, style_inputs, weights,
+        gallery_path=gallery_path, store=True, title=title, tags=tags, score=score,
+    )  # fmt: skip
+
+
 def _paint_and_store(
     paint: Callable[[], InstantResult],
     model_name: str,

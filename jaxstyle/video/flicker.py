@@ -20,18 +20,13 @@ import numpy as np
 
 DEFAULT_SMOOTH = 0.0  # see docs/video-measurements.md for what each setting did
 DEFAULT_THRESHOLD = 0.06  # input change (0–1 scale, per pixel) at which the blend stops
-MAX_SMOOTH = 0.95
 
 
 def check_smooth(smooth: float) -> float:
-    """``smooth`` as a float in [0, 0.95], else SettingsError."""
-    from jaxstyle.errors import SettingsError
+    """``smooth`` as a float, or the settings' own SettingsError (the one rule: its range in RANGES)."""
+    from jaxstyle.settings import TransferSettings
 
-    if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0.0 <= smooth <= MAX_SMOOTH:
-        raise SettingsError(
-            f"smooth is the share of the previous frame kept where nothing moved, 0–{MAX_SMOOTH}, got {smooth!r}"
-        )
-    return float(smooth)
+    return float(TransferSettings(smooth=smooth).smooth)
 
 
 def frame_change(previous: np.ndarray, current: np.ndarray) -> float:
