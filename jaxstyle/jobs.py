@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,8 @@ class _Job:
     content: Any  # PIL.Image.Image
     styles: list[Any]
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    video: Any = None  # a video run's jaxstyle.video.run.PreparedVideo (then content and styles are unused)
+    delete_source: bool = False  # the video's file is the queue's to delete once the run ends
 
 
 def options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, int]:
@@ -217,13 +220,7 @@ class JobRunner:
         slots = self.backend.connect()  # an unreachable cluster is refused here: nothing is stored
         job = _Job(0, settings, content.image, [style.image for style in styles])
         with self._cond:
-            if self._closing:
-                raise QueueFullError("the job runner has shut down; reload the app")
-            if len(self._pending) >= self.max_queued:
-                raise QueueFullError(
-                    f"{len(self._pending)} runs are already waiting (the limit is {self.max_queued}); "
-                    "wait for some to finish or cancel one"
-                )
+            self._check_room()
             # Written while holding the lock so that two submits can't both take the last slot;
             # these are a few small inserts (and a check of each input image).
             recorder = GalleryRecorder.create(
@@ -243,6 +240,40 @@ class JobRunner:
             self._progress[job.run_id] = Progress(job.run_id, QUEUED, total_steps=settings.total_iterations())
             self._cond.notify()
         return job.run_id
+
+    def submit_video(self, prepared: Any, *, delete_source: bool = False) -> int:
+        """Queue a video run (:func:`jaxstyle.video.run.prepare` has checked it): stored as a queued
+        run now, painted in its turn like any run, its progress counted in frames. With
+        ``delete_source`` the video's file (an upload saved for the run) is deleted when the run ends.
+
+        A video refused while it is decoded (truncated, more frames than allowed) leaves no run.
+
+        Raises:
+            QueueFullError: ``max_queued`` runs are already waiting.
+        """
+        from jaxstyle.video import run as video_run
+
+        expected = prepared.info.frames or round(prepared.info.duration_s * prepared.info.fps)
+        job = _Job(0, prepared.settings, None, [], video=prepared, delete_source=delete_source)
+        with self._cond:
+            self._check_room()
+            job.run_id = video_run.add_run(prepared, self.gallery_path, start=False).run_id
+            if not self._threads:
+                self._start_worker()
+            self._pending.append(job)
+            self._progress[job.run_id] = Progress(job.run_id, QUEUED, total_steps=expected)
+            self._cond.notify()
+        return job.run_id
+
+    def _check_room(self) -> None:
+        """Refuse a new run when the queue is full or shut down (call with ``self._cond`` held)."""
+        if self._closing:
+            raise QueueFullError("the job runner has shut down; reload the app")
+        if len(self._pending) >= self.max_queued:
+            raise QueueFullError(
+                f"{len(self._pending)} runs are already waiting (the limit is {self.max_queued}); "
+                "wait for some to finish or cancel one"
+            )
 
     def progress(self, run_id: int) -> Progress | None:
         """The latest snapshot of a run this runner took, or None (then read the gallery)."""
@@ -383,6 +414,13 @@ class JobRunner:
             return self._weights
 
     def _run(self, job: _Job) -> None:
+        if job.video is not None:
+            try:
+                self._run_video(job)
+            finally:
+                if job.delete_source:
+                    Path(job.video.request.source).unlink(missing_ok=True)
+            return
         recorder = GalleryRecorder(self.gallery_path, job.run_id)
         try:
             if job.cancel.is_set():
@@ -413,6 +451,58 @@ class JobRunner:
                 return
             self._update(job.run_id, status=DONE, step=len(result.loss_history))
             self._retire(job.run_id)
+
+    def _run_video(self, job: _Job) -> None:
+        """Paint a video run here (in this process), its progress in frames."""
+        import tempfile
+
+        from jaxstyle.video import files
+        from jaxstyle.video import run as video_run
+
+        recorder = GalleryRecorder(self.gallery_path, job.run_id)
+        prepared = job.video
+        started = time.monotonic()
+
+        def report(done: int, expected: int) -> bool:
+            elapsed = time.monotonic() - started
+            self._update(job.run_id, step=done, total_steps=max(expected, done), elapsed_s=elapsed,
+                         its_per_s=done / elapsed if elapsed else 0.0)  # fmt: skip
+            return job.cancel.is_set()
+
+        try:
+            if job.cancel.is_set():
+                raise Cancelled("cancelled before it started")
+            recorder.start(job.settings)
+            self._update(job.run_id, status=RUNNING)
+            with tempfile.TemporaryDirectory(prefix="jaxstyle-video-") as folder:
+                result = video_run.paint_prepared(prepared, Path(folder) / "painted.mp4", progress=report)
+                video_run.finish_run(recorder, result)
+        except Cancelled as error:
+            self._end(job, recorder, CANCELLED, error)
+        except files.VideoError as error:
+            # Refused while decoding (truncated, too many frames): like a refusal at upload, no run stays.
+            self._forget(job.run_id)
+            self._update(job.run_id, status=FAILED, error=str(error))
+            self._retire(job.run_id)
+        except JaxstyleError as error:
+            self._end(job, recorder, FAILED, error)
+        except Exception as error:  # noqa: BLE001 — shown to the user, logged in full
+            log.exception("video run %s failed", job.run_id)
+            self._end(job, recorder, FAILED, RuntimeError(f"unexpected error: {type(error).__name__}: {error}"))
+        else:
+            self._update(job.run_id, status=DONE, step=result.frames, total_steps=result.frames)
+            self._retire(job.run_id)
+
+    def _forget(self, run_id: int) -> None:
+        """Delete a run from the gallery (a video refused once decoding showed what it is)."""
+        from jaxstyle import gallery
+
+        try:
+            with gallery.connect(self.gallery_path) as db:
+                gallery.delete_run(db, run_id, force=True)
+        except Exception:  # noqa: BLE001 — it stays as a failed run then, which says why
+            log.exception("run %s: could not delete the refused video's run", run_id)
+            GalleryRecorder(self.gallery_path, run_id).fail(RuntimeError("the video was refused"))
 
     def _end(self, job: _Job, recorder: GalleryRecorder | None, status: str, error: BaseException) -> None:
         """Record a failed or cancelled run in the gallery and in memory; never raises.

@@ -108,7 +108,8 @@ class LivePainter:
         """Paint the next frames with ``style`` (checked when its first frame is painted)."""
         check_smooth(style.smooth)
         with self._state:
-            if style != self._style:
+            # A page reruns often with the same widgets: the same key keeps the network it has.
+            if self._style is None or not style.key or style.key != self._style.key:
                 self._style = style
 
     def process(self, frame: np.ndarray) -> np.ndarray:
