@@ -119,10 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("styles", help="list the style catalog")
 
-    from jaxstyle import cli_gallery, cli_instant
+    from jaxstyle import cli_gallery, cli_instant, cli_video
 
     cli_gallery.add_parser(commands)
     cli_instant.add_parsers(commands)
+    cli_video.add_parser(commands)
     return parser
 
 
@@ -316,6 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _weights(args)
         if args.command == "styles":
             return _styles()
+        if args.command == "video":
+            from jaxstyle import cli_video
+
+            return cli_video.run(args)
         if args.command in ("train", "models"):
             from jaxstyle import cli_instant
 

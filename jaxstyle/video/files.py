@@ -187,8 +187,9 @@ def _minutes(seconds: float) -> str:
 
 
 def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text[:160]
+    """FFmpeg's own words for what went wrong, without its error number and the file's path."""
+    text = getattr(error, "strerror", None) or str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:160]
 
 
 Progress = Callable[[int, int], bool | None]  # (frames done, frames expected) -> True to cancel
@@ -228,6 +229,9 @@ def paint_video(
         if info.frames and counts.frames < info.frames - 1:
             raise VideoError(f"{source.name} is truncated or damaged: {counts.frames} of the {info.frames} frames "
                              "it announces could be decoded")  # fmt: skip
+        if not info.frames and info.duration_s and counts.duration_s < 0.9 * info.duration_s - 1 / info.fps:
+            raise VideoError(f"{source.name} is truncated or damaged: {counts.duration_s:.1f} s of the "
+                             f"{info.duration_s:.1f} s it announces could be decoded")  # fmt: skip
         os.replace(partial, destination)
     except av.FFmpegError as error:
         raise VideoError(f"{source.name} is damaged: {_short(error)}") from None
