@@ -148,6 +148,10 @@ def probe(path: str | os.PathLike, limits: VideoLimits = DEFAULT_LIMITS) -> Vide
 
 
 def _header(container: Any, name: str) -> VideoInfo:
+    # FFmpeg reads a still image as a one-frame video through its image demuxers.
+    if container.format.name.endswith("_pipe") or container.format.name in ("image2", "gif", "apng", "webp_pipe"):
+        raise VideoError(f"{name} is an image ({container.format.name.removesuffix('_pipe')}), not a video we can "
+                         "read; paint it on the Generate page or with `generate`")  # fmt: skip
     if not container.streams.video:
         raise VideoError(f"{name} has no video stream")
     stream = container.streams.video[0]
@@ -234,7 +238,7 @@ def paint_video(
                              f"{info.duration_s:.1f} s it announces could be decoded")  # fmt: skip
         os.replace(partial, destination)
     except av.FFmpegError as error:
-        raise VideoError(f"{source.name} is damaged: {_short(error)}") from None
+        raise VideoError(f"{source.name} is truncated or damaged: {_short(error)}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()

@@ -107,7 +107,7 @@ def first_frame(path: str | os.PathLike) -> np.ndarray:
             for frame in container.decode(video=0):
                 return frame.to_ndarray(format="rgb24")
     except (av.FFmpegError, OSError, ValueError) as error:
-        raise files.VideoError(f"{name} is damaged: {files._short(error)}") from None
+        raise files.VideoError(f"{name} is truncated or damaged: {files._short(error)}") from None
     raise files.VideoError(f"{name} has no frame that could be decoded; the file is damaged")
 
 
