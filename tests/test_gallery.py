@@ -28,16 +28,17 @@ from tests.gallery_support import REPO, add_done_run, solid_png, subprocess_env
 
 def test_a_new_gallery_is_created_migrated_in_wal_mode_with_foreign_keys(gallery_path):
     with gallery.connect(gallery_path) as db:
-        assert gallery.schema_version(db) == gallery.SCHEMA_VERSION == 4
+        assert gallery.schema_version(db) == gallery.SCHEMA_VERSION == 5
         assert db.journal_mode == "wal"
         assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert {"runs", "images", "run_styles", "results", "previews"} <= set(db.table_names())
+        assert {"runs", "images", "run_styles", "results", "previews", "videos"} <= set(db.table_names())
     with gallery.connect(gallery_path) as db:  # opening again applies nothing twice
         assert [m.name for m in gallery.MIGRATIONS.applied(db)] == [
             "m001_initial",
             "m002_wal",
             "m003_groups_owners_previews",
             "m004_methods",
+            "m005_videos",
         ]
 
 
@@ -102,7 +103,7 @@ def test_a_v1_file_is_upgraded_in_place_without_losing_a_row(gallery_path, photo
     conn.close()
 
     with gallery.connect(gallery_path) as db:
-        assert gallery.schema_version(db) == 4
+        assert gallery.schema_version(db) == 5
         assert db.journal_mode == "wal"
         old = gallery.get_run(db, 1)
         assert (old.method, old.model) == ("optimize", None)  # every run before v4 was an optimization

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from jaxstyle import cli, gallery, inputs, jobs
-from jaxstyle.errors import Cancelled, SettingsError
+from jaxstyle.errors import Cancelled, GalleryError, SettingsError
 from jaxstyle.instant.builtin import ArbitraryPainter
 from jaxstyle.runs import CANCELLED, DONE, FAILED, METHOD_INSTANT, METHOD_VIDEO
 from jaxstyle.video import clips, files, flicker, live
@@ -451,3 +451,41 @@ def test_the_temporal_filter_calms_still_parts_and_leaves_moving_parts_alone():
     unmasked = flicker.TemporalFilter(smooth=0.8, masked=False)
     unmasked(frame, painted[0])
     assert not np.allclose(unmasked(moved, painted[1])[:, 18:], painted[1][:, 18:])  # the peer's blend ghosts
+
+
+# --- The gallery keeps video runs whole
+
+
+def test_a_video_run_exports_and_imports_with_its_video(clip, painter, painting, tmp_path, gallery_path):
+    run = video_run.run_video(_request(clip, painting), tmp_path / "painted.mp4", painter=painter,
+                              gallery_path=gallery_path)  # fmt: skip
+    with gallery.connect(gallery_path) as db:
+        _, json_path = gallery.export_run(db, run.run_id, tmp_path)
+        gallery.export_gallery(db, tmp_path / "export.zip")
+        original = gallery.run_video(db, run.run_id)
+    assert (tmp_path / f"run-{run.run_id}.mp4").read_bytes() == original.data
+    assert json.loads(json_path.read_text())["method"] == METHOD_VIDEO
+    other = tmp_path / "other.db"
+    with gallery.connect(other) as db:
+        (new_id,) = gallery.import_gallery(db, tmp_path / "export.zip")
+        imported = gallery.run_video(db, new_id)
+        assert gallery.get_run(db, new_id).method == METHOD_VIDEO
+    assert imported.data == original.data and imported.stats == original.stats
+
+
+def test_an_export_whose_video_is_not_a_video_is_refused_whole(clip, painter, painting, tmp_path, gallery_path):
+    import zipfile
+
+    run = video_run.run_video(_request(clip, painting), tmp_path / "painted.mp4", painter=painter,
+                              gallery_path=gallery_path)  # fmt: skip
+    with gallery.connect(gallery_path) as db:
+        gallery.export_gallery(db, tmp_path / "export.zip")
+    forged = tmp_path / "forged.zip"
+    with zipfile.ZipFile(tmp_path / "export.zip") as source, zipfile.ZipFile(forged, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            target.writestr(item, b"not a video at all" if item.filename.startswith("videos/") else data)
+    other = tmp_path / "other.db"
+    with gallery.connect(other) as db, pytest.raises(GalleryError, match=f"run {run.run_id}.*not a video"):
+        gallery.import_gallery(db, forged)
+    assert _runs(other) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -20,10 +21,10 @@ from jaxstyle import files, images
 from jaxstyle.errors import GalleryError, ImageError, SettingsError
 from jaxstyle.gallery import values
 from jaxstyle.gallery.database import guarded, transaction
-from jaxstyle.gallery.lifecycle import ORIGIN_KINDS, insert_image, insert_run
-from jaxstyle.gallery.queries import get_run, input_image, run_image
+from jaxstyle.gallery.lifecycle import ORIGIN_KINDS, VIDEO_SUFFIXES, insert_image, insert_run
+from jaxstyle.gallery.queries import get_run, input_image, run_image, run_video
 from jaxstyle.gallery.schema import SCHEMA_VERSION
-from jaxstyle.runs import ACTIVE_STATUSES, FAILED, METHOD_OPTIMIZE, METHODS, RUN_STATUSES
+from jaxstyle.runs import ACTIVE_STATUSES, FAILED, METHOD_OPTIMIZE, METHOD_VIDEO, METHODS, RUN_STATUSES
 
 EXPORT_FORMAT = "jaxstyle-gallery"
 EXPORT_VERSION = 1
@@ -33,7 +34,8 @@ T = TypeVar("T")
 
 @guarded
 def export_run(db: sqlite_utils.Database, run_id: int, dest_dir: str | os.PathLike) -> tuple[Path | None, Path]:
-    """Write ``run-<id>.png`` (if the run has a result) and ``run-<id>.json`` (settings and all) into ``dest_dir``.
+    """Write ``run-<id>.png`` (if the run has a result) and ``run-<id>.json`` (settings and all) into
+    ``dest_dir``; a video run's video too (``run-<id>.mp4``).
 
     Returns:
         (png path or None, json path).
@@ -41,11 +43,14 @@ def export_run(db: sqlite_utils.Database, run_id: int, dest_dir: str | os.PathLi
     run = get_run(db, run_id)
     dest = Path(dest_dir)
     png = run_image(db, run_id)
+    video = run_video(db, run_id)
     try:
         png_path = None
         if png is not None:
             png_path = dest / f"run-{run.id}.png"
             files.atomic_write(png_path, png)
+        if video is not None:  # a video run: its video beside its poster frame
+            files.atomic_write(dest / f"run-{run.id}{video.suffix}", video.data)
         json_path = dest / f"run-{run.id}.json"
         document = {"format": "jaxstyle-run", "version": EXPORT_VERSION, **run.to_dict()}
         files.atomic_write(json_path, json.dumps(document, indent=2).encode())
@@ -68,8 +73,9 @@ def export_gallery(
 ) -> int:
     """Write the gallery (or the given runs) to a zip that :func:`import_gallery` reads back.
 
-    The zip holds ``manifest.json`` (every run's fields and its inputs' origins), ``inputs/<sha256>.<ext>``
-    and ``results/<run id>.png``. An existing file at ``zip_path`` is replaced only once the new one is complete.
+    The zip holds ``manifest.json`` (every run's fields and its inputs' origins), ``inputs/<sha256>.<ext>``,
+    ``results/<run id>.png`` and, for video runs, ``videos/<run id>.mp4``. An existing file at
+    ``zip_path`` is replaced only once the new one is complete.
 
     Returns:
         The number of runs exported.
@@ -96,6 +102,11 @@ def export_gallery(
                 entry["image"] = f"results/{run.id}.png" if png is not None else None
                 if png is not None:
                     archive.writestr(entry["image"], png)
+                video = run_video(db, run.id)
+                entry["video"] = None
+                if video is not None:
+                    entry["video"] = {"file": f"videos/{run.id}{video.suffix}", "stats": video.stats}
+                    archive.writestr(entry["video"]["file"], video.data)  # already compressed
                 entries.append(entry)
             manifest = {
                 "format": EXPORT_FORMAT,
@@ -241,7 +252,42 @@ def _imported_run(
         png = _member(archive, zip_path, image, f"the result of run {old_id}")
         thumbnail, width, height = _checked(values.checked_thumbnail, png, f"{where} result image")
         result = {"png": png, "thumbnail": thumbnail, "width": width, "height": height}
-    return {"row": row, "settings": settings, "style_shas": shas[1:], "blend": blend, "result": result}
+    video = _imported_video(archive, zip_path, where, entry.get("video"))
+    if (video is not None) != (row["method"] == METHOD_VIDEO and result is not None):
+        raise GalleryError(f"{where}: a finished video run has its video, and only a video run has one")
+    return {"row": row, "settings": settings, "style_shas": shas[1:], "blend": blend, "result": result,
+            "video": video}  # fmt: skip
+
+
+def _imported_video(archive: zipfile.ZipFile, zip_path: Path, where: str, entry: Any) -> dict[str, Any] | None:
+    """A video run's ``videos`` row, its file checked as an upload is (size first, then its header)."""
+    if entry is None:
+        return None
+    from jaxstyle.video import files as video_files
+
+    _expect(entry, dict, f"{where} video")
+    name = _expect(entry.get("file"), str, f"{where} video file")
+    suffix = Path(name).suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise GalleryError(f"{where}: its video {name} is not one of {', '.join(VIDEO_SUFFIXES)}")
+    stats = _expect(entry.get("stats") or {}, dict, f"{where} video stats")
+    if any(not isinstance(k, str) or not isinstance(v, (int, float, str, type(None))) for k, v in stats.items()):
+        raise GalleryError(f"{where}: its video's stats are not plain numbers")
+    try:
+        declared = archive.getinfo(name).file_size
+    except KeyError:
+        raise GalleryError(f"{zip_path} is incomplete: the video of {where} ({name}) is missing") from None
+    if declared > video_files.DEFAULT_LIMITS.max_bytes:
+        raise GalleryError(f"{where}: its video is {declared / 2**20:.0f} MB; {video_files.DEFAULT_LIMITS.describe()}")
+    data = _member(archive, zip_path, name, f"the video of {where}")
+    with tempfile.TemporaryDirectory(prefix="jaxstyle-import-") as folder:
+        probe_path = Path(folder) / f"video{suffix}"
+        probe_path.write_bytes(data)
+        try:
+            video_files.probe(probe_path)
+        except video_files.VideoError as error:
+            raise GalleryError(f"{where}: {error}".replace(f"video{suffix}", name)) from None
+    return {"data": data, "suffix": suffix, "stats": json.dumps(stats)}
 
 
 def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -285,5 +331,7 @@ def import_gallery(db: sqlite_utils.Database, zip_path: str | os.PathLike) -> li
             run_id = insert_run(db, run["row"], run["settings"], run["style_shas"], run["blend"])
             if run["result"] is not None:
                 db["results"].insert({"run_id": run_id, **run["result"]})
+            if run["video"] is not None:
+                db["videos"].insert({"run_id": run_id, **run["video"]})
             new_ids.append(run_id)
     return new_ids
