@@ -453,6 +453,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner.add_argument("--runner-size", type=int, default=128, help="run size, px (default 128)")
     runner.add_argument("--runner-iterations", type=int, default=100, help="iterations per run (default 100)")
     runner.add_argument("--runner-runs", type=int, default=8, help="runs submitted at once (default 8)")
+    from jaxstyle import bench_video
+
+    bench_video.add_arguments(parser)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -466,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from jaxstyle import bench_builtin
 
             worker = getattr(bench_builtin, spec["kind"].removeprefix("builtin_") + "_worker")
+        elif spec["kind"].startswith("video_"):
+            worker = getattr(bench_video, spec["kind"].removeprefix("video_") + "_worker")
         elif spec["kind"].startswith("instant_"):
             from jaxstyle import bench_instant
 
@@ -474,6 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             worker = _WORKERS[spec["kind"]]
         print(RESULT_PREFIX + json.dumps(worker(spec)), flush=True)
         return 0
+    if args.video or args.flicker:
+        log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+        return bench_video.main(args, parser.error, log, sys.argv[1:] if argv is None else list(argv))
     if args.runners:
         from jaxstyle import bench_runners
 

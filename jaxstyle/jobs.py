@@ -254,11 +254,12 @@ class JobRunner:
         from jaxstyle.video import run as video_run
 
         expected = prepared.info.frames or round(prepared.info.duration_s * prepared.info.fps)
+        slots = self.backend.connect()  # an unreachable cluster is refused here: nothing is stored
         job = _Job(0, prepared.settings, None, [], video=prepared, delete_source=delete_source)
         with self._cond:
             self._check_room()
             job.run_id = video_run.add_run(prepared, self.gallery_path, start=False).run_id
-            if not self._threads:
+            while len(self._threads) < slots:
                 self._start_worker()
             self._pending.append(job)
             self._progress[job.run_id] = Progress(job.run_id, QUEUED, total_steps=expected)
@@ -453,7 +454,7 @@ class JobRunner:
             self._retire(job.run_id)
 
     def _run_video(self, job: _Job) -> None:
-        """Paint a video run here (in this process), its progress in frames."""
+        """Paint a video run where runs execute (this process, or a Ray worker), its progress in frames."""
         import tempfile
 
         from jaxstyle.video import files
@@ -475,7 +476,8 @@ class JobRunner:
             recorder.start(job.settings)
             self._update(job.run_id, status=RUNNING)
             with tempfile.TemporaryDirectory(prefix="jaxstyle-video-") as folder:
-                result = video_run.paint_prepared(prepared, Path(folder) / "painted.mp4", progress=report)
+                destination = Path(folder) / "painted.mp4"
+                result = self.backend.video(prepared, destination, report, gallery_path=self.gallery_path)
                 video_run.finish_run(recorder, result)
         except Cancelled as error:
             self._end(job, recorder, CANCELLED, error)

@@ -186,6 +186,18 @@ class StyleWorker:
 
             yield from self._stream(token, work, between=new_files)
 
+    def video(self, token: str, parcel: Any):
+        """Paint a video parcel (:class:`jaxstyle.video.run.VideoParcel`) in a folder of this
+        worker's own. Yield ``("progress", (done, expected))``, then ``("video", VideoResult
+        without its file, the painted bytes)`` or ``("error", class name, message)``."""
+        with tempfile.TemporaryDirectory(prefix="jaxstyle-video-") as folder:
+
+            def work(report: Callable) -> tuple:
+                result, data = parcel.paint(Path(folder), progress=lambda done, expected: report((done, expected)))
+                return ("video", result, data)
+
+            yield from self._stream(token, work)
+
 
 def _model_files(name: str, gallery_path: str | os.PathLike | None) -> dict[str, Path]:
     """A model's file and its checkpoint beside a gallery, by suffix."""
@@ -475,6 +487,31 @@ class RayRunner:
                     "train again with --resume to continue from it"
                 ) from None
             raise ClusterError("the Ray worker ended the training without a result")
+
+    def video(self, prepared, destination, progress, *, gallery_path=None):
+        """Paint a prepared video on a worker: the file and its inputs go there as bytes, the
+        painted video comes back into ``destination``. A worker's death fails the run (a video is
+        minutes of work at most; start it again)."""
+        from jaxstyle import files as file_io
+        from jaxstyle.video.run import VideoParcel
+
+        self.connect()
+        parcel = VideoParcel.of(prepared, gallery_path)
+        token = _token()
+        with self._borrow() as worker:
+            self._wait_ready(worker)
+            stream = worker.video.options(num_returns="streaming").remote(token, parcel)
+            self.runs_started += 1
+            try:
+                for item in self._follow(worker, token, stream, lambda done_expected: progress(*done_expected)):
+                    if item[0] == "video":
+                        file_io.atomic_write(destination, item[2])
+                        return dataclasses.replace(item[1], path=Path(destination))
+            except WORKER_LOST as error:
+                raise ClusterError(
+                    f"the Ray worker painting the video died ({_short(error)}); start it again"
+                ) from None
+        raise ClusterError("the Ray worker ended the video without a result")
 
     def _wait_ready(self, worker) -> None:
         """Wait for a worker to answer: at its start, and while Ray restarts one that died."""

@@ -3,9 +3,10 @@
 A runner is the one step the job queue (:class:`jaxstyle.jobs.JobRunner`) and the CLI hand off:
 ``run(content, styles, settings, report)`` optimizes and returns a
 :class:`~jaxstyle.transfer.TransferResult`, calling ``report`` with each progress report (a True
-answer cancels the run). Everything around it stays in the calling process whichever runner is
-used: the queue, positions, cancel requests and every gallery write (the SQLite file lives on the
-app's host, and the app is its only writer). So the pages never know which runner runs.
+answer cancels the run); ``video(prepared, destination, progress)`` paints a video file.
+Everything around it stays in the calling process whichever runner is used: the queue, positions,
+cancel requests and every gallery write (the SQLite file lives on the app's host, and the app is
+its only writer). So the pages never know which runner runs.
 
 Runners are chosen in one table, :data:`RUNNERS`: a new one is one class plus one entry.
 """
@@ -13,7 +14,8 @@ Runners are chosen in one table, :data:`RUNNERS`: a new one is one class plus on
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jaxstyle import transfer
 from jaxstyle.settings import TransferSettings
@@ -51,6 +53,13 @@ class Runner(Protocol):
     ) -> transfer.TransferResult:
         """Optimize one run; raises Cancelled when ``report`` answered True, JaxstyleError on bad input."""
 
+    def video(
+        self, prepared: Any, destination: Path, progress: Callable[[int, int], bool], *, gallery_path: Any = None
+    ) -> Any:
+        """Paint a prepared video (:class:`jaxstyle.video.run.PreparedVideo`) into ``destination``;
+        ``progress(frames done, frames expected)`` answers True to cancel. Returns its
+        :class:`~jaxstyle.video.files.VideoResult`; raises VideoError, Cancelled as in this process."""
+
     def describe(self) -> str:
         """One line for the Home page and the CLI: where runs execute."""
 
@@ -80,6 +89,11 @@ class InProcessRunner:
             report_every=report_every,
             preview_every=preview_every,
         )
+
+    def video(self, prepared, destination, progress, *, gallery_path=None):
+        from jaxstyle.video.run import paint_prepared
+
+        return paint_prepared(prepared, destination, progress=progress)
 
     def describe(self) -> str:
         return f"in this process ({transfer.device_description()})"

@@ -352,3 +352,25 @@ def test_a_wrong_address_is_one_clear_message_in_the_app_and_nothing_is_stored(m
             assert gallery.count_runs(db) == 0
     finally:
         ui.runner().shutdown()
+
+
+def test_a_video_is_painted_on_the_cluster_and_stored_here(queue_on, gallery_path, painting, shared_data, tmp_path):
+    from PIL import Image
+
+    from jaxstyle.instant.builtin import ArbitraryPainter
+    from jaxstyle.video import clips
+    from jaxstyle.video import run as video_run
+
+    frames = clips.clip_frames(Image.open(shared_data / "content" / "chicago.jpg"), 8, 64, 48)
+    source = clips.write_clip(tmp_path / "chicago.mp4", frames, 8)
+    request = video_run.VideoRequest(source, styles=(painting,), work_px=256, name="chicago.mp4")
+    prepared = video_run.prepare(request, ArbitraryPainter())
+    jobs = queue_on(1)
+    run_id = jobs.submit_video(prepared)
+    wait_until(lambda: jobs.progress(run_id).finished, timeout_s=180, what="the video on the cluster")
+    assert jobs.progress(run_id).status == "done" and jobs.progress(run_id).step == 8
+    with gallery.connect(gallery_path) as db:
+        video = gallery.run_video(db, run_id)
+        assert gallery.get_run(db, run_id).method == "video"
+    assert video.stats["frames"] == 8 and video.stats["has_audio"] is True
+    assert jobs.backend.runs_started == 1  # it went to a worker, not this process

@@ -166,6 +166,60 @@ def paint_prepared(
 
 
 @dataclasses.dataclass(frozen=True)
+class VideoParcel:
+    """A prepared video as bytes, for a worker on another machine (a Ray cluster) to paint: the
+    file, the paintings (or style names), the model's file when it is a trained one, the settings."""
+
+    video: bytes
+    suffix: str
+    name: str
+    model: str
+    styles: tuple  # (name, bytes) of each painting for arbitrary; style names otherwise
+    blend: tuple[float, ...] | None
+    work_px: int
+    strength: float
+    smooth: float
+    model_file: bytes | None = None  # a trained model's file; None for a built-in model
+
+    @classmethod
+    def of(cls, prepared: PreparedVideo, gallery_path: str | os.PathLike | None = None) -> VideoParcel:
+        request = prepared.request
+        model_file = None
+        if not builtin.is_builtin(prepared.model):
+            from jaxstyle.instant import models
+
+            model_file = models.model_path(prepared.model, gallery_path).read_bytes()
+        styles = (
+            tuple((s.origin, s.data) for s in request.styles) if prepared.model == builtin.ARBITRARY else request.styles
+        )
+        return cls(
+            Path(request.source).read_bytes(), Path(request.source).suffix.lower(), request.display_name,
+            prepared.model, styles, request.blend, request.work_px, request.strength, request.smooth, model_file,
+        )  # fmt: skip
+
+    def paint(self, folder: Path, progress: files.Progress | None = None) -> tuple[files.VideoResult, bytes]:
+        """Unpack into ``folder``, prepare (every check again: this is another machine) and paint;
+        the result and the painted video's bytes."""
+        source = folder / f"source{self.suffix}"
+        source.write_bytes(self.video)
+        gallery_path = None
+        if self.model_file is not None:
+            from jaxstyle.instant import models
+
+            gallery_path = folder / "gallery.db"
+            models.model_path(self.model, gallery_path).parent.mkdir(parents=True, exist_ok=True)
+            models.model_path(self.model, gallery_path).write_bytes(self.model_file)
+        styles = self.styles
+        if self.model == builtin.ARBITRARY:
+            styles = tuple(inputs.from_upload(data, name) for name, data in self.styles)
+        request = VideoRequest(source, model=self.model, styles=styles, blend=self.blend, work_px=self.work_px,
+                               strength=self.strength, smooth=self.smooth, name=self.name)  # fmt: skip
+        prepared = prepare(request, painter_for(self.model, gallery_path))
+        result = paint_prepared(prepared, folder / "painted.mp4", progress=progress)
+        return result, result.path.read_bytes()
+
+
+@dataclasses.dataclass(frozen=True)
 class VideoRun:
     result: files.VideoResult
     run_id: int | None  # None when not stored
