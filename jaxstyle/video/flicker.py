@@ -88,9 +88,9 @@ class TemporalFilter:
             self._previous_output = painted
             return painted
         if self.masked:
-            change = np.abs(frame.astype(np.int16) - previous_input.astype(np.int16)).mean(axis=-1) / 255.0
-            change = _box_blur(change)
-            weight = self.smooth * np.clip(1.0 - change / self.threshold, 0.0, 1.0)[..., None]
+            change = np.abs(frame.astype(np.int16) - previous_input.astype(np.int16)).sum(axis=-1, dtype=np.float32)
+            change = _box_blur(change) * np.float32(1.0 / (3 * 255))  # the channels' mean, on the 0–1 scale
+            weight = np.float32(self.smooth) * np.clip(1.0 - change / np.float32(self.threshold), 0.0, 1.0)[..., None]
         else:
             weight = np.float32(self.smooth)
         out = (weight * previous_output + (1.0 - weight) * painted).astype(np.float32)
@@ -106,4 +106,5 @@ def _box_blur(change: np.ndarray) -> np.ndarray:
     """The mean over each pixel's 3×3 neighbourhood (edges repeated)."""
     padded = np.pad(change, 1, mode="edge")
     height, width = change.shape
-    return sum(padded[dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)) / 9.0
+    rows = padded[:-2] + padded[1:-1] + padded[2:]  # separable: three rows, then three columns
+    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:])[:height, :width] * np.float32(1.0 / 9.0)
