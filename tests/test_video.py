@@ -121,6 +121,34 @@ def test_styles26_and_strength_below_one_paint_videos_too(clip, tmp_path):
         )
 
 
+def test_a_phone_video_keeps_its_rotation_and_its_poster_stands_upright(frames_of_photo, painter, painting, tmp_path,
+                                                                         gallery_path):  # fmt: skip
+    """Phones store a portrait video as landscape frames and a rotation for the player."""
+    source = tmp_path / "portrait.mp4"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("libx264", rate=CLIP_FPS)
+        stream.width, stream.height, stream.pix_fmt = CLIP_W, CLIP_H, "yuv420p"
+        stream.set_display_rotation(90)
+        for i, frame in enumerate(frames_of_photo[:4]):
+            image = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            image.pts, image.time_base = i, fractions.Fraction(1, CLIP_FPS)
+            container.mux(stream.encode(image))
+        container.mux(stream.encode(None))
+    out = tmp_path / "painted.mp4"
+    run = video_run.run_video(_request(source, painting), out, painter=painter, gallery_path=gallery_path)
+    assert files.first_frame(out)[1] == 90 and run.result.stats()["rotation"] == 90
+    assert run.result.poster.shape[:2] == (CLIP_W, CLIP_H)  # shown upright: portrait
+    turned = run.result.input_poster.astype(int)  # the stored frame, decoded (lossy), turned a quarter left
+    assert (
+        np.abs(turned - np.rot90(frames_of_photo[2])).mean()
+        < 0.3 * np.abs(turned - np.rot90(frames_of_photo[2], -1)).mean()
+    )
+    with gallery.connect(gallery_path) as db:
+        stored = gallery.get_run(db, run.run_id)
+        content = Image.open(io.BytesIO(gallery.input_image(db, stored.content.sha256)))
+    assert content.size == (CLIP_H, CLIP_W)
+
+
 def test_cancelling_leaves_nothing(clip, painter, painting, tmp_path, gallery_path):
     out = tmp_path / "painted.mp4"
     with pytest.raises(Cancelled):

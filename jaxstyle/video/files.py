@@ -91,8 +91,9 @@ class VideoResult:
     paint_s: float  # the painting alone (scale, pass, scale back, temporal filter)
     compile_s: float  # compiling the network for this frame size (0 when done before)
     flicker: dict[str, float | None]
-    poster: np.ndarray  # the painted frame from the middle of the video
+    poster: np.ndarray  # the painted frame from the middle of the video, upright
     input_poster: np.ndarray  # the same frame as it came in
+    rotation: int = 0  # degrees counterclockwise its player turns the frames (kept from the source)
 
     @property
     def frames_per_s(self) -> float:
@@ -105,7 +106,7 @@ class VideoResult:
             "frames": self.frames, "fps": self.fps, "duration_s": round(self.duration_s, 3), "width": self.width,
             "height": self.height, "has_audio": self.has_audio, "total_s": round(self.total_s, 3),
             "paint_s": round(self.paint_s, 3), "compile_s": round(self.compile_s, 3),
-            "frames_per_s": round(self.frames_per_s, 2),
+            "rotation": self.rotation, "frames_per_s": round(self.frames_per_s, 2),
             "realtime": round(self.frames_per_s / self.fps, 3) if self.fps else None,
             **{k: (round(v, 4) if v is not None else None) for k, v in self.flicker.items()},
         }  # fmt: skip
@@ -196,6 +197,32 @@ def _short(error: BaseException) -> str:
     return text.splitlines()[0][:160]
 
 
+def first_frame(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """The first decodable frame of a video as stored (H, W, 3 uint8) and the rotation its player
+    applies (degrees counterclockwise: phones store portrait videos as landscape frames and a
+    rotation of 90 or -90).
+
+    Raises:
+        VideoError: no frame can be decoded.
+    """
+    import av
+
+    name = Path(path).name
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            for frame in container.decode(video=0):
+                return frame.to_ndarray(format="rgb24"), int(round(frame.rotation or 0))
+    except (av.FFmpegError, OSError, ValueError) as error:
+        raise VideoError(f"{name} is truncated or damaged: {_short(error)}") from None
+    raise VideoError(f"{name} has no frame that could be decoded; the file is damaged")
+
+
+def upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """``frame`` as its player shows it, turned by ``rotation`` degrees counterclockwise."""
+    turns = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(frame, k=turns)) if turns else frame
+
+
 Progress = Callable[[int, int], bool | None]  # (frames done, frames expected) -> True to cancel
 
 
@@ -224,10 +251,12 @@ def paint_video(
     partial = destination.with_name(f".{destination.name}.partial{destination.suffix}")
     started = time.perf_counter()
     height, width = info.height, info.width
+    _, rotation = first_frame(source)
     compile_s = frames.warm_up(height, width)
+    suffix = destination.suffix.lower()
     try:
         with av.open(str(source), metadata_errors="ignore") as reader, av.open(str(partial), "w") as writer:
-            counts = _transcode(reader, writer, info, frames, limits, progress, source.name, destination.suffix.lower())
+            counts = _transcode(reader, writer, info, frames, limits, progress, source.name, suffix, rotation)
         if counts.frames == 0:
             raise VideoError(f"{source.name} has no frame that could be decoded; the file is damaged")
         if info.frames and counts.frames < info.frames - 1:
@@ -246,7 +275,8 @@ def paint_video(
         path=destination, frames=counts.frames, fps=info.fps, duration_s=counts.duration_s or info.duration_s,
         width=width - width % 2, height=height - height % 2, has_audio=counts.audio_packets > 0,
         total_s=time.perf_counter() - started, paint_s=counts.paint_s, compile_s=compile_s,
-        flicker=counts.flicker.summary(), poster=counts.poster, input_poster=counts.input_poster,
+        flicker=counts.flicker.summary(), poster=upright(counts.poster, rotation),
+        input_poster=upright(counts.input_poster, rotation), rotation=rotation,
     )  # fmt: skip
 
 
@@ -262,7 +292,7 @@ class _Counts:
 
 
 def _transcode(reader, writer, info: VideoInfo, frames: FramePainter, limits: VideoLimits,
-               progress: Progress | None, name: str, suffix: str) -> _Counts:  # fmt: skip
+               progress: Progress | None, name: str, suffix: str, rotation: int) -> _Counts:  # fmt: skip
     import av
 
     video_in = reader.streams.video[0]
@@ -273,6 +303,8 @@ def _transcode(reader, writer, info: VideoInfo, frames: FramePainter, limits: Vi
     video_out.width, video_out.height = info.width - info.width % 2, info.height - info.height % 2
     video_out.pix_fmt = "yuv420p"
     video_out.time_base = video_in.time_base
+    if rotation:  # the frames are painted as stored; the player turns them, as it did the source's
+        video_out.set_display_rotation(rotation)
     video_out.options = {"crf": "20", "preset": "veryfast"}
     audio_in = reader.streams.audio[0] if reader.streams.audio else None
     audio_out, resampler = None, None

@@ -94,21 +94,12 @@ class PreparedVideo:
 
 
 def first_frame(path: str | os.PathLike) -> np.ndarray:
-    """The first decodable frame of a video (H, W, 3 uint8).
+    """The first frame of a video, upright as its player shows it (H, W, 3 uint8).
 
     Raises:
         VideoError: no frame can be decoded.
     """
-    import av
-
-    name = Path(path).name
-    try:
-        with av.open(str(path), metadata_errors="ignore") as container:
-            for frame in container.decode(video=0):
-                return frame.to_ndarray(format="rgb24")
-    except (av.FFmpegError, OSError, ValueError) as error:
-        raise files.VideoError(f"{name} is truncated or damaged: {files._short(error)}") from None
-    raise files.VideoError(f"{name} has no frame that could be decoded; the file is damaged")
+    return files.upright(*files.first_frame(path))
 
 
 def _style_inputs(request: VideoRequest, painter: Any) -> tuple[tuple, tuple[inputs.LoadedImage, ...]]:
