@@ -27,6 +27,7 @@ _configure_process()
 pages = [
     st.Page(ui.HOME_PAGE, title="Home", icon=":material/home:", default=True),
     st.Page(ui.GENERATE_PAGE, title="Generate", icon=":material/brush:"),
+    st.Page(ui.LIVE_PAGE, title="Live", icon=":material/videocam:"),
     st.Page(ui.GALLERY_PAGE, title="Gallery", icon=":material/photo_library:"),
     st.Page(ui.COMPARE_PAGE, title="Compare", icon=":material/compare:"),
     st.Page(ui.STYLES_PAGE, title="Styles", icon=":material/palette:"),

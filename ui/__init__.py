@@ -12,6 +12,7 @@
   the result, Refine.
 - ``builtin_views``: the built-in instant models: their painters, their form, their styles' pictures.
 - ``model_views``: the Models page: model cards, import, the training form and live trainings.
+- ``live_views``: the Live page: the camera painted as it films, captures, and video files.
 
 Rules kept here: widget keys are explicit and stable (tests use them); session state holds only
 UI facts (ids, choices), never images or connections; the gallery is opened per operation; the
@@ -31,6 +32,7 @@ from ui.common import (
     GENERATE_PAGE,
     HOME_PAGE,
     IMAGE_TYPES,
+    LIVE_PAGE,
     MODELS_PAGE,
     POLL_S,
     STATUS_BADGES,
@@ -86,6 +88,7 @@ from ui.instant_views import (
     refine,
     style_label,
 )
+from ui.live_views import live_camera, live_form, live_video
 from ui.model_views import (
     follow_paint_clicks,
     model_card,
@@ -122,6 +125,7 @@ __all__ = [
     "GENERATE_PAGE",
     "HOME_PAGE",
     "IMAGE_TYPES",
+    "LIVE_PAGE",
     "MODELS_PAGE",
     "POLL_S",
     "SIZE_OPTIONS",
@@ -160,7 +164,10 @@ __all__ = [
     "index_of",
     "instant_form",
     "instant_output",
+    "live_camera",
+    "live_form",
     "live_run",
+    "live_video",
     "log_options",
     "loss_chart",
     "method_label",

@@ -26,6 +26,7 @@ log = logging.getLogger("jaxstyle.app")
 
 HOME_PAGE = "app_pages/home.py"
 GENERATE_PAGE = "app_pages/generate.py"
+LIVE_PAGE = "app_pages/live.py"
 GALLERY_PAGE = "app_pages/gallery.py"
 COMPARE_PAGE = "app_pages/compare.py"
 STYLES_PAGE = "app_pages/styles.py"

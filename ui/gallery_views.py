@@ -30,6 +30,7 @@ from ui.common import (
     status_badge,
 )
 from ui.run_views import (
+    VIDEO_RERUN_REASON,
     cancel_run,
     live_run,
     loss_chart,
@@ -38,9 +39,11 @@ from ui.run_views import (
     run_facts,
     settings_table,
     shown_settings,
+    video_view,
 )
 
 GALLERY_PAGE_SIZE = 12
+METHOD_ICONS = {runs.METHOD_INSTANT: ":material/bolt:", runs.METHOD_VIDEO: ":material/movie:"}  # optimizations: none
 
 # ----- cards --------------------------------------------------------------------------------------
 
@@ -55,8 +58,9 @@ def run_card(summary: gallery.RunSummary, thumb: bytes | None, *, key: str) -> N
         with meta:
             if summary.status != runs.DONE:
                 status_badge(summary.status)
-            instant = f" · :material/bolt: {method_label(summary)}" if summary.method == runs.METHOD_INSTANT else ""
-            st.caption(f"#{summary.id} · {ago(summary.created)}{instant}")
+            icon = METHOD_ICONS.get(summary.method)
+            made = f" · {icon} {method_label(summary)}" if icon else ""
+            st.caption(f"#{summary.id} · {ago(summary.created)}{made}")
         st.button("View", key=f"{key}_{summary.id}", on_click=_go_to_run, args=(summary.id,), width="stretch")
 
 
@@ -198,8 +202,11 @@ def run_detail(run_id: int) -> None:
     with badge_col:
         status_badge(run.status)
     image_col, side_col = st.columns([3, 2], gap="large")
+    video = run.method == runs.METHOD_VIDEO
     with image_col:
-        if png is not None:
+        if video and video_view(run, key="detail", link=False):
+            pass  # the painted video, its download and what it measured
+        elif png is not None:
             st.image(png, width="stretch")
         elif run.status in runs.ACTIVE_STATUSES:
             live_run(run.id)
@@ -237,14 +244,15 @@ def run_detail(run_id: int) -> None:
         actions = st.container(horizontal=True)
         if png is not None:
             actions.download_button(
-                "PNG", png, file_name=images.safe_filename(f"{run.title or f'run-{run.id}'}.png"), mime="image/png",
+                "Poster PNG" if video else "PNG", png,
+                file_name=images.safe_filename(f"{run.title or f'run-{run.id}'}.png"), mime="image/png",
                 key="detail_download", icon=":material/download:", on_click="ignore",
             )  # fmt: skip
         actions.button(
             "Unfavorite" if run.favorite else "Favorite", key="favorite", icon=":material/star:",
             on_click=_toggle_favorite, args=(run.id, not run.favorite),
         )  # fmt: skip
-        if actions.button("Re-run", key="rerun", icon=":material/replay:"):
+        if not video and actions.button("Re-run", key="rerun", icon=":material/replay:"):
             request_rerun(run.id)
         actions.button(
             "Compare", key="add_compare", icon=":material/compare:", on_click=add_to_comparison, args=(run.id,)
@@ -256,6 +264,8 @@ def run_detail(run_id: int) -> None:
             else:
                 st.markdown(f"Delete **{run.title or f'run #{run.id}'}** and its image? This can't be undone.")
                 st.button("Delete for good", key="confirm_delete", type="primary", on_click=_delete, args=(run.id,))
+        if video:
+            st.caption(f":material/info: No *Re-run* here: {VIDEO_RERUN_REASON}.")
         if message := st.session_state.pop("delete_error", None):
             st.error(message, icon=":material/error:")
         if st.session_state.get("compare_ids"):

@@ -1,5 +1,6 @@
 """One run, as the app shows it: live while it is queued or running, then its result, settings and
-loss curves; and a re-run, which opens Generate filled in from a stored run."""
+loss curves (a video run: its painted video and what it measured); and a re-run, which opens
+Generate filled in from a stored run."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from jaxstyle import catalog, follow, gallery, images, runs
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.inputs import input_label
 from jaxstyle.instant import builtin
+from jaxstyle.jobs import Progress
 from jaxstyle.settings import PRESETS, TransferSettings
 from ui.common import GALLERY_PAGE, GENERATE_PAGE, POLL_S, db, guard, placeholder, runner
 from ui.settings_form import apply_settings
@@ -55,6 +57,9 @@ def live_run(run_id: int) -> None:
     snap = follow.snapshot(runner(), run_id)
     if snap is None or snap.finished:
         st.rerun()
+    if _is_video(run_id):
+        video_progress(snap, runner().position(run_id), key="cancel")
+        return
     position = runner().position(run_id)
     top = st.columns([4, 1], vertical_alignment="center")
     with top[0]:
@@ -83,6 +88,72 @@ def live_run(run_id: int) -> None:
         st.image(placeholder(), width="stretch")
     if snap.history:
         loss_chart(snap.history, height=160, key=f"live_chart_{run_id}")
+
+
+def _is_video(run_id: int) -> bool:
+    with contextlib.suppress(gallery.RunNotFound), db() as conn:
+        return gallery.get_run(conn, run_id).method == runs.METHOD_VIDEO
+    return False
+
+
+def video_progress(snap: Progress, position: int | None, *, key: str) -> None:
+    """A queued or running video run: frames painted of the frames announced, frames per second,
+    and a Cancel button (``key``)."""
+    bar, cancel = st.columns([4, 1], vertical_alignment="center")
+    with bar:
+        if snap.status == runs.QUEUED:
+            ahead = (position or 1) - 1
+            st.progress(0.0, text="Waiting for the worker" + (f": {ahead} run(s) ahead" if ahead else "…"))
+        elif snap.step == 0:
+            st.progress(0.0, text="Preparing: compiling the network for this frame size…")
+        else:
+            st.progress(
+                snap.fraction,
+                text=f"Frame {snap.step} / {snap.total_steps} · {snap.its_per_s:.1f} frames/s · {snap.elapsed_s:.0f} s",
+            )
+    cancel.button(
+        "Cancel", key=key, icon=":material/stop_circle:", on_click=cancel_run, args=(snap.run_id,), width="stretch"
+    )
+
+
+def video_stats_line(stats: dict[str, Any]) -> str:
+    """What a painted video measured, in one line: frames, rate, duration, painting speed, flicker."""
+    parts = [
+        f"{stats.get('frames', 0)} frames",
+        f"{stats.get('fps') or 0:g} fps",
+        f"{stats.get('duration_s') or 0:.1f} s",
+    ]
+    if stats.get("width") and stats.get("height"):
+        parts.append(f"{stats['width']}×{stats['height']}")
+    parts.append("with audio" if stats.get("has_audio") else "no audio")
+    if stats.get("frames_per_s") is not None:
+        realtime = f" ({stats['realtime']:.2f}× real time)" if stats.get("realtime") is not None else ""
+        parts.append(f"painted at {stats['frames_per_s']:.1f} frames/s{realtime}")
+    flicker = stats.get("flicker")
+    parts.append(f"flicker ratio {flicker:.2f}" if flicker is not None else "flicker ratio —")
+    return " · ".join(parts)
+
+
+def video_view(run: gallery.Run, *, key: str, link: bool = True) -> bool:
+    """A video run's painted video with its download and what it measured (and a link to the run in
+    the gallery when ``link``); False when the run holds no video (not finished, or not a video run)."""
+    with db() as conn:
+        video = gallery.run_video(conn, run.id)
+    if video is None:
+        return False
+    st.video(video.data, format=video.mime)
+    actions = st.container(horizontal=True)
+    actions.download_button(
+        "Download video", video.data, file_name=images.safe_filename(f"{run.title or f'run-{run.id}'}{video.suffix}"),
+        mime=video.mime, key=f"{key}_video_download", icon=":material/download:", on_click="ignore", type="primary",
+    )  # fmt: skip
+    if link:
+        actions.page_link(
+            GALLERY_PAGE, label=f"Open run #{run.id} in the gallery", icon=":material/photo_library:",
+            query_params={"run": run.id},
+        )  # fmt: skip
+    st.caption(video_stats_line(video.stats))
+    return True
 
 
 def settings_table(settings: dict[str, Any]) -> None:
@@ -135,10 +206,14 @@ def result_view(run_id: int, *, key: str = "result") -> None:
     if png is None:
         return
     image_col, inputs_col = st.columns([3, 1])
-    with image_col:
-        st.image(png, width="stretch")
     with inputs_col:
         run_inputs(run)
+    with image_col:
+        if run.method == runs.METHOD_VIDEO and video_view(run, key=key):
+            with st.expander("Settings used", icon=":material/tune:"):
+                settings_table(shown_settings(run))
+            return
+        st.image(png, width="stretch")
     actions = st.container(horizontal=True)
     actions.download_button(
         "Download PNG", png, file_name=images.safe_filename(f"{run.title or f'run-{run.id}'}.png"),
@@ -173,11 +248,16 @@ def run_label(summary: gallery.RunSummary | gallery.Run) -> str:
 
 INSTANT_SETTINGS = ("size_px", "style_blend")  # what an instant run's stored settings mean; the rest are defaults
 BUILTIN_SETTINGS = ("strength", "stroke_px", "preserve_color")  # and those a built-in model's run sets too
+# A video run: the frames' long side, the working size (stroke_px; 0: at the frames' size), strength, smooth.
+VIDEO_SETTINGS = ("size_px", "stroke_px", "strength", "style_blend", "smooth")
 
 
 def shown_settings(run: gallery.Run) -> dict[str, Any]:
     """The settings that made a run: all of an optimization's; an instant run's model, size and blend
-    (and a built-in model's strength, stroke size and colours)."""
+    (and a built-in model's strength, stroke size and colours); a video run's model, frame and working
+    sizes, strength, blend and smoothing."""
+    if run.method == runs.METHOD_VIDEO:
+        return {"model": run.model, **{name: run.settings.get(name) for name in VIDEO_SETTINGS}}
     if run.method != runs.METHOD_INSTANT:
         return dict(run.settings)
     names = INSTANT_SETTINGS + (BUILTIN_SETTINGS if builtin.is_builtin(run.model or "") else ())
@@ -185,14 +265,21 @@ def shown_settings(run: gallery.Run) -> dict[str, Any]:
 
 
 def method_label(summary: gallery.RunSummary | gallery.Run) -> str:
-    """How a run was made, in a few words: "Instant · demo" or "Optimize · 300 iterations"."""
+    """How a run was made, in a few words: "Instant · demo", "Video · arbitrary" or "Optimize · 300 iterations"."""
     if summary.method == runs.METHOD_INSTANT:
         return f"Instant · {summary.model}"
+    if summary.method == runs.METHOD_VIDEO:
+        return f"Video · {summary.model}"
     iterations = summary.iterations if isinstance(summary, gallery.RunSummary) else summary.settings.get("iterations")
     return f"Optimize · {iterations} iterations" if iterations is not None else "Optimize"
 
 
 # ----- re-run: Generate pre-filled from a stored run ----------------------------------------------
+
+VIDEO_RERUN_REASON = (
+    "a video run is not re-run or refined here (the gallery keeps the painted video, not the original): "
+    "upload the video again on the Live page"
+)
 
 
 def request_rerun(run_id: int) -> None:
@@ -209,6 +296,9 @@ def prefill_from_run() -> None:
     with guard(f"re-running run #{run_id}"), db() as conn:
         run = gallery.get_run(conn, run_id)
         ss = st.session_state
+        if run.method == runs.METHOD_VIDEO:
+            st.toast(f"Run #{run_id} is a video: {VIDEO_RERUN_REASON}", icon=":material/movie:")
+            return
         ss["content_source"], ss["content_recent"] = "Recent", run.content.sha256
         if run.method == runs.METHOD_INSTANT:
             _prefill_instant(run)
