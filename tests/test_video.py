@@ -375,6 +375,8 @@ def test_frames_arriving_while_one_is_painted_are_dropped_not_queued(frames_of_p
 
     painter = live.LivePainter(live.LiveStyle(None, ("a",), key="a"), make_network=make_network)
     first, second = frames_of_photo[0], frames_of_photo[1]
+    assert painter.process(first) is first  # its network is being made: the frame goes back as it came
+    assert painter.wait_ready(5)
     worker = threading.Thread(target=painter.process, args=(first,))
     worker.start()
     time.sleep(0.05)
@@ -394,8 +396,42 @@ def test_frames_arriving_while_one_is_painted_are_dropped_not_queued(frames_of_p
     assert len(made) == 1
     painter.set_style(live.LiveStyle(None, ("b",), key="b"))  # a new painting, without stopping
     painter.process(first)
-    assert made == [("a",), ("b",)]
+    assert painter.wait_ready(5) and made == [("a",), ("b",)]
     assert live.LiveStats(12, 3, 9.04, 110.4).line() == "painted frames: 12 · 9.0 fps · 110 ms per frame"
+
+
+def test_a_new_style_is_made_off_the_streams_thread_while_the_old_one_paints(frames_of_photo):
+    """streamlit-webrtc ends a stream whose frame takes 10 s; making a network (a style vector,
+    compiling for the frame size) can take seconds: it happens on a thread of its own."""
+    release = threading.Event()
+
+    class Network(_SlowNetwork):
+        def __init__(self, offset: float, slow_compile: bool) -> None:
+            super().__init__(0.0)
+            self.offset, self.slow_compile = offset, slow_compile
+
+        def __call__(self, photos):
+            return np.clip(photos * 0 + self.offset, 0, 1)
+
+        def compile_for(self, shape) -> float:
+            if self.slow_compile:
+                release.wait(10)
+            return 0.0
+
+    def make_network(painter, styles, blend, *, strength, photo):
+        return Network(0.0 if styles == ("black",) else 1.0, slow_compile=styles == ("white",))
+
+    frame = frames_of_photo[0]
+    painter = live.LivePainter(live.LiveStyle(None, ("black",), key="black"), make_network=make_network)
+    painter.process(frame)
+    assert painter.wait_ready(5) and painter.process(frame).max() == 0
+    painter.set_style(live.LiveStyle(None, ("white",), key="white"))
+    started = time.perf_counter()
+    assert painter.process(frame).max() == 0  # the old style paints while the new one compiles
+    assert time.perf_counter() - started < 0.5
+    release.set()
+    assert painter.wait_ready(5) and painter.process(frame).min() == 255
+    assert painter.process(frames_of_photo[1][:40]).shape[0] == 40  # another frame size: back as it came
 
 
 def test_the_webrtc_processor_paints_the_newest_frame_and_counts_the_rest(frames_of_photo, painter, painting):
@@ -403,6 +439,8 @@ def test_the_webrtc_processor_paints_the_newest_frame_and_counts_the_rest(frames
 
     style = live.LiveStyle(painter, (painting.image,), work_px=256, key="scream")
     live_painter = live.LivePainter(style)
+    live_painter.process(frames_of_photo[0])  # the network is made for the camera's frame size
+    assert live_painter.wait_ready(60)
     processor = live.FrameProcessor(live_painter)
     camera = []
     for i, frame in enumerate(frames_of_photo[:3]):
@@ -422,12 +460,16 @@ def test_a_style_the_model_refuses_is_shown_and_the_stream_goes_on(frames_of_pho
 
     live_painter = live.LivePainter(live.LiveStyle(Styles26Painter(), ("99",), key="bad"))
     assert live_painter.process(frames_of_photo[0]) is frames_of_photo[0]
+    assert not live_painter.wait_ready(10)
+    assert live_painter.process(frames_of_photo[0]) is frames_of_photo[0]  # the stream goes on, unpainted
     assert "0–25" in live_painter.stats().error
 
 
 def test_a_capture_is_stored_as_an_instant_run(frames_of_photo, painter, painting, fallback_weights, gallery_path):
     style = live.LiveStyle(painter, (painting.image,), work_px=256, strength=0.8, smooth=0.2, key="k")
     live_painter = live.LivePainter(style)
+    live_painter.process(frames_of_photo[0])
+    assert live_painter.wait_ready(60)
     live_painter.process(frames_of_photo[0])
     camera, painted = live_painter.latest()
     run = video_run.store_capture(style, camera, painted, [painting], fallback_weights, gallery_path=gallery_path)

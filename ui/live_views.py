@@ -19,7 +19,6 @@ Widget keys all start with ``live_`` (the painting picker's keys are Generate's:
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import os
 import tempfile
@@ -189,54 +188,6 @@ def live_painter() -> video_live.LivePainter:
     return ss["live_painter"]
 
 
-class FrameProcessor:
-    """streamlit-webrtc's video processor for ``live``, as :class:`jaxstyle.video.live.FrameProcessor`
-    (the newest queued frame is painted, the others are dropped and counted), except that the
-    stream's thread never waits more than ``wait_s`` for a painting.
-
-    streamlit-webrtc stops a stream whose callback takes more than 10 s, and a first frame (the style
-    vector, compiling the network for the camera's frame size) took 10.4 s here on 2 busy CPU cores.
-    So frames are painted on a thread of their own: a frame not painted within ``wait_s`` goes back
-    as the camera gave it while its painting finishes aside, and frames that arrive meanwhile get the
-    latest painted frame back (dropped, as while any frame is being painted).
-    """
-
-    def __init__(self, live: video_live.LivePainter, wait_s: float = 2.0) -> None:
-        self.live = live
-        self.wait_s = wait_s
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jaxstyle-live")
-        self._pending: concurrent.futures.Future | None = None
-
-    def recv(self, frame: Any) -> Any:
-        return self._paint(frame)
-
-    async def recv_queued(self, frames: list[Any]) -> list[Any]:
-        if len(frames) > 1:
-            self.live.count_dropped(len(frames) - 1)
-        return [self._paint(frames[-1])]
-
-    def on_ended(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _paint(self, frame: Any) -> Any:
-        import av
-
-        image = frame.to_ndarray(format="rgb24")
-        if self._pending is not None and not self._pending.done():
-            self.live.count_dropped(1)  # a painting is still going: the latest painted frame goes back
-            latest = self.live.latest()
-            painted = latest[1] if latest is not None and latest[1].shape == image.shape else image
-        else:
-            self._pending = self._pool.submit(self.live.process, image)
-            try:
-                painted = self._pending.result(timeout=self.wait_s)
-            except concurrent.futures.TimeoutError:
-                painted = image
-        out = av.VideoFrame.from_ndarray(painted, format="rgb24")
-        out.pts, out.time_base = frame.pts, frame.time_base
-        return out
-
-
 def live_camera(choice: LiveChoice | None) -> None:
     """The camera, painted with ``choice`` (a new one takes effect on the next frame, without
     restarting the stream), the painted-frames line, and *Capture*."""
@@ -252,7 +203,7 @@ def live_camera(choice: LiveChoice | None) -> None:
     from streamlit_webrtc import WebRtcMode, webrtc_streamer  # 0.4 s to import: only on this page
 
     context = webrtc_streamer(
-        key="live_camera", mode=WebRtcMode.SENDRECV, video_processor_factory=lambda: FrameProcessor(live),
+        key="live_camera", mode=WebRtcMode.SENDRECV, video_processor_factory=lambda: video_live.FrameProcessor(live),
         rtc_configuration={"iceServers": servers}, media_stream_constraints={"video": True, "audio": False},
         async_processing=True,
     )  # fmt: skip

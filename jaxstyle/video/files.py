@@ -87,7 +87,7 @@ class VideoResult:
     width: int
     height: int
     has_audio: bool
-    total_s: float  # decode, paint, encode: the whole job
+    total_s: float  # decode, paint, encode: the whole job, compile_s included
     paint_s: float  # the painting alone (scale, pass, scale back, temporal filter)
     compile_s: float  # compiling the network for this frame size (0 when done before)
     flicker: dict[str, float | None]
@@ -97,8 +97,10 @@ class VideoResult:
 
     @property
     def frames_per_s(self) -> float:
-        """Frames painted per second of the whole job (decode and encode included)."""
-        return self.frames / self.total_s if self.total_s else 0.0
+        """Frames per second of the job (decode, paint, encode) once compiled: the rate a video of
+        any length goes at; ``compile_s`` (seconds, once per frame size) comes on top."""
+        working = self.total_s - self.compile_s
+        return self.frames / working if working > 0 else 0.0
 
     def stats(self) -> dict[str, Any]:
         """What the gallery and ``--json`` record of it."""

@@ -4,7 +4,10 @@ painted; the page changes the style while the stream runs and reads how fast it 
 :class:`LivePainter` is what the stream's thread calls and the page talks to:
 
 - the style (:class:`LiveStyle`) is swapped without stopping the stream; the network with the new
-  style is made once, on the next frame, never per frame;
+  style (and compiled for the camera's frame size) is made once, on a thread of its own, never per
+  frame and never on the stream's thread (streamlit-webrtc ends a stream whose frame takes 10 s,
+  and a first compile on two busy cores came near that); meanwhile the previous style goes on
+  painting, or, before the first, the camera's frames go back as they came;
 - a frame that arrives while another is being painted is dropped, not queued (its caller gets the
   last painted frame back at once), so the picture lags the camera by one frame at most;
 - it counts painted and dropped frames, the recent frames per second and milliseconds per frame,
@@ -89,8 +92,11 @@ class LivePainter:
     def __init__(self, style: LiveStyle | None = None, *, make_network: Callable[..., StyledNetwork] = styled_network):
         self._make_network = make_network
         self._style = style
-        self._built_for: LiveStyle | None = None
-        self._frames: FramePainter | None = None
+        # The network that paints now: (its style, the frame shape it is compiled for, its FramePainter).
+        self._ready: tuple[LiveStyle, tuple[int, ...], FramePainter] | None = None
+        self._building: tuple[LiveStyle, tuple[int, ...]] | None = None  # what the builder thread makes
+        self._failed: tuple[LiveStyle, tuple[int, ...]] | None = None  # made in vain: not tried again
+        self._installed = threading.Condition()
         self._busy = threading.Lock()  # held while a frame is painted
         self._state = threading.Lock()  # guards the fields below
         self._painted = 0
@@ -105,7 +111,8 @@ class LivePainter:
             return self._style
 
     def set_style(self, style: LiveStyle) -> None:
-        """Paint the next frames with ``style`` (checked when its first frame is painted)."""
+        """Paint with ``style`` from the next frames on: its network is made (and checked) on a
+        thread at the next frame, while the current style goes on painting."""
         check_smooth(style.smooth)
         with self._state:
             # A page reruns often with the same widgets: the same key keeps the network it has.
@@ -114,7 +121,8 @@ class LivePainter:
 
     def process(self, frame: np.ndarray) -> np.ndarray:
         """``frame`` (H, W, 3 uint8 RGB) painted; while another frame is being painted, the last
-        painted frame (or ``frame`` itself before the first) comes back at once and ``frame`` is dropped."""
+        painted frame (or ``frame`` itself before the first) comes back at once and ``frame`` is
+        dropped. Before the style's network is ready, ``frame`` comes back as it came."""
         if not self._busy.acquire(blocking=False):
             with self._state:
                 self._dropped += 1
@@ -131,18 +139,11 @@ class LivePainter:
             self._dropped += frames
 
     def _paint(self, frame: np.ndarray) -> np.ndarray:
-        with self._state:
-            style = self._style
-        if style is None:
+        frames = self._frames_for(frame)
+        if frames is None:  # no network for this frame yet: it goes back as it came
             return frame
         try:
-            if style is not self._built_for or self._frames is None:
-                photo = Image.fromarray(frame) if style.strength < 1.0 else None
-                network = self._make_network(style.painter, style.styles, style.blend, strength=style.strength,
-                                             photo=photo)  # fmt: skip
-                self._frames = FramePainter(network, style.work_px, TemporalFilter(style.smooth))
-                self._built_for = style
-            painted = self._frames.paint(frame)
+            painted = frames.paint(frame)
         except Exception as error:  # noqa: BLE001 — the stream must go on; the page shows why
             with self._state:
                 self._error = str(error) or type(error).__name__
@@ -151,11 +152,63 @@ class LivePainter:
         with self._state:
             self._painted += 1
             self._error = ""
-            self._times.append((now, self._frames.last_paint_s))
+            self._times.append((now, frames.last_paint_s))
             while self._times and now - self._times[0][0] > _RATE_WINDOW_S:
                 self._times.popleft()
             self._latest = (frame, painted)
         return painted
+
+    def _frames_for(self, frame: np.ndarray) -> FramePainter | None:
+        """The painter for ``frame``: the current style's, compiled for its shape; while that one is
+        made (on a thread: :meth:`_build`), the previous style's if it fits the frame, else None."""
+        with self._state:
+            style, ready = self._style, self._ready
+            if style is None:
+                return None
+            wanted = (style, frame.shape)
+            if ready is not None and ready[0] is style and ready[1] == frame.shape:
+                return ready[2]
+            if self._building is None and self._failed != wanted:
+                self._building = wanted
+                threading.Thread(target=self._build, args=(style, frame.copy()), name="jaxstyle-live-build",
+                                 daemon=True).start()  # fmt: skip
+        return ready[2] if ready is not None and ready[1] == frame.shape else None
+
+    def _build(self, style: LiveStyle, frame: np.ndarray) -> None:
+        """Make ``style``'s network (its style vector: the predictor, the first time) and compile it
+        for ``frame``'s shape, then let it paint."""
+        try:
+            photo = Image.fromarray(frame) if style.strength < 1.0 else None
+            network = self._make_network(style.painter, style.styles, style.blend, strength=style.strength,
+                                         photo=photo)  # fmt: skip
+            frames = FramePainter(network, style.work_px, TemporalFilter(style.smooth))
+            frames.warm_up(*frame.shape[:2])
+        except Exception as error:  # noqa: BLE001 — the stream goes on unpainted; the page shows why
+            with self._state:
+                self._error = str(error) or type(error).__name__
+                self._failed, self._building = (style, frame.shape), None
+            return
+        with self._state:
+            self._ready, self._building, self._error = (style, frame.shape, frames), None, ""
+        with self._installed:
+            self._installed.notify_all()
+
+    def wait_ready(self, timeout_s: float = 60.0) -> bool:
+        """Wait until the current style's network paints (what a benchmark or a test waits for
+        after :meth:`set_style` and a first frame). False after ``timeout_s`` or a failed build."""
+        deadline = time.monotonic() + timeout_s
+        with self._installed:
+            while True:
+                with self._state:
+                    ready, style, failed = self._ready, self._style, self._failed
+                if ready is not None and ready[0] is style:
+                    return True
+                if failed is not None and failed[0] is style:
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._installed.wait(min(left, 0.1))
 
     def stats(self) -> LiveStats:
         with self._state:
