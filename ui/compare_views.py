@@ -56,10 +56,10 @@ def _highlight(row: pd.Series, differing: set[str]) -> list[str]:
 
 
 def _side_by_side(comp: gallery.Comparison) -> tuple[dict[str, list[Any]], list[str]]:
-    """Each setting's value per run, and the ones that differ. With an instant run among them, a
-    first row says how each run was made, and an instant run shows only what it used (its stored
-    optimizer settings are defaults, not choices)."""
-    if all(run.method != runs.METHOD_INSTANT for run in comp.runs):
+    """Each setting's value per run, and the ones that differ. With an instant or video run among
+    them, a first row says how each run was made, and such a run shows only what it used (its
+    stored optimizer settings are defaults, not choices)."""
+    if all(run.method == runs.METHOD_OPTIMIZE for run in comp.runs):
         return comp.settings, list(comp.differing)
     shown = [shown_settings(run) for run in comp.runs]
     settings = {"method": [method_label(run) for run in comp.runs]}
