@@ -18,8 +18,10 @@ import contextlib
 import dataclasses
 import fractions
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +295,105 @@ class _Counts:
     input_poster: np.ndarray | None = None
 
 
+def _demuxed(reader, streams: list, audio_in: Any, *, transcode_audio: bool) -> Iterator[tuple[str, Any, Any]]:
+    """The source's items in file order: ("audio packet", packet, None) to copy, ("audio frame",
+    frame, None) to re-encode, ("video", frame, its RGB array)."""
+    for packet in reader.demux(*streams):
+        if packet.stream is audio_in:
+            if packet.dts is None:
+                continue
+            if not transcode_audio:
+                yield "audio packet", packet, None
+                continue
+            for decoded in packet.decode():
+                yield "audio frame", decoded, None
+            continue
+        for decoded in packet.decode():
+            yield "video", decoded, decoded.to_ndarray(format="rgb24")
+
+
+class _ReadAhead:
+    """Runs an iterator on a thread, at most ``depth`` items ahead of its reader; an error on the
+    thread comes out of the loop that reads it, and leaving the loop early stops the thread."""
+
+    _END = object()
+
+    def __init__(self, source: Iterator[Any], depth: int = 4) -> None:
+        self._source = source
+        self._items: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="jaxstyle-video-read", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            for item in self._source:
+                if not self._put(item):
+                    return
+        except BaseException as error:  # noqa: BLE001 — handed to the reading thread, which raises it
+            self._put(error)
+            return
+        self._put(self._END)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __enter__(self) -> Iterator[Any]:
+        self._thread.start()
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[Any]:
+        while True:
+            item = self._items.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _WriteBehind:
+    """Runs calls in order on a thread, at most ``depth`` behind their caller; the first error on
+    the thread comes out of the next :meth:`do` or of leaving the ``with`` block."""
+
+    def __init__(self, depth: int = 4) -> None:
+        self._calls: queue.Queue = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="jaxstyle-video-write", daemon=True)
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            if self._error is None:
+                try:
+                    call[0](*call[1:])
+                except BaseException as error:  # noqa: BLE001 — raised in the calling thread
+                    self._error = error
+
+    def do(self, function: Callable, *args: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._calls.put((function, *args))
+
+    def __enter__(self) -> _WriteBehind:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        self._calls.put(None)
+        self._thread.join()
+        if self._error is not None and kind is None:
+            raise self._error
+
+
 def _transcode(reader, writer, info: VideoInfo, frames: FramePainter, limits: VideoLimits,
                progress: Progress | None, name: str, suffix: str, rotation: int) -> _Counts:  # fmt: skip
     import av
@@ -323,25 +424,38 @@ def _transcode(reader, writer, info: VideoInfo, frames: FramePainter, limits: Vi
     counts = _Counts()
     first_pts, last_pts, last_duration = None, None, 0
     streams = [video_in] + ([audio_in] if audio_in is not None else [])
-    for packet in reader.demux(*streams):
-        if packet.stream is audio_in:
-            if packet.dts is None:
+
+    # Decoding runs a few frames ahead on a thread of its own (FFmpeg and XLA let go of the GIL),
+    # so it overlaps the network's pass instead of waiting its turn.
+    def write_audio(kind: str, item: Any) -> None:
+        if kind == "audio packet":
+            item.stream = audio_out
+            writer.mux(item)
+        else:
+            for chunk in resampler.resample(item):
+                chunk.pts = None
+                writer.mux(audio_out.encode(chunk))
+        counts.audio_packets += 1
+
+    def write_video(index: int, image: np.ndarray, painted: np.ndarray, pts: int) -> None:
+        counts.flicker.add(image, painted)
+        if index == middle or counts.poster is None:
+            counts.poster, counts.input_poster = painted, image
+        out = av.VideoFrame.from_ndarray(painted, format="rgb24")
+        out.pts, out.time_base = pts, video_in.time_base
+        writer.mux(video_out.encode(out))
+
+    # Decoding runs a few frames ahead, and measuring and encoding a few frames behind, each on a
+    # thread of its own (FFmpeg, NumPy and XLA let go of the GIL): they overlap the network's pass.
+    demuxed = _demuxed(reader, streams, audio_in, transcode_audio=resampler is not None)
+    with _ReadAhead(demuxed) as items, _WriteBehind() as behind:
+        for kind, item, image in items:
+            if kind != "video":
+                behind.do(write_audio, kind, item)
                 continue
-            if resampler is None:
-                packet.stream = audio_out
-                writer.mux(packet)
-            else:
-                for decoded in packet.decode():
-                    for chunk in resampler.resample(decoded):
-                        chunk.pts = None
-                        writer.mux(audio_out.encode(chunk))
-            counts.audio_packets += 1
-            continue
-        for decoded in packet.decode():
             if counts.frames >= limits.max_frames:
                 raise VideoError(f"{name} holds more than {limits.max_frames:,} frames (its header said "
                                  f"{info.frames or 'nothing'}); videos are {limits.describe()}")  # fmt: skip
-            image = decoded.to_ndarray(format="rgb24")
             if image.shape[:2] != (info.height, info.width):
                 raise VideoError(f"{name} changes frame size mid-stream ({image.shape[1]}×{image.shape[0]}); "
                                  "it is not taken")  # fmt: skip
@@ -349,16 +463,11 @@ def _transcode(reader, writer, info: VideoInfo, frames: FramePainter, limits: Vi
             started = time.perf_counter()
             painted = frames.paint(image)
             counts.paint_s += time.perf_counter() - started
-            counts.flicker.add(image, painted)
-            if counts.frames == middle or counts.poster is None:
-                counts.poster, counts.input_poster = painted, image
-            out = av.VideoFrame.from_ndarray(painted, format="rgb24")
-            out.pts = decoded.pts if decoded.pts is not None else counts.frames
-            out.time_base = video_in.time_base
+            pts = item.pts if item.pts is not None else counts.frames
             if first_pts is None:
-                first_pts = out.pts
-            last_pts, last_duration = out.pts, decoded.duration or 0
-            writer.mux(video_out.encode(out))
+                first_pts = pts
+            last_pts, last_duration = pts, item.duration or 0
+            behind.do(write_video, counts.frames, image, painted, pts)
             counts.frames += 1
             if progress is not None and progress(counts.frames, expected):
                 raise Cancelled(f"cancelled after {counts.frames} of {expected} frames")
