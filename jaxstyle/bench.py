@@ -480,8 +480,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(RESULT_PREFIX + json.dumps(worker(spec)), flush=True)
         return 0
     if args.video or args.flicker:
-        log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-        return bench_video.main(args, parser.error, log, sys.argv[1:] if argv is None else list(argv))
+        return bench_video.main(
+            args,
+            parser.error,
+            lambda message: print(message, file=sys.stderr, flush=True),
+            sys.argv[1:] if argv is None else list(argv),
+        )
     if args.runners:
         from jaxstyle import bench_runners
 
