@@ -99,7 +99,7 @@ def test_the_live_page_renders_with_no_camera_and_says_to_start_it(app_gallery):
     assert "at most 500 MB, 10 minutes" in captions  # the video limits
     assert at.selectbox(key="live_model").value == "arbitrary"
     assert at.button_group(key="live_work_px").value == 384
-    assert at.slider(key="live_smooth").value == 0.0
+    assert at.slider(key="live_smooth").value == 0.5  # the flicker study's choice (flicker.DEFAULT_SMOOTH)
     assert at.button(key="live_capture").disabled  # no frame yet
     assert at.button(key="live_paint_video").disabled  # no video yet
     # The choice went to this session's live painter as its style, with the widgets' values as its key.

@@ -18,8 +18,8 @@ import dataclasses
 
 import numpy as np
 
-DEFAULT_SMOOTH = 0.0  # see docs/video-measurements.md for what each setting did
-DEFAULT_THRESHOLD = 0.06  # input change (0–1 scale, per pixel) at which the blend stops
+DEFAULT_SMOOTH = 0.5  # chosen in docs/video-measurements.md: still flicker about halved, no ghosting
+DEFAULT_THRESHOLD = 0.03  # input change (0–1 scale, per pixel) at which the blend stops
 
 
 def check_smooth(smooth: float) -> float:
