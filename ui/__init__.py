@@ -15,7 +15,9 @@
 - ``live_views``: the Live page: the camera painted as it films, captures, and video files.
 
 Rules kept here: widget keys are explicit and stable (tests use them); session state holds only
-UI facts (ids, choices), never images or connections; the gallery is opened per operation; the
+UI facts (ids, choices), never images or connections, with one exception: the Live page's live
+painter, which belongs to that session's camera stream (its network, its latest frames, the
+paintings it paints with) and goes with the session; the gallery is opened per operation; the
 job runner and device probe are process-wide via ``st.cache_resource``; every failure becomes a
 message (``guard``), never a traceback. What is not UI (loading inputs, sweeps, following a run)
 lives in the core, ``jaxstyle/``.
