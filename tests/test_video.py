@@ -373,7 +373,8 @@ def test_frames_arriving_while_one_is_painted_are_dropped_not_queued(frames_of_p
         made.append(styles)
         return _SlowNetwork(0.3)
 
-    painter = live.LivePainter(live.LiveStyle(None, ("a",), key="a"), make_network=make_network)
+    # smooth 0: each frame exactly as the network paints it (the temporal filter is tested below)
+    painter = live.LivePainter(live.LiveStyle(None, ("a",), smooth=0.0, key="a"), make_network=make_network)
     first, second = frames_of_photo[0], frames_of_photo[1]
     assert painter.process(first) is first  # its network is being made: the frame goes back as it came
     assert painter.wait_ready(5)
@@ -391,10 +392,10 @@ def test_frames_arriving_while_one_is_painted_are_dropped_not_queued(frames_of_p
     assert np.array_equal(painter.process(second), 255 - second)  # the network's answer, at the frame's size
     assert len(made) == 1  # the network was made once for the style, not per frame
 
-    painter.set_style(live.LiveStyle(None, ("a",), key="a"))  # a page rerun with the same widgets
+    painter.set_style(live.LiveStyle(None, ("a",), smooth=0.0, key="a"))  # a page rerun with the same widgets
     painter.process(first)
     assert len(made) == 1
-    painter.set_style(live.LiveStyle(None, ("b",), key="b"))  # a new painting, without stopping
+    painter.set_style(live.LiveStyle(None, ("b",), smooth=0.0, key="b"))  # a new painting, without stopping
     painter.process(first)
     assert painter.wait_ready(5) and made == [("a",), ("b",)]
     assert live.LiveStats(12, 3, 9.04, 110.4).line() == "painted frames: 12 · 9.0 fps · 110 ms per frame"
