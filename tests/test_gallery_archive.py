@@ -141,3 +141,97 @@ def test_an_import_whose_input_is_over_the_pixel_limit_is_refused(gallery_path, 
             gallery.import_gallery(target, huge_zip)
         assert gallery.count_runs(target) == 0
         assert target["images"].count == 0
+
+
+# --- Hostile ZIPs: refused from what they claim, under a budget, in one line, nothing imported
+
+
+def _manifest_edit(edit: Callable[[dict], None]) -> Callable[[dict, dict[str, bytes]], None]:
+    return lambda manifest, members: edit(manifest)
+
+
+def _set(path: tuple, value) -> Callable[[dict], None]:
+    def edit(manifest: dict) -> None:
+        target = manifest
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return edit
+
+
+HOSTILE_MANIFESTS = {
+    "a 400-digit setting": (_set(("runs", 0, "settings", "style_weight"), int("9" * 400)), "a number of 400 digits"),
+    "a 30-digit step count": (_set(("runs", 0, "step"), 10**30), "a number of 31 digits"),
+    "a step count of 10^15": (_set(("runs", 0, "step"), 10**15), "step must be a whole number from 0"),
+    "a negative step count": (_set(("runs", 0, "step"), -5), "step must be a whole number from 0"),
+    "a boolean step count": (_set(("runs", 0, "total_steps"), True), "total_steps must be a whole number"),
+    "a NaN blend": (_set(("runs", 0, "styles", 0, "blend"), float("nan")), "NaN is not a value an export holds"),
+    "an infinite loss": (_set(("runs", 0, "final_losses", "total"), float("inf")), "Infinity is not a value"),
+    "a negative blend": (_set(("runs", 0, "styles", 0, "blend"), -1.0), "a negative style blend"),
+    "year 1 in a time zone": (_set(("runs", 0, "created"), "0001-01-01T00:00:00+05:00"), "an invalid time"),
+    "a number as the finish time": (_set(("runs", 0, "finished"), 12), "finished has the wrong type"),
+    "version true": (_set(("version",), True), "export version 'True'"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_MANIFESTS))
+def test_a_hostile_manifest_value_is_refused_in_one_line(case, gallery_path, photos, tmp_path):
+    edit, message = HOSTILE_MANIFESTS[case]
+    with gallery.connect(gallery_path) as db:
+        add_done_run(db, photos)
+        gallery.export_gallery(db, tmp_path / "good.zip")
+    bad = edited_export(tmp_path / "good.zip", tmp_path / "bad.zip", _manifest_edit(edit))
+    with gallery.connect(tmp_path / "target.db") as target:
+        with pytest.raises(GalleryError, match=message.replace("^", r"\^")) as refused:
+            gallery.import_gallery(target, bad)
+        assert "\n" not in str(refused.value) and str(bad) in str(refused.value)
+        assert gallery.count_runs(target) == 0 and target["images"].count == 0
+
+
+def _zip_with(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_a_manifest_nested_200000_deep_is_a_damaged_manifest(tmp_path):
+    deep = _zip_with(tmp_path / "deep.zip", {"manifest.json": b"[" * 200_000 + b"]" * 200_000})
+    with gallery.connect(tmp_path / "target.db") as target, pytest.raises(GalleryError, match="nested too deeply"):
+        gallery.import_gallery(target, deep)
+
+
+def test_members_are_refused_from_their_declared_size_before_they_are_inflated(
+    gallery_path, photos, tmp_path, monkeypatch
+):
+    """A 100 KB ZIP whose manifest inflates to 100 MB is refused from the ZIP's directory, without
+    inflating it (zipfile's reader is never opened on it); likewise an image member past its cap."""
+    bomb = _zip_with(tmp_path / "bomb.zip", {"manifest.json": b" " * (100 * 2**20)})
+    assert bomb.stat().st_size < 200_000
+    opened: list[str] = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(
+        zipfile.ZipFile, "open", lambda self, name, *a, **k: opened.append(str(name)) or real_open(self, name, *a, **k)
+    )
+    too_big = r"manifest\.json\) inflates to 100 MB; the limit is 64 MB"
+    with gallery.connect(tmp_path / "target.db") as target, pytest.raises(GalleryError, match=too_big):
+        gallery.import_gallery(target, bomb)
+    assert opened == []
+
+    with gallery.connect(gallery_path) as db:
+        run_id = add_done_run(db, photos)
+        gallery.export_gallery(db, tmp_path / "good.zip")
+    monkeypatch.setattr(gallery.archive, "MAX_IMAGE_BYTES", 1000)
+    with gallery.connect(tmp_path / "target.db") as target:
+        with pytest.raises(GalleryError, match="inflates to .*; the limit is 1,000 bytes"):
+            gallery.import_gallery(target, tmp_path / "good.zip")
+        assert gallery.count_runs(target) == 0
+    monkeypatch.setattr(gallery.archive, "MAX_IMAGE_BYTES", 50 * 2**20)
+    monkeypatch.setattr(gallery.archive, "MAX_RUNS", 0)
+    with gallery.connect(tmp_path / "target.db") as target, pytest.raises(GalleryError, match="holds 1 runs"):
+        gallery.import_gallery(target, tmp_path / "good.zip")
+    monkeypatch.setattr(gallery.archive, "MAX_TOTAL_BYTES", 10)
+    with gallery.connect(tmp_path / "target.db") as target, pytest.raises(GalleryError, match="an import takes at"):
+        gallery.import_gallery(target, tmp_path / "good.zip")
+    assert run_id

@@ -7,6 +7,7 @@ image through the same guard as an upload) before one transaction writes it: all
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -28,6 +29,16 @@ from jaxstyle.runs import ACTIVE_STATUSES, FAILED, METHOD_OPTIMIZE, METHOD_VIDEO
 
 EXPORT_FORMAT = "jaxstyle-gallery"
 EXPORT_VERSION = 1
+
+# What an import reads at most. Each member's size is read from the ZIP's directory and checked
+# before it is inflated, and inflating stops at the limit: a small ZIP cannot expand into memory.
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+MAX_IMAGE_BYTES = images.MAX_INPUT_BYTES  # an input or result image, as an upload
+MAX_MEMBERS = 100_000
+MAX_RUNS = 10_000
+MAX_TOTAL_BYTES = 4 * 1024**3  # every member together, inflated
+MAX_INT_DIGITS = 18  # a whole number of the manifest fits SQLite's 64-bit integers
+MAX_STEPS = 10**9
 
 T = TypeVar("T")
 
@@ -143,26 +154,80 @@ def _checked(check: Callable[[bytes, str], T], data: bytes, what: str) -> T:
         raise GalleryError(str(error)) from None
 
 
-def _member(archive: zipfile.ZipFile, zip_path: Path, name: str, what: str) -> bytes:
+def _member(archive: zipfile.ZipFile, zip_path: Path, name: str, what: str, limit: int) -> bytes:
+    """A member's bytes, refused from its declared size before it is inflated, and never inflated
+    past ``limit`` (a member whose data runs past its declared size is damaged)."""
     try:
-        return archive.read(name)
+        info = archive.getinfo(name)
     except KeyError:
         raise GalleryError(f"{zip_path} is incomplete: {what} ({name}) is missing") from None
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
+    if info.file_size > limit:
+        raise GalleryError(
+            f"{zip_path}: {what} ({name}) inflates to {_size(info.file_size)}; the limit is {_size(limit)}"
+        )
+    try:
+        with archive.open(info) as member:
+            data = member.read(limit + 1)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError) as error:
         raise GalleryError(f"{zip_path} is damaged: cannot read {name} ({error})") from None
+    if len(data) > limit:
+        raise GalleryError(f"{zip_path} is damaged: {name} holds more than its declared size")
+    return data
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:,.0f} MB" if count >= 2**20 else f"{count:,} bytes"
+
+
+class _ManifestValue(ValueError):
+    """A value of the manifest that no export writes (a huge number, NaN, Infinity)."""
+
+
+def _whole_number(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _ManifestValue(f"a number of {len(text.lstrip('-'))} digits")
+    return int(text)
+
+
+def _real_number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _ManifestValue(f"the number {text[:20]}")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise _ManifestValue(name)
+
+
+def _parsed(data: bytes, zip_path: Path) -> Any:
+    """The manifest's JSON, read once with every number checked as it is parsed."""
+    try:
+        return json.loads(data, parse_int=_whole_number, parse_float=_real_number, parse_constant=_no_constant)
+    except RecursionError:
+        raise GalleryError(f"{zip_path}: manifest.json is damaged (nested too deeply)") from None
+    except _ManifestValue as error:
+        raise GalleryError(f"{zip_path}: manifest.json is damaged ({error} is not a value an export holds)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise GalleryError(f"{zip_path}: manifest.json is not valid JSON ({error})") from None
+
+
+def _count(value: Any, where: str, *, allow_none: bool = False) -> int | None:
+    """A whole number 0 … MAX_STEPS (a step count), not a boolean."""
+    if value is None and allow_none:
+        return None
+    if type(value) is not int or not 0 <= value <= MAX_STEPS:
+        raise GalleryError(f"{where} must be a whole number from 0 to {MAX_STEPS:,}, got {str(value)[:40]}")
+    return value
 
 
 def _manifest(archive: zipfile.ZipFile, zip_path: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads(_member(archive, zip_path, "manifest.json", "the manifest"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise GalleryError(f"{zip_path}: manifest.json is not valid JSON ({error})") from None
+    manifest = _parsed(_member(archive, zip_path, "manifest.json", "the manifest", MAX_MANIFEST_BYTES), zip_path)
     if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
         raise GalleryError(f"{zip_path} is not a jaxstyle gallery export (no {EXPORT_FORMAT} manifest)")
-    if manifest.get("version") != EXPORT_VERSION:
-        raise GalleryError(
-            f"{zip_path} is export version {manifest.get('version')!r}; this jaxstyle reads {EXPORT_VERSION}"
-        )
+    version = manifest.get("version")
+    if type(version) is not int or version != EXPORT_VERSION:  # true is not 1
+        raise GalleryError(f"{zip_path} is export version {str(version)[:20]!r}; this jaxstyle reads {EXPORT_VERSION}")
     return manifest
 
 
@@ -170,7 +235,8 @@ def _input_row(archive: zipfile.ZipFile, zip_path: Path, sha: str, info: Any) ->
     """The ``images`` row of one input of the export, its bytes checked against its hash and by the upload guard."""
     where = f"{zip_path}: input {str(sha)[:12]}…"
     _expect(info, dict, where)
-    data = _member(archive, zip_path, _expect(info.get("file"), str, f"{where} file"), f"input image {sha}")
+    name = _expect(info.get("file"), str, f"{where} file")
+    data = _member(archive, zip_path, name, f"input image {sha}", MAX_IMAGE_BYTES)
     if images.sha256_hex(data) != sha:
         raise GalleryError(f"{where} is damaged: its bytes don't match its SHA-256")
     kind = info.get("origin_kind")
@@ -205,11 +271,12 @@ def _imported_run(
     ]
     if not styles or any(sha not in inputs for sha in shas):
         raise GalleryError(f"{where} refers to input images that are not in the export")
+    created_text = _expect(entry.get("created"), str, f"{where} created")
+    finished = _expect(entry.get("finished") or None, str, f"{where} finished", allow_none=True)
     try:
-        created = datetime.fromisoformat(_expect(entry.get("created"), str, f"{where} created"))
-        finished = entry.get("finished")
+        created = datetime.fromisoformat(created_text).astimezone(UTC).isoformat(timespec="microseconds")
         finished = datetime.fromisoformat(finished).isoformat() if finished else None
-    except ValueError:
+    except (ValueError, OverflowError):  # year 1 in another time zone is before year 1 in UTC
         raise GalleryError(f"{where} has an invalid time") from None
 
     def losses(name: str) -> dict[str, float | None]:
@@ -220,7 +287,7 @@ def _imported_run(
 
     final_losses = losses("final_losses")
     row = {
-        "created": created.astimezone(UTC).isoformat(timespec="microseconds"),
+        "created": created,
         "status": status,
         "error": error_text,
         "title": str(entry.get("title") or ""),
@@ -239,17 +306,19 @@ def _imported_run(
         "final_losses": json.dumps(final_losses),
         "final_loss": final_losses.get(values.TOTAL_LOSS),
         "loss_history": json.dumps(values.history(_expect(entry.get("loss_history") or [], list, where))),
-        "step": _expect(entry.get("step") or 0, int, f"{where} step"),
-        "total_steps": _expect(entry.get("total_steps"), int, f"{where} total_steps", allow_none=True),
+        "step": _count(entry.get("step") or 0, f"{where} step"),
+        "total_steps": _count(entry.get("total_steps"), f"{where} total_steps", allow_none=True),
         "finished": finished,
     }
     if row["method"] not in METHODS:
         raise GalleryError(f"{where} has an unknown method {row['method']!r} (one of {', '.join(METHODS)})")
     blend = [float(_expect(s.get("blend"), (int, float), f"{where} style blend")) for s in styles]
+    if any(not 0 <= weight < math.inf for weight in blend):
+        raise GalleryError(f"{where} has a negative style blend")
     result = None
     if entry.get("image") is not None:
         image = _expect(entry["image"], str, f"{where} image")
-        png = _member(archive, zip_path, image, f"the result of run {old_id}")
+        png = _member(archive, zip_path, image, f"the result of run {old_id}", MAX_IMAGE_BYTES)
         thumbnail, width, height = _checked(values.checked_thumbnail, png, f"{where} result image")
         result = {"png": png, "thumbnail": thumbnail, "width": width, "height": height}
     video = _imported_video(archive, zip_path, where, entry.get("video"))
@@ -279,7 +348,7 @@ def _imported_video(archive: zipfile.ZipFile, zip_path: Path, where: str, entry:
         raise GalleryError(f"{zip_path} is incomplete: the video of {where} ({name}) is missing") from None
     if declared > video_files.DEFAULT_LIMITS.max_bytes:
         raise GalleryError(f"{where}: its video is {declared / 2**20:.0f} MB; {video_files.DEFAULT_LIMITS.describe()}")
-    data = _member(archive, zip_path, name, f"the video of {where}")
+    data = _member(archive, zip_path, name, f"the video of {where}", video_files.DEFAULT_LIMITS.max_bytes)
     with tempfile.TemporaryDirectory(prefix="jaxstyle-import-") as folder:
         probe_path = Path(folder) / f"video{suffix}"
         probe_path.write_bytes(data)
@@ -299,9 +368,19 @@ def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, A
     except (zipfile.BadZipFile, OSError) as error:
         raise GalleryError(f"{zip_path} is not a jaxstyle gallery export (not a zip file: {error})") from None
     with archive:
+        members = archive.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise GalleryError(f"{zip_path} holds {len(members):,} files; an export has at most {MAX_MEMBERS:,}")
+        total = sum(member.file_size for member in members)
+        if total > MAX_TOTAL_BYTES:
+            raise GalleryError(
+                f"{zip_path} inflates to {_size(total)}; an import takes at most {_size(MAX_TOTAL_BYTES)}"
+            )
         manifest = _manifest(archive, zip_path)
         inputs = _expect(manifest.get("inputs"), dict, f"{zip_path}: inputs")
         entries = _expect(manifest.get("runs"), list, f"{zip_path}: runs")
+        if len(entries) > MAX_RUNS:
+            raise GalleryError(f"{zip_path} holds {len(entries):,} runs; an import takes at most {MAX_RUNS:,}")
         input_rows = [_input_row(archive, zip_path, sha, info) for sha, info in inputs.items()]
         runs = [_imported_run(archive, zip_path, index, entry, inputs) for index, entry in enumerate(entries)]
     return runs, input_rows
