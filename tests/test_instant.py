@@ -524,3 +524,16 @@ def test_the_cli_generates_with_a_model_and_manages_models(trained, tmp_path, co
         assert done.stderr.count("\n") == 1, name
     assert "--ray-address is for optimization runs" in done.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_model_whose_painting_is_not_an_image_is_refused_at_import(trained, tmp_path):
+    """Its params are whole, but the painting of one style is a text: refused before it is listed,
+    not when that style is first used."""
+    model, gallery_path = trained
+    style = model.styles[0]
+    forged = tmp_path / "forged.jaxstyle-model"
+    images = {**model.style_images, style: b"not a painting at all"}
+    models.save_model(forged, models.model_document("forged", model.net, model.norms, model.meta, images))
+    with pytest.raises(models.ModelError, match=f"forged.jaxstyle-model is damaged: model forged's style {style}"):
+        models.import_model(forged, tmp_path / "other.db")
+    assert models.list_models(tmp_path / "other.db") == []

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from jaxstyle import files, images, paths
-from jaxstyle.errors import JaxstyleError
+from jaxstyle.errors import ImageError, JaxstyleError
 
 MODEL_SUFFIX = ".jaxstyle-model"
 CHECKPOINT_SUFFIX = ".jaxstyle-checkpoint"
@@ -334,9 +334,15 @@ def export_model(name: str, dest: str | os.PathLike, gallery_path: str | os.Path
 def import_model(
     source: str | os.PathLike, gallery_path: str | os.PathLike | None = None, *, name: str | None = None
 ) -> Model:
-    """Check a model file and copy it into the gallery's models, under its own name or ``name``;
-    an existing model of that name is refused."""
+    """Check a model file (its params and each style's painting, decoded as an upload is) and copy
+    it into the gallery's models, under its own name or ``name``; an existing model of that name is
+    refused."""
     model = read_model(source)
+    for style in model.styles:  # its paintings too, through the upload guard, before it is listed
+        try:
+            model.style_image(style)
+        except ImageError as error:
+            raise ModelError(f"{Path(source).name} is damaged: {error}") from None
     name = check_new_name(name or model.name)
     dest = model_path(name, gallery_path)
     if dest.exists():
