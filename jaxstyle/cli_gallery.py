@@ -16,7 +16,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from jaxstyle import gallery
+from jaxstyle import gallery, paths
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.runs import RUN_STATUSES
 
@@ -76,11 +76,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    """Carry out a parsed ``gallery`` command; returns the exit status (2 on any error, said on stderr)."""
+    """Carry out a parsed ``gallery`` command; returns the exit status (2 on any error, said on stderr).
+    A refused import into a gallery that did not exist leaves no gallery file behind."""
+    path = Path(getattr(args, "gallery", None) or paths.default_gallery_path())
+    existed = path.exists()
     try:
-        with gallery.connect(getattr(args, "gallery", None)) as db:
+        with gallery.connect(path) as db:
             return _COMMANDS[args.gallery_command](db, args)
     except JaxstyleError as error:
+        if args.gallery_command == "import" and not existed:
+            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                leftover.unlink(missing_ok=True)
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
 

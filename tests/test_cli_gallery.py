@@ -75,3 +75,12 @@ def test_python_dash_m_jaxstyle_gallery_uses_the_environments_gallery(photos):
     )
     assert result.returncode == 0, result.stderr
     assert [r["id"] for r in json.loads(result.stdout)["runs"]] == [run_id]
+
+
+def test_a_refused_import_into_a_new_gallery_leaves_no_gallery_file(tmp_path, capsys):
+    (tmp_path / "notes.zip").write_text("not a zip")
+    target = tmp_path / "new.db"
+    code = _cli("gallery", "--gallery", str(target), "import", str(tmp_path / "notes.zip"))
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "not a zip" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.zip"]
