@@ -176,8 +176,8 @@ def _export(db, args: argparse.Namespace) -> int:
 
 
 def _import(db, args: argparse.Namespace) -> int:
-    ids = gallery.import_gallery(db, args.zip)
-    print(f"imported {len(ids)} run{'s' if len(ids) != 1 else ''}" + (f": {', '.join(map(str, ids))}" if ids else ""))
+    imported = gallery.import_gallery(db, args.zip)
+    print(imported.summary() + (f": {', '.join(map(str, imported))}" if imported else ""))
     return EXIT_OK
 
 

@@ -235,3 +235,32 @@ def test_members_are_refused_from_their_declared_size_before_they_are_inflated(
     with gallery.connect(tmp_path / "target.db") as target, pytest.raises(GalleryError, match="an import takes at"):
         gallery.import_gallery(target, tmp_path / "good.zip")
     assert run_id
+
+
+def test_importing_the_same_zip_twice_adds_nothing_the_second_time(gallery_path, photos, tmp_path, capsys):
+    with gallery.connect(gallery_path) as db:
+        add_done_run(db, photos)
+        add_done_run(db, photos, content="chicago")
+        gallery.export_gallery(db, tmp_path / "export.zip")
+    target = tmp_path / "target.db"
+    with gallery.connect(target) as db:
+        first = gallery.import_gallery(db, tmp_path / "export.zip")
+        images_after_first = db["images"].count
+        again = gallery.import_gallery(db, tmp_path / "export.zip")
+        assert (len(first), first.already_here) == (2, 0)
+        assert (list(again), again.already_here, again.summary()) == ([], 2, "imported 0 runs, 2 already here")
+        assert gallery.count_runs(db) == 2 and db["images"].count == images_after_first
+    # Into the gallery it came from: every run is already there.
+    with gallery.connect(gallery_path) as db:
+        assert gallery.import_gallery(db, tmp_path / "export.zip").already_here == 2
+        assert gallery.count_runs(db) == 2
+
+    # A run that differs in a setting is a new run; one that differs only in its title is not.
+    def retitled_and_reweighted(manifest: dict, members: dict[str, bytes]) -> None:
+        manifest["runs"][0]["title"] = "another title"
+        manifest["runs"][1]["settings"]["style_weight"] = 7.5
+
+    edited = edited_export(tmp_path / "export.zip", tmp_path / "edited.zip", retitled_and_reweighted)
+    with gallery.connect(target) as db:
+        imported = gallery.import_gallery(db, edited)
+        assert (len(imported), imported.already_here) == (1, 1)

@@ -303,13 +303,13 @@ def _import_upload() -> None:
         try:
             path.write_bytes(upload.getvalue())
             with db() as conn:
-                count = len(gallery.import_gallery(conn, path))
+                imported = gallery.import_gallery(conn, path)
         except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
             # The messages name the file they read: the upload's name, not the temporary copy.
             message = failure_message(error, "the import").replace(str(path), name)
             st.session_state["g_import_outcome"] = ("error", message)
             return
-    st.session_state["g_import_outcome"] = ("success", f"Imported {count} run{'s' if count != 1 else ''} from {name}.")
+    st.session_state["g_import_outcome"] = ("success", f"{imported.summary().capitalize()} from {name}.")
     st.session_state["g_page"] = 1
 
 

@@ -34,7 +34,8 @@ Public API (``db`` is what :func:`connect` returns), by module:
   list[ImageInfo]``; ``compare_runs(db, run_ids) -> Comparison``; ``rerun_settings(db, run_id) -> dict``.
 - ``edits``: ``set_title``, ``set_tags``, ``set_favorite``; ``delete_run(db, run_id, *, force=False)``.
 - ``archive``: ``export_run(db, run_id, dest_dir) -> (png_path | None, json_path)``;
-  ``export_gallery(db, zip_path, *, run_ids=None) -> int``; ``import_gallery(db, zip_path) -> list[int]``.
+  ``export_gallery(db, zip_path, *, run_ids=None) -> int``; ``import_gallery(db, zip_path) ->
+  ImportedRuns`` (the new ids; ``already_here``: runs skipped as already in the gallery).
 - ``recovery``: ``recover_stale_runs(db, *, stale_after_s=STALE_AFTER_S) -> list[int]``;
   ``schema``: ``schema_version(db) -> int``, ``SCHEMA_VERSION``, ``MIGRATIONS``.
 - ``records``: ``Run``, ``RunSummary``, ``ImageInfo``, ``Comparison``. ``RUN_STATUSES`` and
@@ -52,7 +53,14 @@ file, and the file is left as it was. Every image that enters the gallery (input
 imported ones included) passes the same checks as an upload (:func:`jaxstyle.images.open_image`).
 """
 
-from jaxstyle.gallery.archive import EXPORT_FORMAT, EXPORT_VERSION, export_gallery, export_run, import_gallery
+from jaxstyle.gallery.archive import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    ImportedRuns,
+    export_gallery,
+    export_run,
+    import_gallery,
+)
 from jaxstyle.gallery.connection import connect
 from jaxstyle.gallery.database import GalleryDatabase, RunNotFound
 from jaxstyle.gallery.edits import delete_run, set_favorite, set_tags, set_title
@@ -104,6 +112,7 @@ __all__ = [
     "Comparison",
     "GalleryDatabase",
     "ImageInfo",
+    "ImportedRuns",
     "Run",
     "RunFilter",
     "RunNotFound",

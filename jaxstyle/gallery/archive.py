@@ -11,7 +11,7 @@ import math
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ from jaxstyle.gallery.lifecycle import ORIGIN_KINDS, VIDEO_SUFFIXES, insert_imag
 from jaxstyle.gallery.queries import get_run, input_image, run_image, run_video
 from jaxstyle.gallery.schema import SCHEMA_VERSION
 from jaxstyle.runs import ACTIVE_STATUSES, FAILED, METHOD_OPTIMIZE, METHOD_VIDEO, METHODS, RUN_STATUSES
+from jaxstyle.settings import TransferSettings
 
 EXPORT_FORMAT = "jaxstyle-gallery"
 EXPORT_VERSION = 1
@@ -386,31 +387,99 @@ def _read_export(zip_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, A
     return runs, input_rows
 
 
+class ImportedRuns(list):
+    """The new runs' ids (a list, in the export's order), and how many runs of the export were
+    already in the gallery and so were skipped."""
+
+    def __init__(self, run_ids: Sequence[int] = (), already_here: int = 0) -> None:
+        super().__init__(run_ids)
+        self.already_here = already_here
+
+    def summary(self) -> str:
+        """``imported 2 runs`` / ``imported 0 runs, 1 already here``."""
+        text = f"imported {len(self)} run{'s' if len(self) != 1 else ''}"
+        return text + (f", {self.already_here} already here" if self.already_here else "")
+
+
+def _fingerprint(
+    settings: TransferSettings, row: Mapping[str, Any], styles: Sequence[tuple[str, float]],
+    result_png: bytes | None, video: bytes | None,
+) -> str:  # fmt: skip
+    """What makes a run the same run: its settings, method, model, status, inputs (by hash, with
+    their blend), result image and video (by hash). Titles, tags and times do not count."""
+    document = {
+        "settings": settings.to_dict(),
+        "method": row["method"], "model": row["model"], "status": row["status"],
+        "content": row["content_sha"], "styles": [[sha, float(blend)] for sha, blend in styles],
+        "result": images.sha256_hex(result_png) if result_png is not None else None,
+        "video": images.sha256_hex(video) if video is not None else None,
+    }  # fmt: skip
+    return images.sha256_hex(json.dumps(document, sort_keys=True).encode())
+
+
+def _fingerprints_here(db: sqlite_utils.Database, content_shas: set[str]) -> set[str]:
+    """The fingerprints of the gallery's runs whose photo is one of ``content_shas`` (the only ones
+    an imported run can be the same as)."""
+    found = set()
+    for sha in content_shas:
+        for row in db.query(
+            "SELECT id, settings, method, model, status, content_sha FROM runs WHERE content_sha = ?", [sha]
+        ):
+            styles = [(r["sha256"], r["blend"]) for r in db.query(
+                "SELECT sha256, blend FROM run_styles WHERE run_id = ? ORDER BY position", [row["id"]])]  # fmt: skip
+            video = next(db.query("SELECT data FROM videos WHERE run_id = ?", [row["id"]]), None)
+            try:
+                settings = TransferSettings.from_dict(json.loads(row["settings"]))
+            except (SettingsError, ValueError):
+                continue  # a run stored by another version: never the same as an imported one
+            found.add(_fingerprint(settings, row, styles, run_image(db, row["id"]), video and bytes(video["data"])))
+    return found
+
+
 @guarded
-def import_gallery(db: sqlite_utils.Database, zip_path: str | os.PathLike) -> list[int]:
-    """Add the runs of an :func:`export_gallery` zip as new runs (new ids), all or nothing.
+def import_gallery(db: sqlite_utils.Database, zip_path: str | os.PathLike) -> ImportedRuns:
+    """Add the runs of an :func:`export_gallery` zip as new runs (new ids), all or nothing; a run
+    already in the gallery (same settings, inputs and result: see :func:`_fingerprint`) is skipped
+    and counted, so importing the same ZIP twice adds nothing.
 
     Everything is read and checked (settings via ``TransferSettings.from_dict``, image hashes,
     result images) before one transaction writes it. Runs exported while queued or running
     are imported as failed.
 
     Returns:
-        The new runs' ids, in the export's order.
+        The new runs' ids, in the export's order, and how many were already here.
 
     Raises:
         GalleryError: the file is not a valid export (nothing is imported).
     """
     zip_path = Path(zip_path)
     runs, input_rows = _read_export(zip_path)
-    new_ids = []
+    imported = ImportedRuns()
     with transaction(db):
+        here = _fingerprints_here(db, {run["row"]["content_sha"] for run in runs})
         for row in input_rows:
             insert_image(db, row)
         for run in runs:
+            result_png = run["result"]["png"] if run["result"] is not None else None
+            video = run["video"]["data"] if run["video"] is not None else None
+            styles = list(zip(run["style_shas"], run["blend"], strict=True))
+            fingerprint = _fingerprint(run["settings"], run["row"], styles, result_png, video)
+            if fingerprint in here:
+                imported.already_here += 1
+                continue
+            here.add(fingerprint)
             run_id = insert_run(db, run["row"], run["settings"], run["style_shas"], run["blend"])
             if run["result"] is not None:
                 db["results"].insert({"run_id": run_id, **run["result"]})
             if run["video"] is not None:
                 db["videos"].insert({"run_id": run_id, **run["video"]})
-            new_ids.append(run_id)
-    return new_ids
+            imported.append(run_id)
+        # Inputs only the skipped runs used are not kept.
+        shas = [row["sha256"] for row in input_rows]
+        if shas:
+            db["images"].delete_where(
+                f"sha256 IN ({', '.join('?' * len(shas))}) "
+                "AND sha256 NOT IN (SELECT content_sha FROM runs) AND sha256 NOT IN (SELECT sha256 FROM run_styles)",
+                shas,
+            )
+    return imported
