@@ -79,6 +79,14 @@ def gallery_path(tmp_path: Path) -> Path:
     return tmp_path / "gallery.db"
 
 
+@pytest.fixture
+def app_gallery(monkeypatch, tmp_path) -> Path:
+    """The gallery the app opens (``JAXSTYLE_GALLERY``), a fresh file per test."""
+    path = tmp_path / "app-gallery.db"
+    monkeypatch.setenv("JAXSTYLE_GALLERY", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def warm_cache_dir(tmp_path_factory) -> Path:
     """A cache dir shared by the whole session, holding the fallback weights once made (and the

@@ -39,13 +39,6 @@ def app_env(monkeypatch, warm_cache_dir, fallback_weights):
     st.cache_resource.clear()
 
 
-@pytest.fixture
-def app_gallery(monkeypatch, tmp_path) -> Path:
-    path = tmp_path / "app-gallery.db"
-    monkeypatch.setenv("JAXSTYLE_GALLERY", str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def demo_model(tmp_path_factory, fallback_weights) -> Path:
     """A two-style model "demo" (The Starry Night, The Great Wave) trained for 2 steps at 32 px, the

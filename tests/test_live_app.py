@@ -46,13 +46,6 @@ def app_env(monkeypatch, warm_cache_dir, fallback_weights):
     st.cache_resource.clear()
 
 
-@pytest.fixture
-def app_gallery(monkeypatch, tmp_path) -> Path:
-    path = tmp_path / "app-gallery.db"
-    monkeypatch.setenv("JAXSTYLE_GALLERY", str(path))
-    return path
-
-
 def open_live() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page(LIVE).run()

@@ -40,13 +40,6 @@ def app_env(monkeypatch, weights_cache):
     st.cache_resource.clear()
 
 
-@pytest.fixture
-def app_gallery(monkeypatch, tmp_path) -> Path:
-    path = tmp_path / "app-gallery.db"
-    monkeypatch.setenv("JAXSTYLE_GALLERY", str(path))
-    return path
-
-
 def open_app(page: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60).run()
     if page:
