@@ -60,24 +60,12 @@ def live_run(run_id: int) -> None:
     if _is_video(run_id):
         video_progress(snap, runner().position(run_id), key="cancel")
         return
-    position = runner().position(run_id)
-    top = st.columns([4, 1], vertical_alignment="center")
-    with top[0]:
-        if snap.status == runs.QUEUED:
-            ahead = (position or 1) - 1
-            st.progress(0.0, text="Waiting for the worker" + (f": {ahead} run(s) ahead" if ahead else "…"))
-        elif snap.step == 0:
-            st.progress(0.0, text="Preparing: compiling for this image size (the first run at a size takes longest)…")
-        else:
-            st.progress(
-                snap.fraction,
-                text=f"Iteration {snap.step} / {snap.total_steps} · {snap.its_per_s:.1f} it/s · "
-                f"{snap.size_px} px · {snap.elapsed_s:.0f} s",
-            )
-    with top[1]:
-        st.button(
-            "Cancel", key="cancel", icon=":material/stop_circle:", on_click=cancel_run, args=(run_id,), width="stretch"
-        )
+    _progress(
+        snap, runner().position(run_id), key="cancel",
+        preparing="Preparing: compiling for this image size (the first run at a size takes longest)…",
+        running=f"Iteration {snap.step} / {snap.total_steps} · {snap.its_per_s:.1f} it/s · {snap.size_px} px · "
+        f"{snap.elapsed_s:.0f} s",
+    )  # fmt: skip
     preview_png = snap.preview_png
     if preview_png is None and snap.status == runs.RUNNING:
         with contextlib.suppress(JaxstyleError), db() as conn:
@@ -99,18 +87,24 @@ def _is_video(run_id: int) -> bool:
 def video_progress(snap: Progress, position: int | None, *, key: str) -> None:
     """A queued or running video run: frames painted of the frames announced, frames per second,
     and a Cancel button (``key``)."""
+    _progress(
+        snap, position, key=key, preparing="Preparing: compiling the network for this frame size…",
+        running=f"Frame {snap.step} / {snap.total_steps} · {snap.its_per_s:.1f} frames/s · {snap.elapsed_s:.0f} s",
+    )  # fmt: skip
+
+
+def _progress(snap: Progress, position: int | None, *, key: str, preparing: str, running: str) -> None:
+    """A queued or running run's bar (its place in the queue, ``preparing`` before its first step,
+    then ``running``) beside a Cancel button (``key``)."""
     bar, cancel = st.columns([4, 1], vertical_alignment="center")
     with bar:
         if snap.status == runs.QUEUED:
             ahead = (position or 1) - 1
             st.progress(0.0, text="Waiting for the worker" + (f": {ahead} run(s) ahead" if ahead else "…"))
         elif snap.step == 0:
-            st.progress(0.0, text="Preparing: compiling the network for this frame size…")
+            st.progress(0.0, text=preparing)
         else:
-            st.progress(
-                snap.fraction,
-                text=f"Frame {snap.step} / {snap.total_steps} · {snap.its_per_s:.1f} frames/s · {snap.elapsed_s:.0f} s",
-            )
+            st.progress(snap.fraction, text=running)
     cancel.button(
         "Cancel", key=key, icon=":material/stop_circle:", on_click=cancel_run, args=(snap.run_id,), width="stretch"
     )
