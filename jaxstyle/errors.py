@@ -37,5 +37,9 @@ class Cancelled(JaxstyleError):
     """A run was cancelled by its progress callback."""
 
 
+class VideoError(JaxstyleError, ValueError):
+    """A file that is not a video we can paint, or one beyond the limits."""
+
+
 class ClusterError(JaxstyleError):
     """The Ray cluster can't be reached, refused this process, or lost the worker of a run."""

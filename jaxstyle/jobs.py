@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jaxstyle import images, inputs, runners, transfer
-from jaxstyle.errors import Cancelled, JaxstyleError, SettingsError
+from jaxstyle.errors import Cancelled, JaxstyleError, SettingsError, VideoError
 from jaxstyle.recorder import GalleryRecorder
 from jaxstyle.runs import CANCELLED, DONE, FAILED, FINISHED_STATUSES, QUEUED, RUNNING
 from jaxstyle.settings import TransferSettings
@@ -436,13 +436,8 @@ class JobRunner:
                 report_every=self.report_every,
                 preview_every=self.preview_every,
             )
-        except Cancelled as error:
-            self._end(job, recorder, CANCELLED, error)
-        except JaxstyleError as error:
-            self._end(job, recorder, FAILED, error)
-        except Exception as error:  # noqa: BLE001 — shown to the user, logged in full
-            log.exception("run %s failed", job.run_id)
-            self._end(job, recorder, FAILED, RuntimeError(f"unexpected error: {type(error).__name__}: {error}"))
+        except Exception as error:  # noqa: BLE001 — each kind ends the run its own way (_stopped)
+            self._stopped(job, recorder, error)
         else:
             try:
                 recorder.finish(result)
@@ -457,7 +452,6 @@ class JobRunner:
         """Paint a video run where runs execute (this process, or a Ray worker), its progress in frames."""
         import tempfile
 
-        from jaxstyle.video import files
         from jaxstyle.video import run as video_run
 
         recorder = GalleryRecorder(self.gallery_path, job.run_id)
@@ -479,21 +473,27 @@ class JobRunner:
                 destination = Path(folder) / "painted.mp4"
                 result = self.backend.video(prepared, destination, report, gallery_path=self.gallery_path)
                 video_run.finish_run(recorder, result)
-        except Cancelled as error:
-            self._end(job, recorder, CANCELLED, error)
-        except files.VideoError as error:
-            # Refused while decoding (truncated, too many frames): like a refusal at upload, no run stays.
-            self._forget(job.run_id)
-            self._update(job.run_id, status=FAILED, error=str(error))
-            self._retire(job.run_id)
-        except JaxstyleError as error:
-            self._end(job, recorder, FAILED, error)
-        except Exception as error:  # noqa: BLE001 — shown to the user, logged in full
-            log.exception("video run %s failed", job.run_id)
-            self._end(job, recorder, FAILED, RuntimeError(f"unexpected error: {type(error).__name__}: {error}"))
+        except Exception as error:  # noqa: BLE001 — each kind ends the run its own way (_stopped)
+            self._stopped(job, recorder, error)
         else:
             self._update(job.run_id, status=DONE, step=result.frames, total_steps=result.frames)
             self._retire(job.run_id)
+
+    def _stopped(self, job: _Job, recorder: GalleryRecorder, error: Exception) -> None:
+        """End a run that raised ``error`` (call it in the ``except`` block): cancelled; a video
+        refused while decoding (truncated, too many frames) leaves no run, like a refusal at upload;
+        a user's error fails it with its message; anything else fails it as unexpected, logged in full."""
+        if isinstance(error, Cancelled):
+            self._end(job, recorder, CANCELLED, error)
+        elif isinstance(error, VideoError):
+            self._forget(job.run_id)
+            self._update(job.run_id, status=FAILED, error=str(error))
+            self._retire(job.run_id)
+        elif isinstance(error, JaxstyleError):
+            self._end(job, recorder, FAILED, error)
+        else:
+            log.exception("run %s failed", job.run_id)
+            self._end(job, recorder, FAILED, RuntimeError(f"unexpected error: {type(error).__name__}: {error}"))
 
     def _forget(self, run_id: int) -> None:
         """Delete a run from the gallery (a video refused once decoding showed what it is)."""

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxstyle.errors import Cancelled, JaxstyleError
+from jaxstyle.errors import Cancelled, VideoError
 from jaxstyle.video.flicker import FlickerMeter
 from jaxstyle.video.frames import FramePainter
 
@@ -35,10 +35,6 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".m4v")  # what the upload an
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv")  # H.264 in these
 _COPY_AUDIO = {".mp4": {"aac", "mp3", "alac", "opus", "ac3"}, ".mov": {"aac", "mp3", "alac", "ac3"},
                ".m4v": {"aac"}, ".mkv": None}  # fmt: skip  # None: any codec is copied
-
-
-class VideoError(JaxstyleError, ValueError):
-    """A file that is not a video we can paint, or one beyond the limits."""
 
 
 @dataclasses.dataclass(frozen=True)
