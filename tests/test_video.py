@@ -124,16 +124,7 @@ def test_styles26_and_strength_below_one_paint_videos_too(clip, tmp_path):
 def test_a_phone_video_keeps_its_rotation_and_its_poster_stands_upright(frames_of_photo, painter, painting, tmp_path,
                                                                          gallery_path):  # fmt: skip
     """Phones store a portrait video as landscape frames and a rotation for the player."""
-    source = tmp_path / "portrait.mp4"
-    with av.open(str(source), "w") as container:
-        stream = container.add_stream("libx264", rate=CLIP_FPS)
-        stream.width, stream.height, stream.pix_fmt = CLIP_W, CLIP_H, "yuv420p"
-        stream.set_display_rotation(90)
-        for i, frame in enumerate(frames_of_photo[:4]):
-            image = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            image.pts, image.time_base = i, fractions.Fraction(1, CLIP_FPS)
-            container.mux(stream.encode(image))
-        container.mux(stream.encode(None))
+    source = _encode(tmp_path / "portrait.mp4", frames_of_photo[:4], CLIP_FPS, rotation=90)
     out = tmp_path / "painted.mp4"
     run = video_run.run_video(_request(source, painting), out, painter=painter, gallery_path=gallery_path)
     assert files.first_frame(out)[1] == 90 and run.result.stats()["rotation"] == 90
@@ -160,17 +151,27 @@ def test_cancelling_leaves_nothing(clip, painter, painting, tmp_path, gallery_pa
 # --- Hostile files: one line, nothing stored, nothing written
 
 
-def _truncated(frames_of_photo, tmp_path: Path) -> Path:
-    """A 3 s clip whose index is at the front (as phones and web encoders write it), cut off at 80 %."""
-    whole = tmp_path / "whole.mp4"
-    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:
-        stream = container.add_stream("libx264", rate=CLIP_FPS)
-        stream.width, stream.height, stream.pix_fmt = CLIP_W, CLIP_H, "yuv420p"
-        for i, frame in enumerate(frames_of_photo * 3):
+def _encode(path: Path, frame_list: list[np.ndarray], fps: int, *, pts: list[int] | None = None,
+            options: dict[str, str] | None = None, rotation: int = 0) -> Path:  # fmt: skip
+    """An H.264 video without sound, as ``clips.write_clip`` writes it but with what a test needs
+    beyond it: its own timestamps, container options, a display rotation."""
+    with av.open(str(path), "w", options=options or {}) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        height, width = frame_list[0].shape[:2]
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i, frame in enumerate(frame_list):
             image = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            image.pts, image.time_base = i, fractions.Fraction(1, CLIP_FPS)
+            image.pts, image.time_base = (pts[i] if pts else i), fractions.Fraction(1, fps)
             container.mux(stream.encode(image))
         container.mux(stream.encode(None))
+    return path
+
+
+def _truncated(frames_of_photo, tmp_path: Path) -> Path:
+    """A 3 s clip whose index is at the front (as phones and web encoders write it), cut off at 80 %."""
+    whole = _encode(tmp_path / "whole.mp4", frames_of_photo * 3, CLIP_FPS, options={"movflags": "faststart"})
     cut = tmp_path / "cut.mp4"
     data = whole.read_bytes()
     cut.write_bytes(data[: int(len(data) * 0.8)])
@@ -179,27 +180,12 @@ def _truncated(frames_of_photo, tmp_path: Path) -> Path:
 
 def _claiming_hours(tmp_path: Path) -> Path:
     """Two frames three hours apart: the header says the video lasts three hours."""
-    path = tmp_path / "hours.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for pts in (0, 3 * 3600 * 25):
-            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-            frame.pts, frame.time_base = pts, fractions.Fraction(1, 25)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
+    black = np.zeros((48, 64, 3), np.uint8)
+    return _encode(tmp_path / "hours.mp4", [black, black], 25, pts=[0, 3 * 3600 * 25])
 
 
 def _eight_k(tmp_path: Path) -> Path:
-    path = tmp_path / "8k.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 7680, 4320, "yuv420p"
-        frame = av.VideoFrame.from_ndarray(np.zeros((4320, 7680, 3), np.uint8), format="rgb24")
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
+    return clips.write_clip(tmp_path / "8k.mp4", [np.zeros((4320, 7680, 3), np.uint8)], 25, audio=False, codec="mpeg4")
 
 
 def _audio_only(tmp_path: Path) -> Path:
