@@ -28,10 +28,11 @@ from tests.gallery_support import REPO, add_done_run, solid_png, subprocess_env
 
 def test_a_new_gallery_is_created_migrated_in_wal_mode_with_foreign_keys(gallery_path):
     with gallery.connect(gallery_path) as db:
-        assert gallery.schema_version(db) == gallery.SCHEMA_VERSION == 5
+        assert gallery.schema_version(db) == gallery.SCHEMA_VERSION == 6
         assert db.journal_mode == "wal"
         assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-        assert {"runs", "images", "run_styles", "results", "previews", "videos"} <= set(db.table_names())
+        tables = {"runs", "images", "run_styles", "results", "result_images", "previews", "videos", "video_files"}
+        assert tables <= set(db.table_names())
     with gallery.connect(gallery_path) as db:  # opening again applies nothing twice
         assert [m.name for m in gallery.MIGRATIONS.applied(db)] == [
             "m001_initial",
@@ -39,6 +40,7 @@ def test_a_new_gallery_is_created_migrated_in_wal_mode_with_foreign_keys(gallery
             "m003_groups_owners_previews",
             "m004_methods",
             "m005_videos",
+            "m006_shared_files",
         ]
 
 
@@ -103,7 +105,7 @@ def test_a_v1_file_is_upgraded_in_place_without_losing_a_row(gallery_path, photo
     conn.close()
 
     with gallery.connect(gallery_path) as db:
-        assert gallery.schema_version(db) == 5
+        assert gallery.schema_version(db) == gallery.SCHEMA_VERSION
         assert db.journal_mode == "wal"
         old = gallery.get_run(db, 1)
         assert (old.method, old.model) == ("optimize", None)  # every run before v4 was an optimization
@@ -125,6 +127,60 @@ def test_a_v1_file_is_upgraded_in_place_without_losing_a_row(gallery_path, photo
         # New v3 features work on the old rows.
         gallery.set_favorite(db, 1)
         assert [r.id for r in gallery.list_runs(db, favorite=True)] == [1]
+
+
+def test_a_v5_gallery_moves_to_shared_files_keeping_every_run_and_image_byte_for_byte(gallery_path, photos):
+    """v6 stores result images and videos once by hash. A file made by the v5 steps (applied by
+    the real migrations, rows as v5 wrote them) keeps every run, result, thumbnail and video."""
+    import hashlib
+
+    import sqlite_utils
+
+    old = sqlite_utils.Database(gallery_path)
+    gallery.MIGRATIONS.apply(old, stop_before="m006_shared_files")
+    assert gallery.schema_version(old) == 5
+    content, style = photos["chicago"], photos["udnie"]
+    c_sha, s_sha = hashlib.sha256(content).hexdigest(), hashlib.sha256(style).hexdigest()
+    old["images"].insert_all([
+        {"sha256": c_sha, "origin_kind": "file", "origin": "chicago.jpg", "width": 64, "height": 48,
+         "data": content, "created": "2026-01-01T00:00:00.000000+00:00"},
+        {"sha256": s_sha, "origin_kind": "catalog", "origin": "udnie", "width": 64, "height": 48,
+         "data": style, "created": "2026-01-01T00:00:00.000000+00:00"},
+    ])  # fmt: skip
+    settings = json.dumps(TransferSettings(size_px=64).to_dict())
+    shared, own, poster = solid_png("teal"), solid_png("olive"), solid_png("maroon")
+    results = {1: (shared, b"thumb-a"), 2: (shared, b"thumb-a"), 3: (own, b"thumb-b"), 4: (poster, b"thumb-c")}
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40  # v5 stored the bytes as given
+    for run_id in (1, 2, 3, 4, 5):
+        method = "video" if run_id == 4 else "optimize"
+        old["runs"].insert({"id": run_id, "created": "2026-01-01T00:00:00.000000+00:00", "status": "done",
+                            "settings": settings, "content_sha": c_sha, "method": method,
+                            "model": "arbitrary" if method == "video" else None})  # fmt: skip
+        old["run_styles"].insert({"run_id": run_id, "position": 0, "sha256": s_sha, "blend": 1.0})
+    for run_id, (png, thumbnail) in results.items():
+        old["results"].insert({"run_id": run_id, "png": png, "thumbnail": thumbnail, "width": 48, "height": 32})
+    old["videos"].insert({"run_id": 4, "data": video, "suffix": ".mp4", "stats": '{"frames": 12}'})
+    old.close()
+
+    with gallery.connect(gallery_path) as db:
+        assert gallery.schema_version(db) == gallery.SCHEMA_VERSION
+        assert gallery.count_runs(db) == 5
+        for run_id, (png, thumbnail) in results.items():
+            assert gallery.run_image(db, run_id) == png
+            assert gallery.run_thumbnail(db, run_id) == thumbnail
+        assert gallery.run_image(db, 5) is None and not gallery.get_run(db, 5).has_image
+        assert gallery.thumbnails(db, [1, 3, 5]) == {1: b"thumb-a", 3: b"thumb-b"}
+        assert gallery.run_video(db, 4) == gallery.VideoFile(video, ".mp4", {"frames": 12})
+        assert gallery.input_image(db, c_sha) == content
+        assert db["result_images"].count == 3  # runs 1 and 2 share one
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+        # A shared image goes with the last run that uses it.
+        gallery.delete_run(db, 1)
+        assert gallery.run_image(db, 2) == shared
+        gallery.delete_run(db, 2)
+        assert db["result_images"].count == 2
+        gallery.delete_run(db, 4)
+        assert db["result_images"].count == 1 and db["video_files"].count == 0
 
 
 def test_a_file_that_is_not_a_database_is_refused_and_left_unchanged(gallery_path):
@@ -216,7 +272,9 @@ for i in range(count):
 def _assert_all_done_and_readable(db, expected: int) -> None:
     assert gallery.count_runs(db) == expected
     assert gallery.count_runs(db, status="done") == expected
-    for run_id, png, thumbnail in db.execute("SELECT run_id, png, thumbnail FROM results"):
+    for run_id, png, thumbnail in db.execute(
+        "SELECT run_id, png, thumbnail FROM results JOIN result_images USING (sha256)"
+    ):
         with Image.open(io.BytesIO(png)) as image:
             image.load()
         with Image.open(io.BytesIO(thumbnail)) as image:

@@ -99,7 +99,8 @@ def test_an_import_whose_result_is_over_the_pixel_limit_is_refused_in_one_line_w
         gallery.export_gallery(db, tmp_path / "good.zip")
 
     def huge_result(manifest: dict, members: dict[str, bytes]) -> None:
-        members[f"results/{run_id}.png"] = huge_png
+        manifest["runs"][1]["image"] = "results/huge.png"
+        members["results/huge.png"] = huge_png
 
     huge_zip = edited_export(tmp_path / "good.zip", tmp_path / "huge.zip", huge_result)
     target = tmp_path / "target.db"
@@ -222,16 +223,16 @@ def test_members_are_refused_from_their_declared_size_before_they_are_inflated(
     with gallery.connect(gallery_path) as db:
         run_id = add_done_run(db, photos)
         gallery.export_gallery(db, tmp_path / "good.zip")
-    monkeypatch.setattr(gallery.archive, "MAX_IMAGE_BYTES", 1000)
+    monkeypatch.setattr(gallery.imports, "MAX_IMAGE_BYTES", 1000)
     with gallery.connect(tmp_path / "target.db") as target:
         with pytest.raises(GalleryError, match="inflates to .*; the limit is 1,000 bytes"):
             gallery.import_gallery(target, tmp_path / "good.zip")
         assert gallery.count_runs(target) == 0
-    monkeypatch.setattr(gallery.archive, "MAX_IMAGE_BYTES", 50 * 2**20)
-    monkeypatch.setattr(gallery.archive, "MAX_RUNS", 0)
+    monkeypatch.setattr(gallery.imports, "MAX_IMAGE_BYTES", 50 * 2**20)
+    monkeypatch.setattr(gallery.imports, "MAX_RUNS", 0)
     with gallery.connect(tmp_path / "target.db") as target, pytest.raises(GalleryError, match="holds 1 runs"):
         gallery.import_gallery(target, tmp_path / "good.zip")
-    monkeypatch.setattr(gallery.archive, "MAX_TOTAL_BYTES", 10)
+    monkeypatch.setattr(gallery.imports, "MAX_TOTAL_BYTES", 10)
     with gallery.connect(tmp_path / "target.db") as target, pytest.raises(GalleryError, match="an import takes at"):
         gallery.import_gallery(target, tmp_path / "good.zip")
     assert run_id
@@ -264,3 +265,164 @@ def test_importing_the_same_zip_twice_adds_nothing_the_second_time(gallery_path,
     with gallery.connect(target) as db:
         imported = gallery.import_gallery(db, edited)
         assert (len(imported), imported.already_here) == (1, 1)
+
+
+def test_a_member_compressed_with_bzip2_or_lzma_is_refused_before_it_is_inflated(gallery_path, photos, tmp_path):
+    """zipfile bounds each read of a deflated member; a bzip2 or LZMA one can inflate without bound
+    in a single read (1 GB of zeros is a 1 kB bzip2 stream), so it is refused from the directory."""
+    with gallery.connect(gallery_path) as db:
+        add_done_run(db, photos)
+        gallery.export_gallery(db, tmp_path / "good.zip")
+    for method, name in ((zipfile.ZIP_BZIP2, "bzip2"), (zipfile.ZIP_LZMA, "lzma")):
+        with zipfile.ZipFile(tmp_path / "good.zip") as good, zipfile.ZipFile(tmp_path / f"{name}.zip", "w") as bad:
+            for item in good.infolist():
+                bad.writestr(item.filename, good.read(item), compress_type=method)
+        with gallery.connect(tmp_path / "target.db") as target:
+            with pytest.raises(GalleryError, match=f"{name}.zip: the manifest .* compressed with method {method}"):
+                gallery.import_gallery(target, tmp_path / f"{name}.zip")
+            assert gallery.count_runs(target) == 0
+
+
+def _noise_png(side: int, seed: int = 0) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    from tests.gallery_support import png_of
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    return png_of(Image.fromarray(pixels))
+
+
+def _runs_sharing_one_result(good: Path, dest: Path, count: int, result: bytes) -> Path:
+    """``good``'s first run ``count`` times (each with its own seed, so each is a run of its own),
+    all pointing at one result member: the amplification attack of a crafted ZIP."""
+
+    def many(manifest: dict, members: dict[str, bytes]) -> None:
+        for name in [name for name in members if name.startswith("results/")]:
+            del members[name]
+        members["results/shared.png"] = result
+        template = manifest["runs"][0]
+        manifest["runs"] = [
+            {**template, "id": i + 1, "image": "results/shared.png", "settings": {**template["settings"], "seed": i}}
+            for i in range(count)
+        ]
+
+    return edited_export(good, dest, many)
+
+
+def _gallery_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def test_runs_that_share_one_image_store_it_once_and_decode_it_once(gallery_path, photos, tmp_path, monkeypatch):
+    with gallery.connect(gallery_path) as db:
+        add_done_run(db, photos)
+        gallery.export_gallery(db, tmp_path / "good.zip")
+    image = _noise_png(600)
+    assert len(image) > 1_000_000
+    one = _runs_sharing_one_result(tmp_path / "good.zip", tmp_path / "one.zip", 1, image)
+    many = _runs_sharing_one_result(tmp_path / "good.zip", tmp_path / "many.zip", 300, image)
+    decoded: list[str] = []
+    real_check = gallery.values.checked_thumbnail
+    monkeypatch.setattr(
+        gallery.values, "checked_thumbnail", lambda data, what: decoded.append(what) or real_check(data, what)
+    )
+
+    with gallery.connect(tmp_path / "one.db") as db:
+        assert len(gallery.import_gallery(db, one)) == 1
+    with gallery.connect(tmp_path / "many.db") as db:
+        decoded.clear()
+        imported = gallery.import_gallery(db, many)
+        assert len(imported) == 300
+        assert len(decoded) == 3  # the photo, the painting and the one result: not 300 results
+        assert db["result_images"].count == 1
+        assert {gallery.run_image(db, run_id) for run_id in imported} == {image}
+        # Deleting runs keeps the image while one run still uses it.
+        for run_id in imported[:-1]:
+            gallery.delete_run(db, run_id)
+        assert gallery.run_image(db, imported[-1]) == image
+        gallery.delete_run(db, imported[-1])
+        assert db["result_images"].count == 0 and db["images"].count == 0
+    with gallery.connect(tmp_path / "many2.db") as db:
+        gallery.import_gallery(db, many)
+    # 299 more runs cost their rows (a few kB each), not 299 more copies of a 1 MB image.
+    grown = _gallery_bytes(tmp_path / "many2.db") - _gallery_bytes(tmp_path / "one.db")
+    assert grown < 299 * 4096, grown
+
+
+def test_an_export_of_runs_that_share_a_result_holds_it_once_and_imports_back(gallery_path, photos, tmp_path):
+    with gallery.connect(gallery_path) as db:
+        first, second = add_done_run(db, photos), add_done_run(db, photos, content="chicago")
+        assert gallery.run_image(db, first) == gallery.run_image(db, second)  # the same navy PNG
+        gallery.export_gallery(db, tmp_path / "export.zip")
+    with zipfile.ZipFile(tmp_path / "export.zip") as archive:
+        results = [name for name in archive.namelist() if name.startswith("results/")]
+    assert len(results) == 1
+    with gallery.connect(tmp_path / "target.db") as db:
+        imported = gallery.import_gallery(db, tmp_path / "export.zip")
+        assert len(imported) == 2 and db["result_images"].count == 1
+
+
+PEAK_SCRIPT = """
+import resource, sys
+from jaxstyle import gallery
+from jaxstyle.errors import GalleryError
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with gallery.connect(sys.argv[1]) as db:
+    try:
+        print(gallery.import_gallery(db, sys.argv[2]).summary())
+    except GalleryError as error:
+        print("refused:", error)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+# What the budget allows: 1 GiB, plus the largest image the upload guard lets through, decoded (RGBA).
+PEAK_BUDGET = 2**30 + images.MAX_INPUT_PIXELS * 4
+
+
+def _import_peak(zip_path: Path, target: Path) -> tuple[str, int, int]:
+    """A fresh process imports ``zip_path``: what it said, how much its peak memory grew meanwhile,
+    and the process's peak (Python, the gallery's modules and the import)."""
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_SCRIPT, str(target), str(zip_path)],
+        capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said, grown, peak = done.stdout.strip().rsplit("\n", 2)
+    return said, int(grown), int(peak)
+
+
+def test_hostile_imports_stay_within_their_memory_budget(gallery_path, photos, tmp_path):
+    """The issue's cases, each in a fresh process: refused or imported, the peak stays under 1 GiB
+    plus the largest allowed image. The first two took 2.36 GB and ~1.5 GB before the budget."""
+    with gallery.connect(gallery_path) as db:
+        add_done_run(db, photos)
+        gallery.export_gallery(db, tmp_path / "good.zip")
+    from PIL import Image
+
+    from tests.gallery_support import png_of
+
+    side = int(images.MAX_INPUT_PIXELS**0.5)  # 8,944 px square: just under 80 megapixels
+    just_allowed = png_of(Image.new("1", (side, side)))
+    bomb = zipfile.ZipFile(tmp_path / "bomb.zip", "w", compression=zipfile.ZIP_DEFLATED)
+    with bomb, bomb.open("manifest.json", "w") as member:  # 1 GiB of spaces, written in pieces
+        for _ in range(1024):
+            member.write(b" " * 2**20)
+    cases = {
+        "bomb": (tmp_path / "bomb.zip", "refused:", 64 * 2**20),
+        "500 runs, one 3 MB image": (
+            _runs_sharing_one_result(tmp_path / "good.zip", tmp_path / "shared.zip", 500, _noise_png(1000)),
+            "imported 500 runs", 300 * 2**20,
+        ),
+        "10 runs, one 80-megapixel image": (
+            _runs_sharing_one_result(tmp_path / "good.zip", tmp_path / "large.zip", 10, just_allowed),
+            "imported 10 runs", PEAK_BUDGET,
+        ),
+    }  # fmt: skip
+    assert (tmp_path / "bomb.zip").stat().st_size < 2 * 2**20
+    for case, (zip_path, expected, budget) in cases.items():
+        said, grown, peak = _import_peak(zip_path, tmp_path / f"{zip_path.stem}.db")
+        assert said.startswith(expected), (case, said)
+        assert "\n" not in said
+        print(f"{case}: {said[:40]}… grew {grown / 2**20:.0f} MB, peak {peak / 2**20:.0f} MB")
+        assert grown < budget and peak < PEAK_BUDGET, (case, grown, peak)

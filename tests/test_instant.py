@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from unittest.mock import ANY
 
 import jax
@@ -537,3 +538,19 @@ def test_a_model_whose_painting_is_not_an_image_is_refused_at_import(trained, tm
     with pytest.raises(models.ModelError, match=f"forged.jaxstyle-model is damaged: model forged's style {style}"):
         models.import_model(forged, tmp_path / "other.db")
     assert models.list_models(tmp_path / "other.db") == []
+
+
+def test_a_model_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """Its size is read from the file system; none of its bytes are (the CLI says it in one line, exit 2)."""
+    huge = tmp_path / "huge.jaxstyle-model"
+    with huge.open("wb") as stream:  # sparse: 300 MB on paper, nothing on disk
+        stream.truncate(300 * 2**20)
+    read: list[Path] = []
+    real_read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or real_read_bytes(self))
+    with pytest.raises(models.ModelError, match="huge.jaxstyle-model is 300 MB; a model file is at most 256 MB"):
+        models.import_model(huge, tmp_path / "gallery.db")
+    assert read == [] and models.list_models(tmp_path / "gallery.db") == []
+    monkeypatch.undo()
+    done = _cli("models", "import", str(huge), "--gallery", str(tmp_path / "gallery.db"), capture_output=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "at most 256 MB" in done.stderr

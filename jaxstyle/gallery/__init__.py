@@ -1,9 +1,10 @@
 """The gallery: every run, its settings, inputs, losses and result image, in one SQLite file.
 
 People come back to the gallery to find what they made and to learn which settings give which
-look, so it keeps every setting, the input images (each stored once, by SHA-256), the loss
-history and the result. It lives in ``gallery.db`` at the project root unless
-``JAXSTYLE_GALLERY`` (or a ``path``) says otherwise (see :func:`jaxstyle.paths.default_gallery_path`).
+look, so it keeps every setting, the input images, the loss history and the result (every image
+and video stored once, by SHA-256, and shared by the runs that use it). It lives in
+``gallery.db`` at the project root unless ``JAXSTYLE_GALLERY`` (or a ``path``) says otherwise
+(see :func:`jaxstyle.paths.default_gallery_path`).
 
 Open one connection per operation or per thread, never share one across threads::
 
@@ -34,8 +35,9 @@ Public API (``db`` is what :func:`connect` returns), by module:
   list[ImageInfo]``; ``compare_runs(db, run_ids) -> Comparison``; ``rerun_settings(db, run_id) -> dict``.
 - ``edits``: ``set_title``, ``set_tags``, ``set_favorite``; ``delete_run(db, run_id, *, force=False)``.
 - ``archive``: ``export_run(db, run_id, dest_dir) -> (png_path | None, json_path)``;
-  ``export_gallery(db, zip_path, *, run_ids=None) -> int``; ``import_gallery(db, zip_path) ->
-  ImportedRuns`` (the new ids; ``already_here``: runs skipped as already in the gallery).
+  ``export_gallery(db, zip_path, *, run_ids=None) -> int``; ``imports``: ``import_gallery(db,
+  zip_path) -> ImportedRuns`` (the new ids; ``already_here``: runs skipped as already in the
+  gallery), read under the limits of :mod:`jaxstyle.gallery.imports`.
 - ``recovery``: ``recover_stale_runs(db, *, stale_after_s=STALE_AFTER_S) -> list[int]``;
   ``schema``: ``schema_version(db) -> int``, ``SCHEMA_VERSION``, ``MIGRATIONS``.
 - ``records``: ``Run``, ``RunSummary``, ``ImageInfo``, ``Comparison``. ``RUN_STATUSES`` and
@@ -53,17 +55,11 @@ file, and the file is left as it was. Every image that enters the gallery (input
 imported ones included) passes the same checks as an upload (:func:`jaxstyle.images.open_image`).
 """
 
-from jaxstyle.gallery.archive import (
-    EXPORT_FORMAT,
-    EXPORT_VERSION,
-    ImportedRuns,
-    export_gallery,
-    export_run,
-    import_gallery,
-)
+from jaxstyle.gallery.archive import EXPORT_FORMAT, EXPORT_VERSION, export_gallery, export_run
 from jaxstyle.gallery.connection import connect
 from jaxstyle.gallery.database import GalleryDatabase, RunNotFound
 from jaxstyle.gallery.edits import delete_run, set_favorite, set_tags, set_title
+from jaxstyle.gallery.imports import ImportedRuns, import_gallery
 from jaxstyle.gallery.lifecycle import (
     ORIGIN_KINDS,
     add_run,

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import sqlite_utils
 
 from jaxstyle.errors import GalleryError
-from jaxstyle.gallery.database import guarded, placeholders, require_run, transaction, update_run
+from jaxstyle.gallery.database import guarded, require_run, transaction, update_run
+from jaxstyle.gallery.lifecycle import drop_unused
 from jaxstyle.gallery.values import tags_json
 from jaxstyle.runs import ACTIVE_STATUSES
 
@@ -35,7 +36,7 @@ def set_favorite(db: sqlite_utils.Database, run_id: int, favorite: bool = True) 
 
 @guarded
 def delete_run(db: sqlite_utils.Database, run_id: int, *, force: bool = False) -> None:
-    """Delete a run, its result and preview, and the input images no other run uses.
+    """Delete a run, its preview, and the images and video that no other run uses.
 
     Raises:
         GalleryError: the run is still queued or running (cancel it first, or pass ``force``).
@@ -45,10 +46,8 @@ def delete_run(db: sqlite_utils.Database, run_id: int, *, force: bool = False) -
         row = require_run(db, run_id)
         if row["status"] in ACTIVE_STATUSES and not force:
             raise GalleryError(f"run {run_id} is still {row['status']}; cancel it before deleting it")
-        shas = {row["content_sha"]} | {r["sha256"] for r in db["run_styles"].rows_where("run_id = ?", [int(run_id)])}
-        db["runs"].delete(int(run_id))  # cascades to its styles, result and preview
-        db["images"].delete_where(
-            f"sha256 IN ({placeholders(shas)}) "
-            "AND sha256 NOT IN (SELECT content_sha FROM runs) AND sha256 NOT IN (SELECT sha256 FROM run_styles)",
-            list(shas),
-        )
+        inputs = {row["content_sha"]} | {r["sha256"] for r in db["run_styles"].rows_where("run_id = ?", [int(run_id)])}
+        results = [r["sha256"] for r in db["results"].rows_where("run_id = ?", [int(run_id)])]
+        videos = [r["sha256"] for r in db["videos"].rows_where("run_id = ?", [int(run_id)])]
+        db["runs"].delete(int(run_id))  # cascades to its styles, result and video links, and preview
+        drop_unused(db, inputs=inputs, results=results, videos=videos)

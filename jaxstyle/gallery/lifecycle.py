@@ -8,8 +8,9 @@ later one (a cancelled run is not started, a finished run is not failed) is one 
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlite_utils
@@ -52,6 +53,74 @@ _NOT_DONE = tuple(status for status in RUN_STATUSES if status != DONE)
 def insert_image(db: sqlite_utils.Database, row: Mapping[str, Any]) -> None:
     """Add an ``images`` row unless the same bytes (sha256) are stored already (the first origin stays)."""
     db["images"].insert({**row, "created": now_iso()}, ignore=True)
+
+
+def is_stored(db: sqlite_utils.Database, table: str, sha: str) -> bool:
+    """Whether ``table`` (``images``, ``result_images``, ``video_files``) holds the bytes with this hash."""
+    return db[table].count_where("sha256 = ?", [sha]) > 0
+
+
+def insert_result_image(db: sqlite_utils.Database, png: bytes, thumbnail: bytes, width: int, height: int) -> str:
+    """Add a result image unless the same bytes are stored already (inside the caller's transaction); its hash."""
+    sha = images.sha256_hex(png)
+    row = {"sha256": sha, "png": png, "thumbnail": thumbnail, "width": width, "height": height}
+    db["result_images"].insert(row, ignore=True)
+    return sha
+
+
+def drop_unused(
+    db: sqlite_utils.Database, *, inputs: Collection[str] = (), results: Collection[str] = (),
+    videos: Collection[str] = (),
+) -> None:  # fmt: skip
+    """Remove those of these stored files (by hash) that no run uses any more, inside the caller's
+    transaction: a file shared by runs goes with the last of them."""
+    if inputs:
+        db["images"].delete_where(
+            f"sha256 IN ({placeholders(inputs)}) "
+            "AND sha256 NOT IN (SELECT content_sha FROM runs) AND sha256 NOT IN (SELECT sha256 FROM run_styles)",
+            list(inputs),
+        )
+    for table, links, shas in (("result_images", "results", results), ("video_files", "videos", videos)):
+        if shas:
+            db[table].delete_where(
+                f"sha256 IN ({placeholders(shas)}) AND sha256 NOT IN (SELECT sha256 FROM {links})", list(shas)
+            )
+
+
+def link_result(db: sqlite_utils.Database, run_id: int, sha: str) -> None:
+    """Make a stored result image the run's result (replacing an earlier one, dropped if now unused)."""
+    before = next(db["results"].rows_where("run_id = ?", [int(run_id)], select="sha256"), None)
+    # INSERT OR REPLACE, not sqlite-utils' upsert: that one probes the file with a scratch table,
+    # and when the probe fails (a full disk) falls back to INSERT OR IGNORE, which skips a row
+    # with NOT NULL columns without a word.
+    db["results"].insert({"run_id": int(run_id), "sha256": sha}, replace=True)
+    if before is not None and before["sha256"] != sha:
+        drop_unused(db, results=[before["sha256"]])
+
+
+def insert_video_file(db: sqlite_utils.Database, sha: str, suffix: str, size: int, chunks: Iterable[bytes]) -> None:
+    """Add a video file unless stored already, writing its bytes chunk by chunk (SQLite's blob I/O),
+    so a video of hundreds of MB is never held whole in memory; the chunks must hash to ``sha``.
+
+    Raises:
+        GalleryError: the chunks are not ``size`` bytes hashing to ``sha`` (the caller's transaction
+            is then rolled back).
+    """
+    if is_stored(db, "video_files", sha):
+        return
+    rowid = db.execute(
+        "INSERT INTO video_files (sha256, data, suffix) VALUES (?, zeroblob(?), ?)", [sha, int(size), suffix]
+    ).lastrowid
+    digest, written = hashlib.sha256(), 0
+    with db.conn.blobopen("video_files", "data", rowid) as blob:
+        for chunk in chunks:
+            if written + len(chunk) > size:
+                raise GalleryError(f"video {sha[:12]}… holds more than its {size:,} bytes")
+            blob.write(chunk)
+            digest.update(chunk)
+            written += len(chunk)
+    if written != size or digest.hexdigest() != sha:
+        raise GalleryError(f"video {sha[:12]}… changed while it was stored (its bytes no longer match their hash)")
 
 
 @guarded
@@ -270,7 +339,9 @@ def finish_run(
         RunNotFound: the run was deleted.
     """
     image_png = bytes(image_png)
-    thumbnail, width, height = checked_thumbnail(image_png, f"the result of run {run_id}")
+    checked = None  # decoded and checked once, outside the transaction, unless stored already
+    if not is_stored(db, "result_images", images.sha256_hex(image_png)):
+        checked = checked_thumbnail(image_png, f"the result of run {run_id}")
     final = float_dict(final_losses, "final_losses")
     values = {
         "status": DONE,
@@ -287,11 +358,11 @@ def finish_run(
     }
     with transaction(db):
         row = require_run(db, run_id)
-        result = {"run_id": int(run_id), "png": image_png, "thumbnail": thumbnail, "width": width, "height": height}
-        # INSERT OR REPLACE, not sqlite-utils' upsert: that one probes the file with a scratch table,
-        # and when the probe fails (a full disk) falls back to INSERT OR IGNORE, which skips a row
-        # with NOT NULL columns without a word.
-        db["results"].insert(result, replace=True)
+        sha = images.sha256_hex(image_png)
+        if not is_stored(db, "result_images", sha):  # it may have gone with a deleted run meanwhile
+            checked = checked or checked_thumbnail(image_png, f"the result of run {run_id}")
+            insert_result_image(db, image_png, *checked)
+        link_result(db, run_id, sha)
         steps = row["total_steps"] if row["total_steps"] is not None else row["step"]
         update_run(db, run_id, {**values, "step": steps})
         db["previews"].delete_where("run_id = ?", [int(run_id)])
@@ -324,8 +395,13 @@ def finish_video(
             db, run_id, image_png=poster_png, initial_losses={}, final_losses={}, loss_history=[],
             compile_s=compile_s, run_s=run_s, device=device, weights_source="",
         )  # fmt: skip
-        row = {"run_id": int(run_id), "data": bytes(video), "suffix": suffix, "stats": json.dumps(dict(stats))}
-        db["videos"].insert(row, replace=True)
+        video = bytes(video)
+        sha = images.sha256_hex(video)
+        insert_video_file(db, sha, suffix, len(video), [video])
+        before = next(db["videos"].rows_where("run_id = ?", [int(run_id)], select="sha256"), None)
+        db["videos"].insert({"run_id": int(run_id), "sha256": sha, "stats": json.dumps(dict(stats))}, replace=True)
+        if before is not None and before["sha256"] != sha:
+            drop_unused(db, videos=[before["sha256"]])
 
 
 @guarded

@@ -83,21 +83,25 @@ def get_run(db: sqlite_utils.Database, run_id: int) -> Run:
     return _run_from_row(db, require_run(db, run_id))
 
 
-def _blob(db: sqlite_utils.Database, table: str, column: str, run_id: int) -> bytes | None:
-    row = next(db[table].rows_where("run_id = ?", [int(run_id)], select=column), None)
+def _result_column(db: sqlite_utils.Database, column: str, run_id: int) -> bytes | None:
+    row = next(db.query(
+        f"SELECT result_images.{column} FROM results JOIN result_images USING (sha256) WHERE run_id = ?",
+        [int(run_id)]), None)  # fmt: skip
     return bytes(row[column]) if row else None
 
 
 @guarded
 def run_image(db: sqlite_utils.Database, run_id: int) -> bytes | None:
     """The full-size result PNG, or None if the run has none (yet)."""
-    return _blob(db, "results", "png", run_id)
+    return _result_column(db, "png", run_id)
 
 
 @guarded
 def run_video(db: sqlite_utils.Database, run_id: int) -> VideoFile | None:
     """A video run's painted video (bytes, suffix, what it measured), or None for other runs."""
-    row = next(db["videos"].rows_where("run_id = ?", [int(run_id)]), None)
+    row = next(db.query(
+        "SELECT data, suffix, stats FROM videos JOIN video_files USING (sha256) WHERE run_id = ?", [int(run_id)]
+    ), None)  # fmt: skip
     if row is None:
         return None
     return VideoFile(bytes(row["data"]), row["suffix"], json.loads(row["stats"] or "{}"))
@@ -106,7 +110,7 @@ def run_video(db: sqlite_utils.Database, run_id: int) -> VideoFile | None:
 @guarded
 def run_thumbnail(db: sqlite_utils.Database, run_id: int) -> bytes | None:
     """The result's small JPEG thumbnail, or None."""
-    return _blob(db, "results", "thumbnail", run_id)
+    return _result_column(db, "thumbnail", run_id)
 
 
 @guarded
@@ -115,14 +119,19 @@ def thumbnails(db: sqlite_utils.Database, run_ids: Sequence[int]) -> dict[int, b
     ids = [int(i) for i in run_ids]
     if not ids:
         return {}
-    rows = db["results"].rows_where(f"run_id IN ({placeholders(ids)})", ids, select="run_id, thumbnail")
+    rows = db.query(
+        "SELECT run_id, thumbnail FROM results JOIN result_images USING (sha256) "
+        f"WHERE run_id IN ({placeholders(ids)})",
+        ids,
+    )
     return {row["run_id"]: bytes(row["thumbnail"]) for row in rows}
 
 
 @guarded
 def run_preview(db: sqlite_utils.Database, run_id: int) -> bytes | None:
     """The latest preview PNG recorded during the run, or None (previews are dropped when it finishes)."""
-    return _blob(db, "previews", "png", run_id)
+    row = next(db["previews"].rows_where("run_id = ?", [int(run_id)], select="png"), None)
+    return bytes(row["png"]) if row else None
 
 
 @guarded

@@ -7,6 +7,7 @@ its name in :data:`SETTING_COLUMNS`.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -160,6 +161,55 @@ def _m005_videos(db: sqlite_utils.Database) -> None:
             suffix TEXT NOT NULL,
             stats TEXT NOT NULL DEFAULT '{}'
         )"""
+    )
+
+
+@MIGRATIONS(name="m006_shared_files")
+def _m006_shared_files(db: sqlite_utils.Database) -> None:
+    """v6: result images and videos stored once, keyed by their SHA-256 as input images are, so
+    runs with the same result share its bytes (an import of 500 runs pointing at one image grows
+    the gallery by one image). ``results`` and ``videos`` become a run's links to them.
+
+    Every row moves in SQL, one blob at a time (the hash is a Python function of one row's bytes).
+    """
+    db.register_function(lambda data: hashlib.sha256(data).hexdigest(), name="jaxstyle_sha256", deterministic=True)
+    _execute_all(
+        db,
+        [
+            """CREATE TABLE result_images (
+                sha256 TEXT PRIMARY KEY,
+                png BLOB NOT NULL,
+                thumbnail BLOB NOT NULL,
+                width INTEGER NOT NULL,
+                height INTEGER NOT NULL
+            )""",
+            """CREATE TABLE video_files (
+                sha256 TEXT PRIMARY KEY,
+                data BLOB NOT NULL,
+                suffix TEXT NOT NULL
+            )""",
+            """INSERT OR IGNORE INTO result_images
+                SELECT jaxstyle_sha256(png), png, thumbnail, width, height FROM results ORDER BY run_id""",
+            """INSERT OR IGNORE INTO video_files
+                SELECT jaxstyle_sha256(data), data, suffix FROM videos ORDER BY run_id""",
+            """CREATE TABLE run_results (
+                run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+                sha256 TEXT NOT NULL REFERENCES result_images(sha256)
+            )""",
+            "INSERT INTO run_results SELECT run_id, jaxstyle_sha256(png) FROM results",
+            """CREATE TABLE run_videos (
+                run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+                sha256 TEXT NOT NULL REFERENCES video_files(sha256),
+                stats TEXT NOT NULL DEFAULT '{}'
+            )""",
+            "INSERT INTO run_videos SELECT run_id, jaxstyle_sha256(data), stats FROM videos",
+            "DROP TABLE results",
+            "DROP TABLE videos",
+            "ALTER TABLE run_results RENAME TO results",
+            "ALTER TABLE run_videos RENAME TO videos",
+            "CREATE INDEX results_sha ON results(sha256)",
+            "CREATE INDEX videos_sha ON videos(sha256)",
+        ],
     )
 
 

@@ -35,6 +35,9 @@ MODEL_SUFFIX = ".jaxstyle-model"
 CHECKPOINT_SUFFIX = ".jaxstyle-checkpoint"
 MODEL_FORMAT = "jaxstyle-model"
 MODEL_VERSION = 1
+# A model file is read whole to be checked: its size is checked first. The network's params are
+# 6.4 MB; the rest is its paintings (each one at most an upload's 50 MB).
+MAX_MODEL_BYTES = 256 * 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -251,6 +254,10 @@ def read_model(path: str | os.PathLike, *, name: str | None = None) -> Model:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"no model file at {path}")
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:  # before reading a byte of it
+        limit = MAX_MODEL_BYTES // 2**20
+        raise ModelError(f"{path.name} is {size / 2**20:,.0f} MB; a model file is at most {limit} MB")
     document = decode(path.read_bytes(), str(path))
     _check_params(document, str(path))
     meta = document["meta"]
