@@ -86,7 +86,8 @@ def edited_export(good: Path, dest: Path, edit: Callable[[dict, dict[str, bytes]
     with zipfile.ZipFile(dest, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
-        archive.writestr("manifest.json", json.dumps(manifest))
+        # A number JSON can hold but Python's floats can't (1e400) is written as a marker string.
+        archive.writestr("manifest.json", json.dumps(manifest).replace('"__1e400__"', "1e400"))
     return dest
 
 
@@ -173,6 +174,10 @@ HOSTILE_MANIFESTS = {
     "year 1 in a time zone": (_set(("runs", 0, "created"), "0001-01-01T00:00:00+05:00"), "an invalid time"),
     "a number as the finish time": (_set(("runs", 0, "finished"), 12), "finished has the wrong type"),
     "version true": (_set(("version",), True), "export version 'True'"),
+    "a 19-digit negative number": (_set(("runs", 0, "total_steps"), -(10**18)), "a number of 19 digits"),
+    "1e400 as a weight": (_set(("runs", 0, "settings", "tv_weight"), "__1e400__"), "the number 1e400"),
+    "a blend that is a string": (_set(("runs", 0, "styles", 0, "blend"), "1"), "style blend has the wrong type"),
+    "a step count of 1.5": (_set(("runs", 0, "step"), 1.5), "step must be a whole number"),
 }
 
 
@@ -197,10 +202,18 @@ def _zip_with(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def test_a_manifest_nested_200000_deep_is_a_damaged_manifest(tmp_path):
-    deep = _zip_with(tmp_path / "deep.zip", {"manifest.json": b"[" * 200_000 + b"]" * 200_000})
-    with gallery.connect(tmp_path / "target.db") as target, pytest.raises(GalleryError, match="nested too deeply"):
-        gallery.import_gallery(target, deep)
+@pytest.mark.parametrize(
+    "nesting",
+    [b"[" * 200_000 + b"]" * 200_000, b'{"a":' * 200_000 + b"1" + b"}" * 200_000, b'{"runs":' + b"[{}," * 5000],
+    ids=["lists 200,000 deep", "objects 200,000 deep", "lists 5,000 deep, unclosed"],
+)
+def test_a_manifest_nested_too_deep_is_a_damaged_manifest(nesting, tmp_path):
+    deep = _zip_with(tmp_path / "deep.zip", {"manifest.json": nesting})
+    with gallery.connect(tmp_path / "target.db") as target:
+        damaged = "manifest.json is (damaged .nested too deeply|not valid JSON)"
+        with pytest.raises(GalleryError, match=damaged) as refused:
+            gallery.import_gallery(target, deep)
+        assert "\n" not in str(refused.value) and gallery.count_runs(target) == 0
 
 
 def test_members_are_refused_from_their_declared_size_before_they_are_inflated(
