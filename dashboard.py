@@ -10,6 +10,7 @@ import streamlit as st
 
 import ui
 from jaxstyle import paths, transfer
+from jaxstyle.errors import SettingsError
 
 st.set_page_config(page_title="jaxstyle", page_icon=ui.app_icon(), layout="wide")
 st.logo(ui.app_icon(), size="large")
@@ -23,6 +24,15 @@ def _configure_process() -> None:
 
 
 _configure_process()
+# A shared site shows a signed-out visitor the sign-in page and nothing else (ui.access); a
+# misconfigured one stops with its error rather than opening as a personal app.
+try:
+    ui.site()
+except SettingsError as error:
+    st.error(str(error), icon=":material/error:")
+    st.stop()
+if not ui.signed_in():
+    st.stop()
 # app_pages/, not pages/: with pages/ Streamlit 1.67 serves a direct link on a fresh server as a bare legacy page.
 pages = [
     st.Page(ui.HOME_PAGE, title="Home", icon=":material/home:", default=True),
@@ -41,4 +51,5 @@ sidebar_slot = st.sidebar.container()
 with ui.guard(f"the {page.title} page"):
     page.run()
 with sidebar_slot, ui.guard("the sidebar"):
+    ui.account()
     ui.sidebar()

@@ -9,7 +9,7 @@ ui.follow_card_clicks()
 run_param = st.query_params.get("run")
 if run_param is not None and run_param.isdigit():
     with ui.guard(f"run #{run_param}"):
-        ui.run_detail(int(run_param))
+        ui.run_detail(int(run_param), st.query_params.get("token"))
 else:
     ui.header("Gallery", "Every run you made: filter, open one to see how it was made, re-run or compare it.")
     with ui.guard("the gallery"):

@@ -53,7 +53,7 @@ with inputs_col:
             with ui.guard("starting the run"):
                 title = inputs.default_title(content, styles)
                 st.session_state["run_id"] = ui.runner().submit(
-                    settings, content, styles, style_blend=blend, title=title
+                    settings, content, styles, style_blend=blend, title=title, **ui.share()
                 )
 
 with output_col, st.container(key="run_output"):

@@ -18,9 +18,9 @@ with action:
         st.switch_page(ui.GENERATE_PAGE)
 
 with ui.db() as db:
-    latest = gallery.list_runs(db, limit=8)
-    total = gallery.count_runs(db)
-    done = gallery.count_runs(db, status=runs.DONE)
+    latest = gallery.list_runs(db, limit=8, **ui.mine())
+    total = gallery.count_runs(db, **ui.mine())
+    done = gallery.count_runs(db, status=runs.DONE, **ui.mine())
 
 st.subheader("Latest runs", anchor=False)
 if latest:
@@ -42,4 +42,4 @@ with weights_col, st.container(border=True):
     ui.weights_panel()
 with gallery_col, st.container(border=True):
     st.metric("Gallery", f"{total} runs", border=False)
-    st.caption(f"{done} finished · {ui.gallery_path()}")
+    st.caption(f"{done} finished" + ("" if ui.site().shared else f" · {ui.gallery_path()}"))

@@ -43,3 +43,8 @@ class VideoError(JaxstyleError, ValueError):
 
 class ClusterError(JaxstyleError):
     """The Ray cluster can't be reached, refused this process, or lost the worker of a run."""
+
+
+class LimitError(JaxstyleError):
+    """A user's share of a shared site is used up (runs at once, size, storage, …); the message
+    names the limit and how to get more."""

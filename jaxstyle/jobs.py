@@ -3,6 +3,12 @@ runner (:mod:`jaxstyle.runners`: in this process by default, or a Ray cluster) a
 progress, result or failure to the gallery. The queue, positions and every gallery write stay in
 this process whichever runner executes the runs.
 
+Fair shares (a shared site, :mod:`jaxstyle.site`): each run remembers its owner, a signed-in user
+under their :class:`~jaxstyle.site.UserLimits` can't have more than ``active_runs`` queued or
+running, and free workers serve the owners in turn (:mod:`jaxstyle.shares`), so one
+user's ten runs don't all wait ahead of another user's first. With one owner (personal mode) the
+queue is plain first in, first out.
+
 :meth:`JobRunner.submit` stores the inputs and a ``queued`` run in the gallery before it returns,
 so a run outlives the browser tab that started it and always ends in the gallery (done, failed or
 cancelled). Everything is keyed by run id: runs of different sessions never share images or
@@ -29,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jaxstyle import images, inputs, runners, transfer
+from jaxstyle import images, inputs, runners, shares, site, transfer
 from jaxstyle.errors import Cancelled, JaxstyleError, SettingsError, VideoError
 from jaxstyle.recorder import GalleryRecorder
 from jaxstyle.runs import CANCELLED, DONE, FAILED, FINISHED_STATUSES, QUEUED, RUNNING
@@ -99,6 +105,7 @@ class _Job:
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     video: Any = None  # a video run's jaxstyle.video.run.PreparedVideo (then content and styles are unused)
     delete_source: bool = False  # the video's file is the queue's to delete once the run ends
+    owner: str | None = None  # the signed-in user who submitted it (None: personal mode)
 
 
 def options_from_env(environ: Mapping[str, str] | None = None) -> dict[str, int]:
@@ -176,6 +183,8 @@ class JobRunner:
         self._cond = threading.Condition()
         self._pending: collections.deque[_Job] = collections.deque()
         self._active: dict[int, _Job] = {}
+        self._served = 0  # runs handed to workers so far
+        self._last_served: dict[str | None, int] = {}  # by owner: the value of _served when last handed one
         self._progress: dict[int, Progress] = {}
         self._finished_order: collections.deque[int] = collections.deque()
         self._unrecorded: dict[int, BaseException] = {}  # outcomes the gallery refused, by run id
@@ -199,6 +208,8 @@ class JobRunner:
         title: str | None = None,
         group_id: str | None = None,
         tags: Sequence[str] = (),
+        viewer: site.Viewer | None = None,
+        limits: site.UserLimits | None = None,
     ) -> int:
         """Store the inputs and a queued run in the gallery, queue it, and return its id.
 
@@ -208,19 +219,31 @@ class JobRunner:
             styles: one or more style images.
             style_blend: one weight per style image (None: the settings' blend, else equal).
             title, group_id, tags: stored with the run.
+            viewer: who submits it (a shared site): the run and its inputs are stored as theirs,
+                and they take their turn with the other users. None: personal mode, no owner.
+            limits: the viewer's share, checked when the viewer is a signed-in user who is not an
+                admin: runs at once, size and iterations.
 
         Raises:
             QueueFullError: ``max_queued`` runs are already waiting.
+            LimitError: over the viewer's ``limits`` (nothing is stored).
             SettingsError: no style image, or a blend that doesn't match the styles.
             ClusterError: the Ray cluster the runs go to can't be reached.
         """
         if style_blend is not None:
             settings = settings.replace(style_blend=tuple(style_blend))
         settings.blend_for(len(styles))  # refused before it takes a place in the queue
+        limited = shares.limited(viewer, limits)
+        if limited:
+            site.check_run(limits, viewer, size_px=settings.size_px, iterations=settings.iterations)
+            shares.check_storage(self.gallery_path, viewer.subject, limits)
         slots = self.backend.connect()  # an unreachable cluster is refused here: nothing is stored
-        job = _Job(0, settings, content.image, [style.image for style in styles])
+        owner = viewer.subject if viewer is not None else None
+        job = _Job(0, settings, content.image, [style.image for style in styles], owner=owner)
         with self._cond:
             self._check_room()
+            if limited:
+                shares.check_active(owner, [*self._pending, *self._active.values()], limits)
             # Written while holding the lock so that two submits can't both take the last slot;
             # these are a few small inserts (and a check of each input image).
             recorder = GalleryRecorder.create(
@@ -232,6 +255,7 @@ class JobRunner:
                 tags=tuple(tags),
                 group_id=group_id,
                 start=False,
+                owner=owner,
             )
             job.run_id = recorder.run_id
             while len(self._threads) < slots:
@@ -241,24 +265,41 @@ class JobRunner:
             self._cond.notify()
         return job.run_id
 
-    def submit_video(self, prepared: Any, *, delete_source: bool = False) -> int:
+    def submit_video(
+        self,
+        prepared: Any,
+        *,
+        delete_source: bool = False,
+        viewer: site.Viewer | None = None,
+        limits: site.UserLimits | None = None,
+    ) -> int:
         """Queue a video run (:func:`jaxstyle.video.run.prepare` has checked it): stored as a queued
         run now, painted in its turn like any run, its progress counted in frames. With
         ``delete_source`` the video's file (an upload saved for the run) is deleted when the run ends.
+        ``viewer`` and ``limits`` as in :meth:`submit`; a limited user's video must also be no
+        longer than ``limits.video_s``.
 
         A video refused while it is decoded (truncated, more frames than allowed) leaves no run.
 
         Raises:
             QueueFullError: ``max_queued`` runs are already waiting.
+            LimitError: over the viewer's ``limits`` (nothing is stored).
         """
         from jaxstyle.video import run as video_run
 
+        limited = shares.limited(viewer, limits)
+        if limited:
+            shares.check_video(prepared.info.duration_s, limits)
+            shares.check_storage(self.gallery_path, viewer.subject, limits)
         expected = prepared.info.frames or round(prepared.info.duration_s * prepared.info.fps)
         slots = self.backend.connect()  # an unreachable cluster is refused here: nothing is stored
-        job = _Job(0, prepared.settings, None, [], video=prepared, delete_source=delete_source)
+        owner = viewer.subject if viewer is not None else None
+        job = _Job(0, prepared.settings, None, [], video=prepared, delete_source=delete_source, owner=owner)
         with self._cond:
             self._check_room()
-            job.run_id = video_run.add_run(prepared, self.gallery_path, start=False).run_id
+            if limited:
+                shares.check_active(owner, [*self._pending, *self._active.values()], limits)
+            job.run_id = video_run.add_run(prepared, self.gallery_path, start=False, owner=owner).run_id
             while len(self._threads) < slots:
                 self._start_worker()
             self._pending.append(job)
@@ -276,6 +317,11 @@ class JobRunner:
                 "wait for some to finish or cancel one"
             )
 
+    def _serving_order(self) -> list[_Job]:
+        """The waiting runs in the order the workers will take them, users in turn
+        (:func:`jaxstyle.shares.serving_order`; call with ``self._cond`` held)."""
+        return shares.serving_order(self._pending, self._last_served, self._served)
+
     def progress(self, run_id: int) -> Progress | None:
         """The latest snapshot of a run this runner took, or None (then read the gallery)."""
         with self._cond:
@@ -286,15 +332,15 @@ class JobRunner:
         with self._cond:
             if run_id in self._active:
                 return 0
-            for k, job in enumerate(self._pending, start=1):
+            for k, job in enumerate(self._serving_order(), start=1):
                 if job.run_id == run_id:
                     return k
         return None
 
     def queued_ids(self) -> list[int]:
-        """Ids of runs waiting, next first."""
+        """Ids of runs waiting, next first (owners take turns: see :meth:`_serving_order`)."""
         with self._cond:
-            return [job.run_id for job in self._pending]
+            return [job.run_id for job in self._serving_order()]
 
     def active_ids(self) -> list[int]:
         """Ids of runs being optimized now."""
@@ -370,7 +416,10 @@ class JobRunner:
                         return
                     if not self._pending:
                         continue
-                    job = self._pending.popleft()
+                    job = self._serving_order()[0]
+                    self._pending.remove(job)
+                    self._last_served[job.owner] = self._served
+                    self._served += 1
                     self._active[job.run_id] = job
                 try:
                     self._run(job)

@@ -47,6 +47,7 @@ class GalleryRecorder:
         start: bool = True,
         method: str = METHOD_OPTIMIZE,
         model: str | None = None,
+        owner: str | None = None,
     ) -> GalleryRecorder:
         """Store the inputs and add the run: running if ``start`` (it runs now, as in the CLI), else
         queued (a job runner starts it when a worker is free). This is the one place a run is submitted.
@@ -54,6 +55,7 @@ class GalleryRecorder:
         Args:
             weights, device: what it runs with, when already known (a queued run records them
                 when it finishes).
+            owner: on a shared site, the signed-in user the run and its inputs belong to.
 
         Raises:
             SettingsError: no style image, or a ``style_blend`` that doesn't fit the styles (nothing is stored).
@@ -61,8 +63,12 @@ class GalleryRecorder:
         """
         settings.blend_for(len(styles))  # refused before any input is stored
         with gallery.connect(path) as db:
-            content_sha = gallery.store_image(db, content.data, origin_kind=content.origin_kind, origin=content.origin)
-            style_shas = [gallery.store_image(db, s.data, origin_kind=s.origin_kind, origin=s.origin) for s in styles]
+            content_sha = gallery.store_image(
+                db, content.data, origin_kind=content.origin_kind, origin=content.origin, owner=owner
+            )
+            style_shas = [
+                gallery.store_image(db, s.data, origin_kind=s.origin_kind, origin=s.origin, owner=owner) for s in styles
+            ]
             run_id = gallery.add_run(
                 db,
                 settings.to_dict(),
@@ -75,6 +81,7 @@ class GalleryRecorder:
                 device=device,
                 method=method,
                 model=model,
+                owner=owner,
             )
             if start:
                 gallery.start_run(db, run_id, total_steps=settings.total_iterations())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jaxstyle import gallery
 from jaxstyle.inputs import LoadedImage, default_title
@@ -41,13 +41,16 @@ def start_sweep(
     styles: Sequence[LoadedImage],
     blend: Sequence[float] | None,
     ratios: Sequence[float],
+    **share: Any,
 ) -> str:
     """Queue one run per ratio (content weight 1, style weight = ratio) as one group; returns its id.
 
-    Each run is titled "<default title> · style/content <ratio>" and tagged :data:`SWEEP_TAG`.
+    Each run is titled "<default title> · style/content <ratio>" and tagged :data:`SWEEP_TAG`;
+    ``share`` (``viewer``, ``limits``) is passed to :meth:`JobRunner.submit`.
 
     Raises:
         QueueFullError: the runner's queue filled up (the runs queued so far stay queued).
+        LimitError: a shared site's user ran out of their share (the runs queued so far stay queued).
         SettingsError: a ratio outside the style weight's range, or a blend that doesn't match the styles.
     """
     group_id = f"sweep-{datetime.now():%Y%m%d-%H%M%S}"
@@ -56,16 +59,17 @@ def start_sweep(
         settings = base.replace(content_weight=1.0, style_weight=ratio)
         runner.submit(
             settings, content, styles, style_blend=blend, group_id=group_id, tags=(SWEEP_TAG,),
-            title=f"{name} · style/content {ratio:g}",
+            title=f"{name} · style/content {ratio:g}", **share,
         )  # fmt: skip
     return group_id
 
 
-def sweep_groups(db: gallery.GalleryDatabase) -> dict[str, str]:
+def sweep_groups(db: gallery.GalleryDatabase, **criteria: Any) -> dict[str, str]:
     """Weight sweeps, newest first: group id → a label such as "chicago × Udnie · 5 runs · 26 Nov 18:41"
-    (the time in this machine's time zone)."""
+    (the time in this machine's time zone); ``criteria`` (RunFilter fields) narrow the runs (a
+    shared site's user: their own)."""
     groups: dict[str, list[gallery.RunSummary]] = {}
-    for run in gallery.list_runs(db, tag=SWEEP_TAG, limit=1000):
+    for run in gallery.list_runs(db, tag=SWEEP_TAG, limit=1000, **criteria):
         if run.group_id:
             groups.setdefault(run.group_id, []).append(run)
     return {

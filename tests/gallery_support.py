@@ -48,17 +48,24 @@ def solid_png(color: str, size: tuple[int, int] = (48, 32)) -> bytes:
     return png_of(Image.new("RGB", size, color))
 
 
-def add_done_run(db, photos, *, content="tubingen", styles=("starry_night",), title="", tags=(), **changes) -> int:
-    """Store inputs and a finished run; returns its id."""
+def add_done_run(
+    db, photos, *, content="tubingen", styles=("starry_night",), title="", tags=(), owner=None, origin=None,
+    result="navy", **changes,
+) -> int:  # fmt: skip
+    """Store inputs and a finished run (of ``owner``, who names the photo ``origin``, its result a
+    solid ``result`` colour); returns its id."""
     settings = TransferSettings(size_px=64, iterations=10, **changes).to_dict()
-    content_sha = gallery.store_image(db, photos[content], origin_kind="file", origin=f"{content}.jpg")
-    style_shas = [gallery.store_image(db, photos[s], origin_kind="catalog", origin=s) for s in styles]
-    run_id = gallery.add_run(db, settings, content_sha=content_sha, style_shas=style_shas, title=title, tags=tags)
+    origin = origin or f"{content}.jpg"
+    content_sha = gallery.store_image(db, photos[content], origin_kind="file", origin=origin, owner=owner)
+    style_shas = [gallery.store_image(db, photos[s], origin_kind="catalog", origin=s, owner=owner) for s in styles]
+    run_id = gallery.add_run(
+        db, settings, content_sha=content_sha, style_shas=style_shas, title=title, tags=tags, owner=owner
+    )
     gallery.start_run(db, run_id, total_steps=10)
     gallery.finish_run(
         db,
         run_id,
-        image_png=solid_png("navy"),
+        image_png=solid_png(result),
         initial_losses={"total": 9.0},
         final_losses={"total": 1.0 + run_id / 100},
         loss_history=[{"step": 10, "size_px": 64, "total": 1.0, "content": 0.5, "style": 0.4, "tv": 0.1}],

@@ -21,6 +21,7 @@ from PIL import Image
 from jaxstyle import gallery
 from jaxstyle.errors import GalleryError
 from jaxstyle.settings import TransferSettings
+from jaxstyle.site import Viewer
 from tests.gallery_support import REPO, add_done_run, solid_png, subprocess_env
 
 # --- Opening and migrations
@@ -28,7 +29,7 @@ from tests.gallery_support import REPO, add_done_run, solid_png, subprocess_env
 
 def test_a_new_gallery_is_created_migrated_in_wal_mode_with_foreign_keys(gallery_path):
     with gallery.connect(gallery_path) as db:
-        assert gallery.schema_version(db) == gallery.SCHEMA_VERSION == 6
+        assert gallery.schema_version(db) == gallery.SCHEMA_VERSION == 7
         assert db.journal_mode == "wal"
         assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         tables = {"runs", "images", "run_styles", "results", "result_images", "previews", "videos", "video_files"}
@@ -41,6 +42,7 @@ def test_a_new_gallery_is_created_migrated_in_wal_mode_with_foreign_keys(gallery
             "m004_methods",
             "m005_videos",
             "m006_shared_files",
+            "m007_owners",
         ]
 
 
@@ -127,6 +129,12 @@ def test_a_v1_file_is_upgraded_in_place_without_losing_a_row(gallery_path, photo
         # New v3 features work on the old rows.
         gallery.set_favorite(db, 1)
         assert [r.id for r in gallery.list_runs(db, favorite=True)] == [1]
+        # On a shared site the old runs belong to the admins: a signed-in student doesn't see them.
+        admin, student = Viewer("t", "t@school.example", is_admin=True), Viewer("s", "s@school.example")
+        assert old.owner is None and gallery.visible_run(db, 1, admin).id == 1
+        assert gallery.list_runs(db, **gallery.owner_criteria(student)) == []
+        with pytest.raises(gallery.RunNotFound):
+            gallery.visible_run(db, 1, student)
 
 
 def test_a_v5_gallery_moves_to_shared_files_keeping_every_run_and_image_byte_for_byte(gallery_path, photos):

@@ -1,5 +1,6 @@
 """Every widget group and renderer the pages share, by area; the pages only arrange them.
 
+- ``access``: who is using the app (personal mode, or a shared site's signed-in user), sign-in.
 - ``common``: page paths, the process-wide resources (job runner, device, gallery connections),
   the failure guard, widget recall, header, badges and tiles.
 - ``system``: the weights panel and the sidebar.
@@ -26,6 +27,7 @@ A new page is a script in ``app_pages/`` that calls these, plus its ``st.Page`` 
 (and its path beside the others in ``common``).
 """
 
+from ui.access import account, mine, own_inputs_owner, owner, share, signed_in, site, viewer
 from ui.builtin_views import builtin_form, builtin_painter, photo_in_styles, swatch
 from ui.common import (
     COMPARE_PAGE,
@@ -120,6 +122,14 @@ from ui.settings_form import SIZE_OPTIONS, apply_settings, default_preset, log_o
 from ui.system import runs_panel, sidebar, weights_panel
 
 __all__ = [
+    "account",
+    "share",
+    "mine",
+    "own_inputs_owner",
+    "owner",
+    "signed_in",
+    "site",
+    "viewer",
     "COMPARE_PAGE",
     "CSS",
     "GALLERY_PAGE",

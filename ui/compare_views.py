@@ -13,6 +13,7 @@ import streamlit as st
 from jaxstyle import follow, gallery, runs, sweeps
 from jaxstyle.inputs import LoadedImage
 from jaxstyle.settings import PRESETS
+from ui.access import mine, share, viewer
 from ui.common import POLL_S, cover, db, device, guard, placeholder, recall, runner, status_badge
 from ui.run_views import fmt_value, method_label, run_facts, run_label, shown_settings
 from ui.settings_form import SIZE_OPTIONS
@@ -23,8 +24,9 @@ from ui.settings_form import SIZE_OPTIONS
 def compare_picker() -> list[int]:
     """Choose 2–4 finished runs, directly or as a group (e.g. a weight sweep)."""
     with db() as conn:
-        done = gallery.list_runs(conn, status=runs.DONE, limit=200)
-        groups = list(dict.fromkeys(run.group_id for run in gallery.list_runs(conn, limit=1000) if run.group_id))
+        done = gallery.list_runs(conn, status=runs.DONE, limit=200, **mine())
+        mine_all = gallery.list_runs(conn, limit=1000, **mine())
+        groups = list(dict.fromkeys(run.group_id for run in mine_all if run.group_id))
     by_id = {run.id: run for run in done}
     ss = st.session_state
     chosen_now = [i for i in recall({"compare_ids": []})["compare_ids"] if i in by_id]
@@ -89,6 +91,8 @@ def curve_rows(labels: Sequence[str], histories: Sequence[list[dict]], methods: 
 def comparison(run_ids: Sequence[int]) -> None:
     """Runs side by side: images at the same width, a settings table with differences marked, losses overlaid."""
     with db() as conn:
+        for run_id in run_ids:  # another user's id is "not found", as a missing one
+            gallery.visible_run(conn, run_id, viewer())
         comp = gallery.compare_runs(conn, run_ids)
         pngs = {run.id: gallery.run_image(conn, run.id) for run in comp.runs}
     # At least three slots, so two runs don't fill the screen and push the table out of view.
@@ -158,19 +162,19 @@ def sweep_form(content: LoadedImage | None, styles: list[LoadedImage], blend: li
     ):
         with guard("starting the sweep"):
             base = PRESETS["Quick preview"].replace(size_px=int(size_px), iterations=int(iterations))
-            ss["sweep_group"] = sweeps.start_sweep(runner(), base, content, styles, blend, ratios)
+            ss["sweep_group"] = sweeps.start_sweep(runner(), base, content, styles, blend, ratios, **share())
 
 
 def sweep_groups() -> dict[str, str]:
     """Weight sweeps, newest first: group id → a label such as "chicago × Udnie · 5 runs · 26 Nov 18:41"."""
     with db() as conn:
-        return sweeps.sweep_groups(conn)
+        return sweeps.sweep_groups(conn, **mine())
 
 
 def sweep_grid(group_id: str) -> None:
     """A sweep's runs in a row, ordered and labeled by their style/content weight ratio."""
     with db() as conn:
-        members = gallery.list_runs(conn, group_id=group_id, limit=50)
+        members = gallery.list_runs(conn, group_id=group_id, limit=50, **mine())
         thumbs = gallery.thumbnails(conn, [run.id for run in members])
     members.sort(key=sweeps.weight_ratio)
     if not members:
@@ -197,7 +201,7 @@ def sweep_grid(group_id: str) -> None:
 @st.fragment(run_every=2 * POLL_S)
 def _live_sweep_grid(group_id: str) -> None:
     with db() as conn:
-        active = gallery.count_runs(conn, group_id=group_id, status=runs.ACTIVE_STATUSES)
+        active = gallery.count_runs(conn, group_id=group_id, status=runs.ACTIVE_STATUSES, **mine())
     if not active:
         st.rerun()
     sweep_grid(group_id)
@@ -206,7 +210,7 @@ def _live_sweep_grid(group_id: str) -> None:
 def sweep_view(group_id: str) -> None:
     """The sweep's labeled row, refreshing itself while any of its runs is queued or running."""
     with db() as conn:
-        active = gallery.count_runs(conn, group_id=group_id, status=runs.ACTIVE_STATUSES)
+        active = gallery.count_runs(conn, group_id=group_id, status=runs.ACTIVE_STATUSES, **mine())
     if active:
         _live_sweep_grid(group_id)
     else:

@@ -15,6 +15,7 @@ import streamlit as st
 from jaxstyle import gallery, images, runs
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.inputs import input_label
+from ui.access import mine, own_inputs_owner, site, viewer
 from ui.common import (
     COMPARE_PAGE,
     GALLERY_PAGE,
@@ -94,8 +95,8 @@ def _reset_gallery_page() -> None:
 def gallery_filters() -> dict[str, Any]:
     """The gallery's filter row; returns keyword arguments for ``gallery.list_runs``."""
     with db() as conn:
-        styles = {info.sha256: info for info in gallery.list_inputs(conn, "style")}
-        tags = sorted({tag for run in gallery.list_runs(conn, limit=1000) for tag in run.tags}, key=str.lower)
+        styles = {info.sha256: info for info in gallery.list_inputs(conn, "style", owner=own_inputs_owner())}
+        tags = sorted({tag for run in gallery.list_runs(conn, limit=1000, **mine()) for tag in run.tags}, key=str.lower)
     now = recall({"g_text": "", "g_style": None, "g_tag": None, "g_status": [], "g_fav": False})
     kw: dict[str, Any] = {"on_change": _reset_gallery_page}
     search, style_col, tag_col, status_col, date_col, fav_col = st.columns(
@@ -121,7 +122,16 @@ def gallery_filters() -> dict[str, Any]:
     dates = date_col.date_input("Created", value=(), key="g_dates", **kw)
     favorite = fav_col.toggle("Starred", now["g_fav"], key="g_fav", help="Only favorites", **kw)
     since, until = (tuple(dates) + (None, None))[:2] if dates else (None, None)
+    scope = mine()
+    if site().shared:  # a shared site: one's own runs, or everyone's published ones
+        published = st.segmented_control(
+            "Whose runs", ["Mine", "Published"], key="g_scope", default="Mine", on_change=_reset_gallery_page,
+            help="Published: the runs their owners put on the public page.",
+        )  # fmt: skip
+        if published == "Published":
+            scope = {"public": True}
     return {
+        **scope,
         "text": text.strip() or None,
         "style": style,
         "tag": tag,
@@ -140,7 +150,7 @@ def gallery_grid(filters: dict[str, Any]) -> None:
         page = min(int(st.session_state.get("g_page", 1)), pages)
         shown = gallery.list_runs(conn, **filters, limit=GALLERY_PAGE_SIZE, offset=(page - 1) * GALLERY_PAGE_SIZE)
     if not shown:
-        filtered = any(value for value in filters.values())
+        filtered = any(value for name, value in filters.items() if name not in ("owner", "public"))
         st.info(
             "No runs match these filters." if filtered else "The gallery is empty: generate an image first.",
             icon=":material/photo_library:",
@@ -155,22 +165,41 @@ def gallery_grid(filters: dict[str, Any]) -> None:
 
 def _toggle_favorite(run_id: int, favorite: bool) -> None:
     with db() as conn:
+        gallery.visible_run(conn, run_id, viewer())  # only one's own runs change
         gallery.set_favorite(conn, run_id, favorite)
 
 
 def _rename(run_id: int) -> None:
     with db() as conn:
+        gallery.visible_run(conn, run_id, viewer())
         gallery.set_title(conn, run_id, st.session_state[f"title_{run_id}"])
 
 
 def _retag(run_id: int) -> None:
     with db() as conn:
+        gallery.visible_run(conn, run_id, viewer())
         gallery.set_tags(conn, run_id, st.session_state[f"tags_{run_id}"])
+
+
+def _share(run_id: int, share: bool) -> None:
+    with db() as conn:
+        gallery.visible_run(conn, run_id, viewer())
+        if share:
+            gallery.share_run(conn, run_id)
+        else:
+            gallery.unshare_run(conn, run_id)
+
+
+def _publish(run_id: int) -> None:
+    with db() as conn:
+        gallery.visible_run(conn, run_id, viewer())
+        gallery.set_public(conn, run_id, bool(st.session_state[f"public_{run_id}"]))
 
 
 def _delete(run_id: int) -> None:
     try:
         with db() as conn:
+            gallery.visible_run(conn, run_id, viewer())
             gallery.delete_run(conn, run_id)
     except JaxstyleError as error:
         st.session_state["delete_error"] = str(error)
@@ -190,12 +219,20 @@ def close_run() -> None:
     st.query_params.pop("run", None)
 
 
-def run_detail(run_id: int) -> None:
-    """One run in full: image, inputs, every setting, loss curves, facts, and what to do with it."""
+def run_detail(run_id: int, token: str | None = None) -> None:
+    """One run in full: image, inputs, every setting, loss curves, facts, and what to do with it.
+
+    On a shared site: the owner's (or an admin's) run with everything; a published run or one
+    opened by its share link (``token``) read only; anyone else's is "not found"."""
+    who = viewer()
     with db() as conn:
-        run = gallery.get_run(conn, run_id)
+        run = gallery.readable_run(conn, run_id, who, token)
         png = gallery.run_image(conn, run_id)
-        all_tags = sorted({t for r in gallery.list_runs(conn, limit=1000) for t in r.tags} | set(run.tags))
+        all_tags = sorted({t for r in gallery.list_runs(conn, limit=1000, **mine()) for t in r.tags} | set(run.tags))
+        shared_token = gallery.share_token(conn, run_id) if who.may_touch(run.owner) else None
+    if not who.may_touch(run.owner):
+        _read_only_detail(run, png)
+        return
     st.button("Back to the gallery", key="back", icon=":material/arrow_back:", on_click=close_run, type="tertiary")
     title_col, badge_col = st.columns([6, 1], vertical_alignment="center")
     title_col.title(("★ " if run.favorite else "") + (run.title or f"Run #{run.id}"), anchor=False)
@@ -266,6 +303,8 @@ def run_detail(run_id: int) -> None:
                 st.button("Delete for good", key="confirm_delete", type="primary", on_click=_delete, args=(run.id,))
         if video:
             st.caption(f":material/info: No *Re-run* here: {VIDEO_RERUN_REASON}.")
+        if site().shared:
+            _sharing(run, shared_token)
         if message := st.session_state.pop("delete_error", None):
             st.error(message, icon=":material/error:")
         if st.session_state.get("compare_ids"):
@@ -280,6 +319,45 @@ def run_detail(run_id: int) -> None:
         loss_chart(run.loss_history, key=f"detail_chart_{run.id}")
 
 
+def _read_only_detail(run: gallery.Run, png: bytes | None) -> None:
+    """Someone else's run opened by its share link, or published: to look at and download, nothing to change."""
+    st.button("Back to the gallery", key="back", icon=":material/arrow_back:", on_click=close_run, type="tertiary")
+    st.title(run.title or f"Run #{run.id}", anchor=False)
+    st.caption(("Published" if run.public else "Shared with you") + f" · read only · {method_label(run)}")
+    image_col, side_col = st.columns([3, 2], gap="large")
+    with image_col:
+        if run.method == runs.METHOD_VIDEO and video_view(run, key="shared", link=False):
+            pass
+        elif png is not None:
+            st.image(png, width="stretch")
+        else:
+            st.info(f"This run is {run.status}.", icon=":material/info:")
+    with side_col:
+        if png is not None:
+            st.download_button(
+                "PNG", png, file_name=images.safe_filename(f"{run.title or f'run-{run.id}'}.png"), mime="image/png",
+                key="shared_download", icon=":material/download:", on_click="ignore",
+            )  # fmt: skip
+        settings_table(shown_settings(run))
+
+
+def _sharing(run: gallery.Run, token: str | None) -> None:
+    """A shared site's owner: a share link (read only for whoever has it; revocable) and the public page."""
+    with st.expander("Share", icon=":material/share:", expanded=token is not None):
+        if token is None:
+            st.caption("A link that opens this run read-only for any signed-in user who has it.")
+            st.button("Create a share link", key="share_create", icon=":material/link:", on_click=_share,
+                      args=(run.id, True))  # fmt: skip
+        else:
+            base = str(st.context.url or "").split("?", 1)[0]
+            st.code(f"{base}?run={run.id}&token={token}", language=None)
+            st.button("Revoke the link", key="share_revoke", icon=":material/link_off:", on_click=_share,
+                      args=(run.id, False))  # fmt: skip
+        st.session_state[f"public_{run.id}"] = run.public
+        st.toggle("On the public page", key=f"public_{run.id}", on_change=_publish, args=(run.id,),
+                  help="Every signed-in user can see it under Gallery → Published.")  # fmt: skip
+
+
 # ----- export and import --------------------------------------------------------------------------
 
 
@@ -288,7 +366,10 @@ def _export_zip() -> tuple[bytes, int]:
     with tempfile.TemporaryDirectory(prefix="jaxstyle-export-") as folder:
         path = Path(folder) / "gallery.zip"
         with db() as conn:
-            count = gallery.export_gallery(conn, path)
+            run_ids = None  # everything, in personal mode and for an admin
+            if not viewer().sees_everything:
+                run_ids = [summary.id for summary in gallery.list_runs(conn, order="oldest", limit=1000, **mine())]
+            count = gallery.export_gallery(conn, path, run_ids=run_ids)
         return path.read_bytes(), count
 
 
@@ -302,8 +383,10 @@ def _import_upload() -> None:
         path = Path(folder) / name
         try:
             path.write_bytes(upload.getvalue())
+            who, limits = viewer(), site().limits
+            storage_limit = None if who.sees_everything else int(limits.storage_mb * 2**20)
             with db() as conn:
-                imported = gallery.import_gallery(conn, path)
+                imported = gallery.import_gallery(conn, path, owner=who.subject, storage_limit=storage_limit)
         except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
             # The messages name the file they read: the upload's name, not the temporary copy.
             message = failure_message(error, "the import").replace(str(path), name)
@@ -316,7 +399,7 @@ def _import_upload() -> None:
 def gallery_archive() -> None:
     """Export the gallery as a ZIP to download, or import one (its runs are added as new runs)."""
     with db() as conn:
-        total_runs = gallery.count_runs(conn)
+        total_runs = gallery.count_runs(conn, **mine())
     with st.expander("Export or import runs", icon=":material/archive:"):
         export_col, import_col = st.columns(2, gap="large")
         with export_col:

@@ -16,6 +16,7 @@ from jaxstyle import catalog, gallery, images, inputs
 from jaxstyle.errors import CatalogError, FetchError, JaxstyleError, SettingsError
 from jaxstyle.inputs import LoadedImage, input_label
 from jaxstyle.settings import blend_weights
+from ui.access import own_inputs_owner
 from ui.common import IMAGE_TYPES, chunks, cover, db, index_of, placeholder, recall
 
 # ----- one source each ----------------------------------------------------------------------------
@@ -77,7 +78,7 @@ def _catalog_image(style_id: str) -> LoadedImage | None:
 
 def _recent_inputs(kind: str) -> dict[str, gallery.ImageInfo]:
     with db() as conn:
-        return {info.sha256: info for info in gallery.list_inputs(conn, kind)}
+        return {info.sha256: info for info in gallery.list_inputs(conn, kind, owner=own_inputs_owner())}
 
 
 def preview(image: LoadedImage, *, height_px: int = 200) -> None:

@@ -25,6 +25,8 @@ from jaxstyle.instant import builtin, models
 from jaxstyle.instant.paint import Painter
 from jaxstyle.instant.run import run_builtin, run_instant
 from jaxstyle.settings import PRESETS
+from jaxstyle.site import check_run
+from ui.access import my_models, share, site, viewer
 from ui.builtin_views import builtin_form, builtin_painter
 from ui.common import (
     GALLERY_PAGE,
@@ -114,7 +116,8 @@ def instant_form(content: LoadedImage | None = None) -> dict | None:
     photo, if any: styles26 shows it in each of its styles."""
     # Records only (milliseconds): decoding every model for the chooser took 0.3 s a model at each rerun.
     records = {name: record for name, record in models.list_records(gallery_path()).items()}
-    trained = [name for name in records if not builtin.is_builtin(name)]  # a built-in name is the built-in's
+    # A built-in name is the built-in's; a shared site's user sees their own models.
+    trained = [name for name in my_models(records) if not builtin.is_builtin(name)]
     options = [*builtin.BUILTIN_MODELS, *trained]
     ss = st.session_state
     if "i_model" in ss and ss["i_model"] not in options:  # deleted meanwhile (e.g. in another tab)
@@ -166,12 +169,14 @@ def _trained_form(model: models.Model) -> dict | None:
 def paint(content: LoadedImage, request: dict) -> int | None:
     """Paint ``content`` as ``request`` asks (see :func:`instant_form`), store it in the gallery, and
     remember its id for the output column."""
+    check_run(site().limits, viewer(), size_px=request["size_px"], iterations=0)  # a shared site's share
     with st.spinner("Painting… (the first photo of a size compiles the network once)"):
         if builtin.is_builtin(request["model"]):
             run = run_builtin(
                 builtin_painter(request["model"]), content, request["styles"], request["blend"], vgg_weights(),
                 size_px=request["size_px"], strength=request["strength"], stroke_px=request["stroke_px"],
                 preserve_color=request["preserve_color"], gallery_path=gallery_path(), score=False,
+                owner=viewer().subject,
             )  # fmt: skip
         else:
             run = run_instant(
@@ -183,6 +188,7 @@ def paint(content: LoadedImage, request: dict) -> int | None:
                 vgg_weights(),
                 gallery_path=gallery_path(),
                 score=False,
+                owner=viewer().subject,
             )
     st.session_state["instant_run"] = run.run_id
     # Scoring (VGG19 on the image and the photo: 2–12 s on a CPU) runs after the image is shown.
@@ -239,7 +245,7 @@ def refine(run_id: int) -> int:
     a trained model's paintings, ``arbitrary``'s paintings, or ``styles26``'s swatches (that network
     holds no paintings). Its colour preservation carries over."""
     with db() as conn:
-        run = gallery.get_run(conn, run_id)
+        run = gallery.visible_run(conn, run_id, viewer())
         png = gallery.run_image(conn, run_id)
         styles = [inputs.from_gallery(conn, info) for info in run.styles]
     if png is None:
@@ -250,7 +256,7 @@ def refine(run_id: int) -> int:
         size_px=int(run.settings.get("size_px", 512)), preserve_color=run.settings.get("preserve_color", "none")
     )
     title = f"{run.title or f'Run #{run_id}'} · refined"
-    return runner().submit(settings, content, styles, style_blend=blend, title=title, tags=("refined",))
+    return runner().submit(settings, content, styles, style_blend=blend, title=title, tags=("refined",), **share())
 
 
 def instant_output() -> None:
@@ -268,7 +274,7 @@ def instant_output() -> None:
         return
     try:
         with db() as conn:
-            run = gallery.get_run(conn, run_id)
+            run = gallery.visible_run(conn, run_id, viewer())
             png = gallery.run_image(conn, run_id)
     except gallery.RunNotFound:
         st.info(f"Run #{run_id} is no longer in the gallery.", icon=":material/info:")

@@ -36,6 +36,7 @@ from jaxstyle.video import files as video_files
 from jaxstyle.video import flicker, frames
 from jaxstyle.video import live as video_live
 from jaxstyle.video import run as video_run
+from ui.access import my_models, share, viewer
 from ui.builtin_views import builtin_painter, swatch
 from ui.common import GALLERY_PAGE, db, failure_message, gallery_path, index_of, recall, runner, vgg_weights
 from ui.inputs import blend_input, style_input
@@ -99,7 +100,7 @@ def live_form() -> LiveChoice | None:
     """The model, its styles (with blend weights for several), strength, working size and smoothing;
     None while no style is chosen or a blend is invalid (the reason is shown where it is)."""
     records = models.list_records(gallery_path())
-    trained = [name for name in records if not builtin.is_builtin(name)]
+    trained = [name for name in my_models(records) if not builtin.is_builtin(name)]
     options = [*builtin.BUILTIN_MODELS, *trained]
     ss = st.session_state
     if "live_model" in ss and ss["live_model"] not in options:  # deleted meanwhile (e.g. in another tab)
@@ -277,7 +278,7 @@ def _capture(live: video_live.LivePainter) -> None:
     with st.spinner("Storing the frame…"):
         run = video_run.store_capture(
             style, camera_frame, painted, choice.style_inputs(), vgg_weights(), gallery_path=gallery_path(),
-            paint_s=live.stats().ms_per_frame / 1000.0, score=False,
+            paint_s=live.stats().ms_per_frame / 1000.0, score=False, owner=viewer().subject,
         )  # fmt: skip
     scoring = _Scoring(run.run_id, run.score_later)
     scoring.start()
@@ -337,7 +338,7 @@ def _submit(upload: Any, choice: LiveChoice) -> None:
         with os.fdopen(handle, "wb") as out:
             out.write(upload.getvalue())
         prepared = video_run.prepare(choice.video_request(path, name), choice.painter)
-        run_id = runner().submit_video(prepared, delete_source=True)
+        run_id = runner().submit_video(prepared, delete_source=True, **share())
     except Exception as error:  # noqa: BLE001 — one line, as ui.guard does
         path.unlink(missing_ok=True)
         st.session_state.pop("live_video_job", None)
@@ -360,7 +361,7 @@ def video_job(run_id: int, saved: str, name: str) -> None:
         _video_progress(run_id)
     elif snap.status == runs.DONE:
         with db() as conn:
-            run = gallery.get_run(conn, run_id)
+            run = gallery.visible_run(conn, run_id, viewer())
         st.markdown(f"**#{run.id} · {run.title}**")
         if not video_view(run, key="live_result"):
             st.info(f"Run #{run_id} holds no video.", icon=":material/info:")

@@ -22,6 +22,7 @@ import streamlit as st
 from jaxstyle import catalog, gallery, images, inputs
 from jaxstyle.instant import background, builtin, models
 from jaxstyle.instant.train import TrainSettings, gallery_photos, recorded_settings
+from ui.access import check_my_model, check_training_allowed, my_models, own_inputs_owner, record_model_owner
 from ui.builtin_views import swatch
 from ui.common import (
     GENERATE_PAGE,
@@ -80,7 +81,7 @@ def training_loss_chart(steps: Sequence[int], losses: Sequence[float], *, height
 def _first_photo() -> tuple[str, str] | None:
     """The (sha256, label) of a photo of the gallery to paint samples of, or None."""
     with db() as conn:
-        photos = gallery.list_inputs(conn, "content")
+        photos = gallery.list_inputs(conn, "content", owner=own_inputs_owner())
     return (photos[0].sha256, inputs.input_label(photos[0])) if photos else None
 
 
@@ -94,6 +95,11 @@ def _sample(path: str, mtime_ns: int, photo_sha: str, style: str, gallery_file: 
 
 
 def _delete(name: str) -> None:
+    try:
+        check_my_model(name)
+    except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
+        st.session_state["m_outcome"] = ("error", failure_message(error, f"deleting {name}"))
+        return
     if trainings().running(name):
         st.session_state["m_outcome"] = ("error", f"{name} is still training: cancel it first.")
         return
@@ -113,6 +119,8 @@ def _paint_with(name: str) -> None:
 
 def _resume(name: str) -> None:
     try:
+        check_my_model(name)
+        check_training_allowed()
         trainings().resume(name, runner().load_weights)
     except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
         st.session_state["m_outcome"] = ("error", failure_message(error, f"resuming {name}"))
@@ -253,7 +261,8 @@ def model_list() -> None:
                 "rename the file to use it.",
                 icon=":material/visibility_off:",
             )
-    found = [model for model in found if not builtin.is_builtin(model.name)]
+    mine = set(my_models(model.name for model in found))
+    found = [model for model in found if not builtin.is_builtin(model.name) and model.name in mine]
     if not found:
         st.info("No trained models yet: train one below, or import a model file.", icon=":material/model_training:")
     for model in found:
@@ -275,6 +284,7 @@ def _import_upload() -> None:
         try:
             path.write_bytes(upload.getvalue())
             model = models.import_model(path, gallery_path(), name=wanted)
+            record_model_owner(model.name)
         except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
             # The messages name the file they read: the upload's name, not the temporary copy.
             st.session_state["m_outcome"] = ("error", failure_message(error, "the import").replace(str(path), name))
@@ -316,7 +326,8 @@ def train_form() -> dict[str, Any]:
         }
     )
     name = st.text_input("Name", now["t_name"], key="t_name", placeholder="e.g. impressionists", max_chars=64)
-    trained = models.list_records(gallery_path())  # names and styles: no model is decoded for the chooser
+    records = models.list_records(gallery_path())  # names and styles: no model is decoded for the chooser
+    trained = {name: records[name] for name in my_models(records)}
     start_from = st.selectbox(
         "Start from", [None, *trained], key="t_from", format_func=lambda n: "A new network" if n is None else n,
         help="Start from a trained model's params: it goes on learning its own paintings, with these settings.",
@@ -347,7 +358,7 @@ def train_form() -> dict[str, Any]:
         photo_uploads = st.file_uploader("Photos", type=IMAGE_TYPES, key="t_photo_upload", accept_multiple_files=True)
     else:
         with db() as conn:
-            count = len(gallery.list_inputs(conn, "content"))
+            count = len(gallery.list_inputs(conn, "content", owner=own_inputs_owner()))
         st.caption(f"{count} photo{'s' if count != 1 else ''} from the gallery's runs.")
     size_col, steps_col, batch_col = st.columns(3)
     size_px = size_col.select_slider(
@@ -415,8 +426,10 @@ def start_training(form: dict[str, Any]) -> None:
     """Start the training the form describes, in the background (errors are raised, one line each)."""
     # Refused here, at once: the background training refuses a built-in model's name too, but only
     # once started (after its photos are kept), as a failed training.
+    check_training_allowed()
     models.check_new_name(form["name"])
     if form["start_from"] is not None:
+        check_my_model(form["start_from"])
         # The model's own paintings, as it keeps them (a style of its own may not be in the catalog).
         start_from = models.load_model(form["start_from"], gallery_path())
         styles = start_from.paintings()
@@ -434,10 +447,11 @@ def start_training(form: dict[str, Any]) -> None:
         photos = [(upload.name or "photo", upload.getvalue()) for upload in form["photo_uploads"]]
         keep = True
     else:
-        photos, keep = gallery_photos(gallery_path()), False
+        photos, keep = gallery_photos(gallery_path(), owner=own_inputs_owner()), False
     trainings().start(
         form["name"], styles, photos, settings, runner().load_weights, keep_photos=keep, start_from=start_from
     )
+    record_model_owner(form["name"])
 
 
 def _cancel(name: str) -> None:
@@ -478,7 +492,7 @@ def _live_training(name: str) -> None:
 
 def training_view() -> None:
     """Every training of this gallery this process knows: live while going, then how it ended."""
-    for name in trainings().names():
+    for name in my_models(trainings().names()):
         job = trainings().get(name)
         if job is None:
             continue

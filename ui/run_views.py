@@ -18,6 +18,7 @@ from jaxstyle.inputs import input_label
 from jaxstyle.instant import builtin
 from jaxstyle.jobs import Progress
 from jaxstyle.settings import PRESETS, TransferSettings
+from ui.access import viewer
 from ui.common import GALLERY_PAGE, GENERATE_PAGE, POLL_S, db, guard, placeholder, runner
 from ui.settings_form import apply_settings
 
@@ -191,7 +192,7 @@ def run_facts(run: gallery.Run) -> str:
 def result_view(run_id: int, *, key: str = "result") -> None:
     """A finished run: its image beside the inputs, download, settings, and a link to the gallery."""
     with db() as conn:
-        run = gallery.get_run(conn, run_id)
+        run = gallery.visible_run(conn, run_id, viewer())
         png = gallery.run_image(conn, run_id)
     if run.status == runs.CANCELLED:
         st.info(f"Run #{run.id} was cancelled ({run.error}).", icon=":material/cancel:")
@@ -227,7 +228,7 @@ def run_view(run_id: int) -> None:
     """Follow a run: live while queued/running, the result once it has ended."""
     snap = follow.snapshot(runner(), run_id)
     with contextlib.suppress(gallery.RunNotFound), db() as conn:
-        st.markdown(f"**{run_label(gallery.get_run(conn, run_id))}**")
+        st.markdown(f"**{run_label(gallery.visible_run(conn, run_id, viewer()))}**")
     if snap is None:
         st.info(f"Run #{run_id} is no longer in the gallery.", icon=":material/info:")
     elif snap.finished:
@@ -288,7 +289,7 @@ def prefill_from_run() -> None:
     if run_id is None:
         return
     with guard(f"re-running run #{run_id}"), db() as conn:
-        run = gallery.get_run(conn, run_id)
+        run = gallery.visible_run(conn, run_id, viewer())  # only one's own runs are re-run
         ss = st.session_state
         if run.method == runs.METHOD_VIDEO:
             st.toast(f"Run #{run_id} is a video: {VIDEO_RERUN_REASON}", icon=":material/movie:")

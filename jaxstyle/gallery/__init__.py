@@ -38,6 +38,11 @@ Public API (``db`` is what :func:`connect` returns), by module:
   ``export_gallery(db, zip_path, *, run_ids=None) -> int``; ``imports``: ``import_gallery(db,
   zip_path) -> ImportedRuns`` (the new ids; ``already_here``: runs skipped as already in the
   gallery), read under the limits of :mod:`jaxstyle.gallery.imports`.
+- ``access`` (shared sites): ``visible_run(db, run_id, viewer) -> Run`` (its owner's, or an
+  admin's; else RunNotFound as for a missing run), ``readable_run(db, run_id, viewer, token=None)``
+  (also published runs and share links), ``share_run``/``share_token``/``unshare_run``,
+  ``set_public``, ``owner_criteria(viewer)`` (what :func:`list_runs` may list), ``storage_bytes(db, owner)``;
+  ``set_model_owner``/``model_owners``/``visible_models`` (whose trained or imported models).
 - ``recovery``: ``recover_stale_runs(db, *, stale_after_s=STALE_AFTER_S) -> list[int]``;
   ``schema``: ``schema_version(db) -> int``, ``SCHEMA_VERSION``, ``MIGRATIONS``.
 - ``records``: ``Run``, ``RunSummary``, ``ImageInfo``, ``Comparison``. ``RUN_STATUSES`` and
@@ -55,6 +60,19 @@ file, and the file is left as it was. Every image that enters the gallery (input
 imported ones included) passes the same checks as an upload (:func:`jaxstyle.images.open_image`).
 """
 
+from jaxstyle.gallery.access import (
+    model_owners,
+    owner_criteria,
+    readable_run,
+    set_model_owner,
+    set_public,
+    share_run,
+    share_token,
+    storage_bytes,
+    unshare_run,
+    visible_models,
+    visible_run,
+)
 from jaxstyle.gallery.archive import EXPORT_FORMAT, EXPORT_VERSION, export_gallery, export_run
 from jaxstyle.gallery.connection import connect
 from jaxstyle.gallery.database import GalleryDatabase, RunNotFound
@@ -94,6 +112,17 @@ from jaxstyle.gallery.values import THUMBNAIL_PX
 from jaxstyle.runs import ACTIVE_STATUSES, RUN_STATUSES
 
 __all__ = [
+    "model_owners",
+    "set_model_owner",
+    "visible_models",
+    "owner_criteria",
+    "readable_run",
+    "set_public",
+    "share_run",
+    "share_token",
+    "storage_bytes",
+    "unshare_run",
+    "visible_run",
     "ACTIVE_STATUSES",
     "EXPORT_FORMAT",
     "EXPORT_VERSION",

@@ -31,8 +31,9 @@ from typing import Any
 import sqlite_utils
 
 from jaxstyle import images
-from jaxstyle.errors import GalleryError, ImageError, SettingsError
+from jaxstyle.errors import GalleryError, ImageError, LimitError, SettingsError
 from jaxstyle.gallery import values
+from jaxstyle.gallery.access import storage_bytes
 from jaxstyle.gallery.archive import EXPORT_FORMAT, EXPORT_VERSION
 from jaxstyle.gallery.database import guarded, transaction
 from jaxstyle.gallery.lifecycle import (
@@ -47,6 +48,7 @@ from jaxstyle.gallery.lifecycle import (
 )
 from jaxstyle.runs import ACTIVE_STATUSES, FAILED, METHOD_OPTIMIZE, METHOD_VIDEO, METHODS, RUN_STATUSES
 from jaxstyle.settings import TransferSettings
+from jaxstyle.site import HOW_TO_GET_MORE
 
 # What an import reads at most (the README's limits table). Checked from the ZIP's directory
 # before anything is inflated, and again while inflating.
@@ -411,16 +413,17 @@ def _fingerprint(
     return images.sha256_hex(json.dumps(document, sort_keys=True).encode())
 
 
-def _fingerprints_here(db: sqlite_utils.Database, content_shas: set[str]) -> set[str]:
-    """The fingerprints of the gallery's runs whose photo is one of ``content_shas`` (the only ones
-    an imported run can be the same as)."""
+def _fingerprints_here(db: sqlite_utils.Database, content_shas: set[str], owner: str | None) -> set[str]:
+    """The fingerprints of ``owner``'s runs whose photo is one of ``content_shas`` (the only ones
+    an imported run can be the same as: another user's run is not theirs)."""
     found = set()
     for sha in content_shas:
         for row in db.query(
             "SELECT id, settings, method, model, status, content_sha, "
             "(SELECT sha256 FROM results WHERE run_id = runs.id) AS result_sha, "
-            "(SELECT sha256 FROM videos WHERE run_id = runs.id) AS video_sha FROM runs WHERE content_sha = ?",
-            [sha],
+            "(SELECT sha256 FROM videos WHERE run_id = runs.id) AS video_sha FROM runs "
+            "WHERE content_sha = ? AND owner IS ?",
+            [sha, owner],
         ):
             styles = [(r["sha256"], r["blend"]) for r in db.query(
                 "SELECT sha256, blend FROM run_styles WHERE run_id = ? ORDER BY position", [row["id"]])]  # fmt: skip
@@ -432,13 +435,18 @@ def _fingerprints_here(db: sqlite_utils.Database, content_shas: set[str]) -> set
     return found
 
 
-def _write(db: sqlite_utils.Database, reader: _Reader, run: _Run, inputs: Mapping[str, dict[str, Any]]) -> int:
+def _write(
+    db: sqlite_utils.Database, reader: _Reader, run: _Run, inputs: Mapping[str, dict[str, Any]], owner: str | None
+) -> int:
     """Pass 2 for one new run, inside the import's transaction: the files the gallery lacks, then the run."""
     for sha in (run.row["content_sha"], *run.style_shas):
+        row = {k: v for k, v in inputs[sha].items() if k != "file"}
         if not is_stored(db, "images", sha):
-            row = {k: v for k, v in inputs[sha].items() if k != "file"}
             insert_image(db, {**row, "data": reader.stored_bytes(inputs[sha]["file"], sha, MAX_IMAGE_BYTES)})
-    run_id = insert_run(db, run.row, run.settings, run.style_shas, run.blend)
+        if owner is not None:
+            origin = {"sha256": sha, "owner": owner, "origin_kind": row["origin_kind"], "origin": row["origin"]}
+            db["image_origins"].insert(origin, ignore=True)
+    run_id = insert_run(db, {**run.row, "owner": owner}, run.settings, run.style_shas, run.blend)
     if run.result is not None:
         image = run.result
         if not is_stored(db, "result_images", image.sha):
@@ -453,7 +461,10 @@ def _write(db: sqlite_utils.Database, reader: _Reader, run: _Run, inputs: Mappin
 
 
 @guarded
-def import_gallery(db: sqlite_utils.Database, zip_path: str | os.PathLike) -> ImportedRuns:
+def import_gallery(
+    db: sqlite_utils.Database, zip_path: str | os.PathLike, *, owner: str | None = None,
+    storage_limit: int | None = None,
+) -> ImportedRuns:  # fmt: skip
     """Add the runs of an :func:`~jaxstyle.gallery.archive.export_gallery` zip as new runs (new ids),
     all or nothing; a run already in the gallery (same settings, inputs and result: see
     :func:`_fingerprint`) is skipped and counted, so importing the same ZIP twice adds nothing.
@@ -462,11 +473,15 @@ def import_gallery(db: sqlite_utils.Database, zip_path: str | os.PathLike) -> Im
     images and videos as uploads are) before one transaction writes it, under the limits above.
     Runs exported while queued or running are imported as failed.
 
+    On a shared site the runs become ``owner``'s (whatever the export says), and the import is
+    refused when their storage would then pass ``storage_limit`` bytes.
+
     Returns:
         The new runs' ids, in the export's order, and how many were already here.
 
     Raises:
         GalleryError: the file is not a valid export, or is over a limit (nothing is imported).
+        LimitError: the owner's storage would pass ``storage_limit`` (nothing is imported).
     """
     zip_path = Path(zip_path)
     try:
@@ -481,12 +496,19 @@ def import_gallery(db: sqlite_utils.Database, zip_path: str | os.PathLike) -> Im
         inputs = {row["sha256"]: row for row in input_rows}
         imported = ImportedRuns()
         with transaction(db):
-            here = _fingerprints_here(db, {run.row["content_sha"] for run in runs})
+            here = _fingerprints_here(db, {run.row["content_sha"] for run in runs}, owner)
             for run in runs:
                 fingerprint = run.fingerprint()
                 if fingerprint in here:
                     imported.already_here += 1
                     continue
                 here.add(fingerprint)
-                imported.append(_write(db, reader, run, inputs))
+                imported.append(_write(db, reader, run, inputs, owner))
+            if owner is not None and storage_limit is not None:
+                used = storage_bytes(db, owner)
+                if used > storage_limit:  # raising here rolls the whole import back
+                    raise LimitError(
+                        f"importing {zip_path.name} would bring your gallery to {used / 2**20:,.1f} MB, over your "
+                        f"limit of {storage_limit / 2**20:,.0f} MB; delete some runs first, or {HOW_TO_GET_MORE}"
+                    )
     return imported

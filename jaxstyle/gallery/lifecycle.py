@@ -18,7 +18,7 @@ import sqlite_utils
 from jaxstyle import images
 from jaxstyle.errors import GalleryError
 from jaxstyle.gallery.database import guarded, label, placeholders, require_run, transaction, update_run
-from jaxstyle.gallery.recovery import owner
+from jaxstyle.gallery.recovery import owner as process_owner
 from jaxstyle.gallery.schema import SETTING_COLUMNS
 from jaxstyle.gallery.values import (
     TOTAL_LOSS,
@@ -80,6 +80,13 @@ def drop_unused(
             "AND sha256 NOT IN (SELECT content_sha FROM runs) AND sha256 NOT IN (SELECT sha256 FROM run_styles)",
             list(inputs),
         )
+        # An owner's name for an input goes with the last of their runs that uses it.
+        db["image_origins"].delete_where(
+            f"sha256 IN ({placeholders(inputs)}) AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.owner = "
+            "image_origins.owner AND (runs.content_sha = image_origins.sha256 OR EXISTS (SELECT 1 FROM run_styles "
+            "WHERE run_styles.run_id = runs.id AND run_styles.sha256 = image_origins.sha256)))",
+            list(inputs),
+        )
     for table, links, shas in (("result_images", "results", results), ("video_files", "videos", videos)):
         if shas:
             db[table].delete_where(
@@ -124,13 +131,17 @@ def insert_video_file(db: sqlite_utils.Database, sha: str, suffix: str, size: in
 
 
 @guarded
-def store_image(db: sqlite_utils.Database, data: bytes, *, origin_kind: str, origin: str) -> str:
+def store_image(
+    db: sqlite_utils.Database, data: bytes, *, origin_kind: str, origin: str, owner: str | None = None
+) -> str:
     """Store a content or style input once (keyed by its SHA-256), as given, with its origin.
 
     Args:
         data: the file's bytes (JPEG, PNG, ...), kept exactly so a re-run sees the same input.
         origin_kind: "upload", "file", "url" or "catalog".
         origin: the upload's file name, the path, the URL or the catalog style id.
+        owner: on a shared site, the user storing it: the origin is recorded as theirs (the bytes
+            are still stored once), and only their runs show it.
 
     Returns:
         The hex SHA-256 of ``data``. Storing the same bytes again keeps the first origin.
@@ -147,6 +158,9 @@ def store_image(db: sqlite_utils.Database, data: bytes, *, origin_kind: str, ori
     row = {"sha256": sha, "origin_kind": origin_kind, "origin": str(origin), "width": width, "height": height}
     with transaction(db):
         insert_image(db, {**row, "data": data})
+        if owner is not None:
+            origin_row = {"sha256": sha, "owner": owner, "origin_kind": origin_kind, "origin": str(origin)}
+            db["image_origins"].insert(origin_row, ignore=True)
     return sha
 
 
@@ -192,6 +206,7 @@ def add_run(
     device: str = "",
     method: str = METHOD_OPTIMIZE,
     model: str | None = None,
+    owner: str | None = None,
 ) -> int:
     """Add a run when it is queued or starts; its inputs must be stored first (:func:`store_image`).
 
@@ -203,6 +218,7 @@ def add_run(
         status: "queued" or "running".
         method, model: how the run is made (jaxstyle.runs.METHODS) and, for an instant run, the
             trained model's name.
+        owner: on a shared site, the signed-in user it belongs to (None: a personal gallery's run).
 
     Returns:
         The new run's id.
@@ -234,7 +250,8 @@ def add_run(
         "group_id": group_id,
         "method": method,
         "model": model,
-        **owner(),
+        "owner": owner,
+        **process_owner(),
     }
     with transaction(db):
         return insert_run(db, row, run_settings, style_shas, blend)
@@ -272,7 +289,8 @@ def start_run(db: sqlite_utils.Database, run_id: int, *, total_steps: int | None
     with transaction(db):
         row = require_run(db, run_id)
         steps = row["total_steps"] if total_steps is None else total_steps
-        return _change_if(db, run_id, ACTIVE_STATUSES, {"status": RUNNING, **owner(), "step": 0, "total_steps": steps})
+        values = {"status": RUNNING, **process_owner(), "step": 0, "total_steps": steps}
+        return _change_if(db, run_id, ACTIVE_STATUSES, values)
 
 
 @guarded
@@ -302,7 +320,7 @@ def record_progress(
     values = {
         "step": int(step),
         "total_steps": int(total_steps),
-        **owner(),
+        **process_owner(),
         "status": RUNNING,
         "loss_history": json.dumps(entry),
     }

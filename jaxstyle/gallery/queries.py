@@ -48,13 +48,27 @@ def _common_fields(row: Mapping[str, Any]) -> dict[str, Any]:
         "group_id": row["group_id"],
         "method": row["method"],
         "model": row["model"],
+        "owner": row["owner"],
+        "public": bool(row["public"]),
     }
 
 
+# An input's origin as its run's owner named it (image_origins), else as it was first stored.
+_ORIGIN = (
+    "COALESCE((SELECT o.origin FROM image_origins AS o WHERE o.sha256 = images.sha256 AND o.owner = runs.owner), "
+    "images.origin)"
+)
+_ORIGIN_KIND = _ORIGIN.replace("o.origin FROM", "o.origin_kind FROM").replace("images.origin)", "images.origin_kind)")
+
+
 def _run_from_row(db: sqlite_utils.Database, row: Mapping[str, Any]) -> Run:
-    content = db["images"].get(row["content_sha"])
+    content = next(db.query(
+        f"SELECT images.sha256, {_ORIGIN_KIND} AS origin_kind, {_ORIGIN} AS origin, images.width, images.height "
+        "FROM runs JOIN images ON images.sha256 = runs.content_sha WHERE runs.id = ?", [row["id"]]
+    ))  # fmt: skip
     styles = db.query(
-        "SELECT images.*, run_styles.blend FROM run_styles JOIN images USING (sha256) "
+        f"SELECT images.sha256, {_ORIGIN_KIND} AS origin_kind, {_ORIGIN} AS origin, images.width, images.height, "
+        "run_styles.blend FROM run_styles JOIN images USING (sha256) JOIN runs ON runs.id = run_styles.run_id "
         "WHERE run_styles.run_id = ? ORDER BY run_styles.position",
         [row["id"]],
     )
@@ -150,19 +164,29 @@ def rerun_settings(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
 
 
 @guarded
-def list_inputs(db: sqlite_utils.Database, kind: str) -> list[ImageInfo]:
-    """The content ("content") or style ("style") images used by at least one run, by origin."""
+def list_inputs(db: sqlite_utils.Database, kind: str, *, owner: str | None = None) -> list[ImageInfo]:
+    """The content ("content") or style ("style") images used by at least one run (of ``owner``,
+    when given: with the names that owner gave them), by origin."""
     if kind == "content":
         used = "SELECT content_sha FROM runs"
     elif kind == "style":
-        used = "SELECT sha256 FROM run_styles"
+        used = "SELECT sha256 FROM run_styles JOIN runs ON runs.id = run_styles.run_id"
     else:
         raise GalleryError(f"kind must be 'content' or 'style', got {kind!r}")
-    rows = db["images"].rows_where(
-        f"sha256 IN ({used})",
-        select="sha256, origin_kind, origin, width, height",
-        order_by="origin COLLATE NOCASE, sha256",
-    )
+    if owner is None:
+        rows = db["images"].rows_where(
+            f"sha256 IN ({used})",
+            select="sha256, origin_kind, origin, width, height",
+            order_by="origin COLLATE NOCASE, sha256",
+        )
+    else:
+        rows = db.query(
+            "SELECT images.sha256, COALESCE(o.origin_kind, images.origin_kind) AS origin_kind, "
+            "COALESCE(o.origin, images.origin) AS origin, images.width, images.height FROM images "
+            "LEFT JOIN image_origins AS o ON o.sha256 = images.sha256 AND o.owner = :owner "
+            f"WHERE images.sha256 IN ({used} WHERE runs.owner = :owner) ORDER BY 3 COLLATE NOCASE, 1",
+            {"owner": owner},
+        )
     return [image_info(row) for row in rows]
 
 
@@ -198,6 +222,8 @@ class RunFilter:
     until: datetime | date | str | None = None  # created before (a bare date covers its whole day)
     text: str | None = None  # case-insensitive substring of the title
     group_id: str | None = None  # runs made together (e.g. one sweep)
+    owner: str | None = None  # a shared site's user: only their runs
+    public: bool | None = None  # only (True) or no (False) runs published on the public page
 
     def __post_init__(self) -> None:
         if self.status is not None:
@@ -220,11 +246,14 @@ class RunFilter:
         if self.style:
             clauses.append(
                 "EXISTS (SELECT 1 FROM run_styles JOIN images USING (sha256) "
-                "WHERE run_styles.run_id = runs.id AND (images.sha256 = ? OR images.origin = ?))"
+                f"WHERE run_styles.run_id = runs.id AND (images.sha256 = ? OR {_ORIGIN} = ?))"
             )
             params += [self.style, self.style]
         if self.content:
-            clauses.append("runs.content_sha IN (SELECT sha256 FROM images WHERE sha256 = ? OR origin = ?)")
+            clauses.append(
+                "EXISTS (SELECT 1 FROM images WHERE images.sha256 = runs.content_sha "
+                f"AND (images.sha256 = ? OR {_ORIGIN} = ?))"
+            )
             params += [self.content, self.content]
         if self.tag:
             clauses.append("EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE json_each.value = ?)")
@@ -248,6 +277,12 @@ class RunFilter:
         if self.group_id is not None:
             clauses.append("runs.group_id = ?")
             params.append(self.group_id)
+        if self.owner is not None:
+            clauses.append("runs.owner = ?")
+            params.append(self.owner)
+        if self.public is not None:
+            clauses.append("runs.public = ?")
+            params.append(1 if self.public else 0)
         return (" AND ".join(clauses) or None), params
 
 
@@ -306,8 +341,8 @@ def list_runs(
     condition, params = run_filter.where()
     where = f" WHERE {condition}" if condition else ""
     rows = db.query(
-        "SELECT runs.*, images.origin AS content_origin, "
-        "(SELECT json_group_array(i.origin) FROM (SELECT images.origin FROM run_styles "
+        f"SELECT runs.*, {_ORIGIN} AS content_origin, "
+        f"(SELECT json_group_array(i.origin) FROM (SELECT {_ORIGIN} AS origin FROM run_styles "
         " JOIN images USING (sha256) WHERE run_styles.run_id = runs.id ORDER BY position) AS i) AS style_origins, "
         "EXISTS (SELECT 1 FROM results WHERE results.run_id = runs.id) AS has_image "
         f"FROM runs JOIN images ON images.sha256 = runs.content_sha{where} "

@@ -42,6 +42,8 @@ class Run:
     group_id: str | None
     method: str  # jaxstyle.runs.METHODS: an optimization, or one pass of a trained model
     model: str | None  # the trained model of an instant run
+    owner: str | None  # a shared site's user it belongs to (None: a personal gallery's run, the admins')
+    public: bool  # published on a shared site's public page
     settings: dict[str, Any]  # TransferSettings.to_dict()
     weights_source: str
     device: str
@@ -85,6 +87,8 @@ class RunSummary:
     group_id: str | None
     method: str
     model: str | None
+    owner: str | None
+    public: bool
     size_px: int
     iterations: int
     content_weight: float

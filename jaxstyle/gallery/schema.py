@@ -213,6 +213,36 @@ def _m006_shared_files(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="m007_owners")
+def _m007_owners(db: sqlite_utils.Database) -> None:
+    """v7, for shared sites: a run's owner (the signed-in user's OpenID Connect subject; NULL for a
+    personal gallery's runs, which belong to the admins of a shared one), its share link's token
+    (unguessable, NULL when not shared), whether it is published on the public page, and each
+    owner's own name for an input (an image's bytes are stored once; its origin, a file name or
+    URL, is the owner's and is never shown to another user), and who owns each trained or imported
+    model (a model not listed is the admins')."""
+    runs = db.table("runs")
+    runs.add_column("owner", str)
+    runs.add_column("share_token", str)
+    runs.add_column("public", int, not_null_default=0)
+    _execute_all(
+        db,
+        [
+            "CREATE INDEX runs_owner ON runs(owner)",
+            "CREATE UNIQUE INDEX runs_share_token ON runs(share_token)",
+            """CREATE TABLE image_origins (
+                sha256 TEXT NOT NULL REFERENCES images(sha256) ON DELETE CASCADE,
+                owner TEXT NOT NULL,
+                origin_kind TEXT NOT NULL,
+                origin TEXT NOT NULL,
+                PRIMARY KEY (sha256, owner)
+            )""",
+            # Trained and imported models live as files beside the gallery; who owns each is kept here.
+            "CREATE TABLE model_owners (name TEXT PRIMARY KEY, owner TEXT NOT NULL)",
+        ],
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS._migrations)
 _MIGRATION_NAMES = [migration.name for migration in MIGRATIONS._migrations]
 

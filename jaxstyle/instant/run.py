@@ -49,10 +49,12 @@ def run_instant(
     title: str | None = None,
     tags: Sequence[str] = (),
     score: bool = True,
+    owner: str | None = None,
 ) -> InstantRun:
     """Paint ``content`` with the painter's trained model in ``styles`` (blended by ``blend``) at
     ``size_px``, score it, and store it in the gallery at ``gallery_path`` unless ``store`` is False.
     With ``score=False`` the image is stored at once and :attr:`InstantRun.score_later` scores it.
+    ``owner``: on a shared site, the signed-in user the run belongs to.
 
     Raises:
         ModelError: a style the model does not hold.
@@ -66,7 +68,7 @@ def run_instant(
     return _paint_and_store(
         lambda: painter.paint(content.image, styles, blend, size_px=size_px),
         model.name, settings, content, style_inputs, weights,
-        gallery_path=gallery_path, store=store, title=title, tags=tags, score=score,
+        gallery_path=gallery_path, store=store, title=title, tags=tags, score=score, owner=owner,
     )  # fmt: skip
 
 
@@ -86,11 +88,12 @@ def run_builtin(
     title: str | None = None,
     tags: Sequence[str] = (),
     score: bool = True,
+    owner: str | None = None,
 ) -> InstantRun:
     """Paint ``content`` with a built-in model: ``arbitrary`` takes paintings (loaded images),
     ``styles26`` style numbers ("0" … "25"); score it and store it as an instant run (its settings
     hold the strength, stroke size and colour mode; for ``styles26`` each style's swatch stands for
-    its painting). ``score=False``: as in :func:`run_instant`.
+    its painting). ``score=False`` and ``owner``: as in :func:`run_instant`.
 
     Raises:
         SettingsError: a size, stroke size, strength, blend, colour mode or style out of range
@@ -117,7 +120,7 @@ def run_builtin(
             preserve_color=preserve_color,
         ),
         painter.name, settings, content, style_inputs, weights,
-        gallery_path=gallery_path, store=store, title=title, tags=tags, score=score,
+        gallery_path=gallery_path, store=store, title=title, tags=tags, score=score, owner=owner,
     )  # fmt: skip
 
 
@@ -133,12 +136,14 @@ def store_painted(
     title: str | None = None,
     tags: Sequence[str] = (),
     score: bool = True,
+    owner: str | None = None,
 ) -> InstantRun:
     """Store an image already painted (a frame from the camera) as an instant run, scored like
-    any other (now, or by the run's ``score_later`` when ``score`` is False)."""
+    any other (now, or by the run's ``score_later`` when ``score`` is False); ``owner``: a shared
+    site's user it belongs to."""
     return _paint_and_store(
         lambda: result, model_name, settings, content, style_inputs, weights,
-        gallery_path=gallery_path, store=True, title=title, tags=tags, score=score,
+        gallery_path=gallery_path, store=True, title=title, tags=tags, score=score, owner=owner,
     )  # fmt: skip
 
 
@@ -155,6 +160,7 @@ def _paint_and_store(
     title: str | None,
     tags: Sequence[str],
     score: bool,
+    owner: str | None = None,
 ) -> InstantRun:
     """The run added to the gallery (unless not ``store``), painted, scored beside the photo (now,
     or by the returned run's ``score_later``), finished."""
@@ -172,6 +178,7 @@ def _paint_and_store(
             tags=tags,
             method=METHOD_INSTANT,
             model=model_name,
+            owner=owner,
         )
 
     def scores(image: Image.Image) -> tuple[dict[str, float], dict[str, float]]:

@@ -154,12 +154,14 @@ class TrainProgress:
 PhotoSource = str | os.PathLike | Sequence[tuple[str, bytes]]
 
 
-def gallery_photos(gallery_path: str | os.PathLike | None = None) -> list[tuple[str, bytes]]:
-    """The content photos of the gallery's runs, (origin, bytes): the default training photos."""
+def gallery_photos(gallery_path: str | os.PathLike | None = None, owner: str | None = None) -> list[tuple[str, bytes]]:
+    """The content photos of the gallery's runs (of ``owner``'s runs, on a shared site), (origin,
+    bytes): the default training photos."""
     from jaxstyle import gallery
 
     with gallery.connect(gallery_path) as db:
-        return [(info.origin, gallery.input_image(db, info.sha256)) for info in gallery.list_inputs(db, "content")]
+        photos = gallery.list_inputs(db, "content", owner=owner)
+        return [(info.origin, gallery.input_image(db, info.sha256)) for info in photos]
 
 
 def photo_files(folder: str | os.PathLike) -> list[Path]:

@@ -216,8 +216,11 @@ class VideoRun:
     run_id: int | None  # None when not stored
 
 
-def add_run(prepared: PreparedVideo, gallery_path: str | os.PathLike | None, *, start: bool) -> Any:
-    """The video run added to the gallery (queued, or running if ``start``): its GalleryRecorder."""
+def add_run(
+    prepared: PreparedVideo, gallery_path: str | os.PathLike | None, *, start: bool, owner: str | None = None
+) -> Any:
+    """The video run added to the gallery (queued, or running if ``start``), owned by ``owner`` on
+    a shared site: its GalleryRecorder."""
     from jaxstyle.recorder import GalleryRecorder
 
     request = prepared.request
@@ -226,7 +229,7 @@ def add_run(prepared: PreparedVideo, gallery_path: str | os.PathLike | None, *, 
         title = inputs.default_title(prepared.content, prepared.style_inputs)
     return GalleryRecorder.create(
         gallery_path, prepared.settings, prepared.content, list(prepared.style_inputs), title=title,
-        tags=request.tags, method=METHOD_VIDEO, model=prepared.model, start=start,
+        tags=request.tags, method=METHOD_VIDEO, model=prepared.model, start=start, owner=owner,
     )  # fmt: skip
 
 
@@ -286,6 +289,7 @@ def store_capture(
     title: str | None = None,
     paint_s: float = 0.0,
     score: bool = False,
+    owner: str | None = None,
 ) -> Any:
     """Store a camera frame and its painting (from :meth:`LivePainter.latest`) as an instant run
     of ``live_style``'s model; scored now, or by the returned run's ``score_later`` (see
@@ -316,5 +320,5 @@ def store_capture(
     return store_painted(
         result, name, settings, content, style_inputs, weights, gallery_path=gallery_path,
         title=title if title is not None else f"Live: {inputs.default_title(content, style_inputs)}",
-        tags=("live",), score=score,
+        tags=("live",), score=score, owner=owner,
     )  # fmt: skip
