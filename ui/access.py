@@ -14,8 +14,11 @@ from typing import Any
 
 import streamlit as st
 
+from jaxstyle import gallery
 from jaxstyle.errors import LimitError, SettingsError
+from jaxstyle.instant.models import ModelError
 from jaxstyle.site import HOW_TO_GET_MORE, SiteConfig, Viewer
+from ui.common import db
 
 
 def _plain(values: Any) -> Any:
@@ -92,8 +95,6 @@ def share() -> dict[str, Any]:
 
 def mine() -> dict[str, Any]:
     """``list_runs``/``count_runs`` criteria for the runs this session may list (all, in personal mode)."""
-    from jaxstyle import gallery
-
     return gallery.owner_criteria(viewer())
 
 
@@ -110,9 +111,6 @@ def own_inputs_owner() -> str | None:
 
 def my_models(names: Iterable[str]) -> list[str]:
     """Those trained or imported models this session may see and use (its own; all in personal mode)."""
-    from jaxstyle import gallery
-    from ui.common import db
-
     names = list(names)
     if viewer().sees_everything:
         return names
@@ -122,17 +120,12 @@ def my_models(names: Iterable[str]) -> list[str]:
 
 def check_my_model(name: str) -> None:
     """Refuse another user's model as if it did not exist."""
-    from jaxstyle.instant.models import ModelError
-
     if not my_models([name]):
         raise ModelError(f"no model called {name!r}")
 
 
 def record_model_owner(name: str) -> None:
     """This session's user owns the model ``name`` they just trained or imported (shared sites)."""
-    from jaxstyle import gallery
-    from ui.common import db
-
     if viewer().subject is not None:
         with db() as conn:
             gallery.set_model_owner(conn, name, viewer().subject)
