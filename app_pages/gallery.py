@@ -8,8 +8,12 @@ import ui
 ui.follow_card_clicks()
 run_param = st.query_params.get("run")
 if run_param is not None and run_param.isdigit():
+    shown = False
     with ui.guard(f"run #{run_param}"):
         ui.run_detail(int(run_param), st.query_params.get("token"))
+        shown = True
+    if not shown:  # a missing run, or not this user's: the message above, and a way out
+        st.button("Back to the gallery", key="back_missing", icon=":material/arrow_back:", on_click=ui.close_run)
 else:
     ui.header("Gallery", "Every run you made: filter, open one to see how it was made, re-run or compare it.")
     with ui.guard("the gallery"):

@@ -15,9 +15,6 @@ import dataclasses
 import io
 import logging
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -34,6 +31,7 @@ from jaxstyle import gallery, inputs
 from jaxstyle.jobs import JobRunner, QueueFullError
 from jaxstyle.settings import TransferSettings
 from tests.conftest import free_port
+from tests.servers import app_health, serve, streamlit_command
 
 REPO = Path(__file__).resolve().parents[1]
 SESSIONS = 8
@@ -62,30 +60,10 @@ def app_port(gallery_path: Path, warm_cache_dir: Path, tmp_path: Path):
         "JAXSTYLE_CACHE_DIR": str(warm_cache_dir),
         "NO_PROXY": "127.0.0.1,localhost",
     }
-    command = [
-        sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.address=127.0.0.1",
-        f"--server.port={port}", "--server.headless=true", "--browser.gatherUsageStats=false",
-        "--server.fileWatcherType=none",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while not _healthy(port):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+    url = f"http://127.0.0.1:{port}"
+    with serve(streamlit_command(port), f"{url}/_stcore/health", log_path, env, ok=app_health) as server:
         yield port
         assert server.poll() is None, f"the app went down:\n{log_path.read_text()[-3000:]}"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def _healthy(port: int) -> bool:

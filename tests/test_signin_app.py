@@ -90,7 +90,8 @@ def test_another_users_run_id_answers_not_found_like_a_missing_one(app_gallery, 
     foreign = site_app(ALICE, page="gallery", query={"run": str(bobs)})
     missing = site_app(ALICE, page="gallery", query={"run": "999"})
     assert [e.value for e in foreign.error] == [e.value.replace("999", str(bobs)) for e in missing.error]
-    assert foreign.error and "bobs-run" not in texts(foreign)
+    assert foreign.error and "bobs-run" not in texts(foreign) and ".db" not in foreign.error[0].value
+    assert "back_missing" in [b.key for b in foreign.button]  # a way back to the gallery
     assert not [b for b in foreign.button if b.key in ("rerun", "confirm_delete", "add_compare")]
 
 

@@ -248,7 +248,10 @@ def run_detail(run_id: int, token: str | None = None) -> None:
         elif run.status in runs.ACTIVE_STATUSES:
             live_run(run.id)
         else:
-            st.error(f"{run.status.capitalize()}: {run.error}", icon=":material/error:")
+            if run.status == runs.CANCELLED:  # the user's choice, not a failure
+                st.info(run.error[:1].upper() + run.error[1:] if run.error else "Cancelled.", icon=":material/cancel:")
+            else:
+                st.error(f"{run.status.capitalize()}: {run.error}", icon=":material/error:")
     with side_col:
         inputs = st.columns(1 + len(run.styles))
         with db() as conn:

@@ -1,6 +1,7 @@
 """Who may see a run on a shared site: its owner, the admins, whoever holds its share link (read
-only), and everyone once it is published; to anyone else it does not exist ("no run 7", the same
-answer as for a missing run, so ids can't be probed). A personal gallery's viewer sees everything.
+only), and everyone once it is published; to anyone else it does not exist ("no run 7 in this
+gallery", the same answer as for a missing run, so ids can't be probed, and no server path in
+it). A personal gallery's viewer sees everything.
 
 Pages ask here, never ``get_run`` directly, for any run id that came from a URL or a form.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-from jaxstyle.gallery.database import RunNotFound, guarded, label, require_run, transaction, update_run
+from jaxstyle.gallery.database import RunNotFound, guarded, require_run, transaction, update_run
 from jaxstyle.gallery.queries import get_run
 from jaxstyle.gallery.records import Run
 from jaxstyle.site import Viewer
@@ -26,17 +27,25 @@ def owner_criteria(viewer: Viewer) -> dict[str, Any]:
     return {} if viewer.sees_everything else {"owner": viewer.subject}
 
 
-def _not_found(db: sqlite_utils.Database, run_id: int) -> RunNotFound:
-    return RunNotFound(f"no run {run_id} in the gallery {label(db)}")
+def _row(db: sqlite_utils.Database, run_id: int) -> dict[str, Any] | None:
+    try:
+        return require_run(db, run_id)
+    except RunNotFound:
+        return None
+
+
+def _not_found(run_id: int) -> RunNotFound:
+    # The same words for a missing run and another user's, and no server path in them.
+    return RunNotFound(f"no run {run_id} in this gallery")
 
 
 @guarded
 def visible_run(db: sqlite_utils.Database, run_id: int, viewer: Viewer) -> Run:
     """The run, if it is ``viewer``'s to see and change (theirs, or any for an admin or a personal
     gallery). Raises RunNotFound otherwise, exactly as for a missing run."""
-    row = require_run(db, run_id)
-    if not viewer.may_touch(row["owner"]):
-        raise _not_found(db, run_id)
+    row = _row(db, run_id)
+    if row is None or not viewer.may_touch(row["owner"]):
+        raise _not_found(run_id)
     return get_run(db, run_id)
 
 
@@ -44,10 +53,12 @@ def visible_run(db: sqlite_utils.Database, run_id: int, viewer: Viewer) -> Run:
 def readable_run(db: sqlite_utils.Database, run_id: int, viewer: Viewer, token: str | None = None) -> Run:
     """The run if ``viewer`` may at least look at it: as :func:`visible_run`, or published, or
     ``token`` is its share link's. Raises RunNotFound otherwise."""
-    row = require_run(db, run_id)
+    row = _row(db, run_id)
+    if row is None:
+        raise _not_found(run_id)
     shared = bool(token) and row["share_token"] is not None and secrets.compare_digest(str(token), row["share_token"])
     if not (viewer.may_touch(row["owner"]) or row["public"] or shared):
-        raise _not_found(db, run_id)
+        raise _not_found(run_id)
     return get_run(db, run_id)
 
 
