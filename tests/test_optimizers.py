@@ -7,16 +7,29 @@ import numpy as np
 import pytest
 
 from jaxstyle import cli, optimizers, settings, style_losses, transfer
+from jaxstyle.errors import SettingsError
 from jaxstyle.pyramid import compose, pyramid
+
+# What the tables are expected to hold, written out here: the settings and the CLI read their
+# names from the tables, so comparing them with the tables would compare the tables with themselves.
+EXPECTED_OPTIMIZERS = {"adam": "Adam", "lbfgs": "L-BFGS"}
+EXPECTED_STYLE_LOSSES = ("gram", "w2")
 
 
 def test_the_settings_and_the_cli_offer_exactly_the_tables_entries():
-    assert tuple(optimizers.OPTIMIZERS) == settings.OPTIMIZERS
-    assert tuple(style_losses.STYLE_LOSSES) == settings.STYLE_LOSSES
+    assert {name: entry.label for name, entry in optimizers.OPTIMIZERS.items()} == EXPECTED_OPTIMIZERS
+    assert tuple(style_losses.STYLE_LOSSES) == EXPECTED_STYLE_LOSSES
+    assert tuple(EXPECTED_OPTIMIZERS) == settings.OPTIMIZERS
+    assert settings.STYLE_LOSSES == EXPECTED_STYLE_LOSSES
+    for field, names in (("optimizer", tuple(EXPECTED_OPTIMIZERS)), ("style_loss", EXPECTED_STYLE_LOSSES)):
+        for name in names:
+            assert getattr(settings.TransferSettings(**{field: name}), field) == name
+        with pytest.raises(SettingsError, match=f"{field} must be one of {', '.join(names)}, got 'other'"):
+            settings.TransferSettings(**{field: "other"})
     generate = cli.build_parser()._subparsers._group_actions[0].choices["generate"]
     choices = {action.dest: action.choices for action in generate._actions}
-    assert tuple(choices["optimizer"]) == tuple(optimizers.OPTIMIZERS)
-    assert tuple(choices["style_loss"]) == tuple(style_losses.STYLE_LOSSES)
+    assert tuple(choices["optimizer"]) == tuple(EXPECTED_OPTIMIZERS)
+    assert tuple(choices["style_loss"]) == EXPECTED_STYLE_LOSSES
 
 
 @pytest.mark.parametrize("name", list(optimizers.OPTIMIZERS))
