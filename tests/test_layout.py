@@ -123,8 +123,32 @@ def test_every_page_is_registered_in_the_navigation():
     pages = sorted(path.relative_to(REPO).as_posix() for path in (REPO / "app_pages").glob("*.py"))
     constants = sorted(value for name, value in vars(ui).items() if name.endswith("_PAGE"))
     assert pages == constants
-    dashboard = (REPO / "dashboard.py").read_text(encoding="utf-8")
-    assert all(f"ui.{name}" in dashboard for name in vars(ui) if name.endswith("_PAGE"))
+    assert registered_pages(REPO / "dashboard.py") == sorted(name for name in vars(ui) if name.endswith("_PAGE"))
+
+
+def registered_pages(path: Path) -> list[str]:
+    """The names ``X`` of the ``st.Page(ui.X, ...)`` calls in the code of ``path`` (parsed, so
+    that a comment or a string naming a page does not count)."""
+    return sorted(
+        node.args[0].attr
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and ast.unparse(node.func) == "st.Page"
+        and node.args
+        and isinstance(node.args[0], ast.Attribute)
+        and ast.unparse(node.args[0].value) == "ui"
+    )
+
+
+def test_the_navigation_check_reads_code_not_comments(tmp_path: Path):
+    (tmp_path / "dashboard.py").write_text(
+        "# st.Page(ui.LIVE_PAGE)\n"
+        "import streamlit as st\n"
+        "import ui\n"
+        'pages = [st.Page(ui.HOME_PAGE, title="Home"), st.Page(ui.GENERATE_PAGE)]\n'
+        'NOTE = "ui.STYLES_PAGE is not registered"\n'
+    )
+    assert registered_pages(tmp_path / "dashboard.py") == ["GENERATE_PAGE", "HOME_PAGE"]
 
 
 def test_the_core_never_imports_streamlit():
