@@ -458,12 +458,25 @@ def _cli(*args, env=None, **kwargs):
 def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
     photo_dir, tmp_path, warm_cache_dir, fallback_weights
 ):
+    """Killed with SIGKILL and resumed, a training ends with the very params, moving average,
+    Adam state and loss history of the same training run uninterrupted (README, Instant styles)."""
     gallery_path = tmp_path / "gallery.db"
+    whole_gallery = tmp_path / "whole" / "gallery.db"
+    whole_gallery.parent.mkdir()
     env = {**os.environ, "JAXSTYLE_CACHE_DIR": str(warm_cache_dir)}
-    common = ["--styles", "udnie", "--photos", str(photo_dir), "--size", "64", "--batch", "1"]
-    common += ["--name", "killed", "--gallery", str(gallery_path), "--checkpoint-every", "1", "--quiet"]
-    proc = subprocess.Popen(  # 36 px crops, not the default 32, and a decay: --resume takes both from the checkpoint
-        [sys.executable, "-m", "jaxstyle", "train", *common, "--crop", "36", "--decay", "0.5", "--steps", "100000"],
+    steps = 20  # the kill comes at step 2 or soon after, well before the end
+
+    def common_in(where: Path) -> list[str]:
+        return [
+            "--styles", "udnie", "--photos", str(photo_dir), "--size", "64", "--batch", "1",
+            "--name", "killed", "--gallery", str(where), "--checkpoint-every", "1", "--quiet",
+        ]  # fmt: skip
+
+    common = common_in(gallery_path)
+    # 36 px crops, not the default 32, and a decay: --resume takes both from the checkpoint.
+    settings = ["--crop", "36", "--decay", "0.5", "--steps", str(steps)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jaxstyle", "train", *common, *settings],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     checkpoint = models.checkpoint_path("killed", gallery_path)
@@ -476,17 +489,29 @@ def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
     step = models.read_checkpoint_meta("killed", gallery_path)["step"]
-    assert step >= 2 and models.load_model("killed", gallery_path).meta["step"] >= step - 1
-    done = _cli("train", *common, "--steps", str(step + 1), "--resume", "--json", env=env, capture_output=True)
+    assert 2 <= step < steps and models.load_model("killed", gallery_path).meta["step"] >= step - 1
+    done = _cli("train", *common, "--steps", str(steps), "--resume", "--json", env=env, capture_output=True)
     assert done.returncode == 0, done.stderr
     resumed = models.load_model("killed", gallery_path)
-    assert resumed.meta["step"] == step + 1 and resumed.meta["train"]["settings"]["crop_px"] == 36
+    assert resumed.meta["step"] == steps and resumed.meta["train"]["settings"]["crop_px"] == 36
     assert resumed.meta["train"]["settings"]["decay_fraction"] == 0.5
+    # The same training, never interrupted, in a gallery of its own.
+    whole = _cli("train", *common_in(whole_gallery), *settings, env=env, capture_output=True)
+    assert whole.returncode == 0, whole.stderr
+    for path in (models.model_path, models.checkpoint_path):
+        after_kill = models.decode(path("killed", gallery_path).read_bytes(), "resumed")
+        uninterrupted = models.decode(path("killed", whole_gallery).read_bytes(), "uninterrupted")
+        assert after_kill.keys() == uninterrupted.keys()
+        for part in ("net", "norms", "average", "opt_state"):
+            if part in uninterrupted:
+                for a, b in zip(jax.tree.leaves(after_kill[part]), jax.tree.leaves(uninterrupted[part]), strict=True):
+                    np.testing.assert_array_equal(a, b, err_msg=f"{path.__name__}: {part}")
+        assert after_kill["meta"]["loss_history"] == uninterrupted["meta"]["loss_history"]
     # --from starts a new model from it (its own painting by default); --resume with --from is refused.
     started = _cli("train", "--from", "killed", "--name", "next", *common[2:6], "--steps", "1", "--quiet",
                    "--gallery", str(gallery_path), "--json", env=env, capture_output=True)  # fmt: skip
     assert started.returncode == 0, started.stderr
-    assert json.loads(started.stdout)["started_from"] == {"model": "killed", "step": step + 1, "train_s": ANY}
+    assert json.loads(started.stdout)["started_from"] == {"model": "killed", "step": steps, "train_s": ANY}
     assert models.load_model("next", gallery_path).styles == ("udnie",)
     both = _cli("train", "--from", "killed", "--name", "next", "--resume", "--gallery", str(gallery_path),
                 env=env, capture_output=True)  # fmt: skip
