@@ -33,6 +33,10 @@ class GalleryError(JaxstyleError):
     """The gallery database cannot be opened, read or written."""
 
 
+class RunNotFound(GalleryError, LookupError):
+    """No run (or input image) with that id is in the gallery."""
+
+
 class Cancelled(JaxstyleError):
     """A run was cancelled by its progress callback."""
 
@@ -43,6 +47,14 @@ class VideoError(JaxstyleError, ValueError):
 
 class ClusterError(JaxstyleError):
     """The Ray cluster can't be reached, refused this process, or lost the worker of a run."""
+
+
+class QueueFullError(JaxstyleError):
+    """The job runner already holds as many waiting runs as it accepts."""
+
+
+class ModelError(JaxstyleError):
+    """A model that is missing, damaged, misnamed, or asked for a style it does not hold."""
 
 
 class LimitError(JaxstyleError):

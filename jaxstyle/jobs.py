@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jaxstyle import images, inputs, runners, shares, site, transfer
-from jaxstyle.errors import Cancelled, JaxstyleError, SettingsError, VideoError
+from jaxstyle.errors import Cancelled, JaxstyleError, QueueFullError, SettingsError, VideoError
 from jaxstyle.recorder import GalleryRecorder
 from jaxstyle.runs import CANCELLED, DONE, FAILED, FINISHED_STATUSES, QUEUED, RUNNING
 from jaxstyle.settings import TransferSettings
@@ -50,10 +50,6 @@ DEFAULT_WORKERS = 1  # one run already keeps every CPU core busy
 DEFAULT_MAX_QUEUED = 16
 _LIMITS = {"workers": (1, 16), "max_queued": (1, 1000)}
 _RETRY_RECORD_S = 5.0  # how often an outcome the gallery refused is written again
-
-
-class QueueFullError(JaxstyleError):
-    """The runner already holds as many waiting runs as it accepts."""
 
 
 @dataclasses.dataclass(frozen=True)

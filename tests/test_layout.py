@@ -163,3 +163,25 @@ def test_the_core_never_imports_streamlit():
         )
     ]
     assert importing == []
+
+
+def test_the_core_errors_live_in_errors_py_and_their_former_homes_still_export_them():
+    from jaxstyle import errors, jobs
+    from jaxstyle.gallery import database
+    from jaxstyle.instant import models
+
+    errors_py = ast.parse((REPO / "jaxstyle" / "errors.py").read_text(encoding="utf-8"))
+    error_names = {node.name for node in errors_py.body if isinstance(node, ast.ClassDef)}
+    elsewhere = [
+        f"{path.relative_to(REPO).as_posix()}: {node.name}"
+        for path in sorted((REPO / "jaxstyle").rglob("*.py"))
+        if path.name != "errors.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+        and any(ast.unparse(base).split(".")[-1] in error_names for base in node.bases)
+    ]
+    assert elsewhere == []
+    assert jobs.QueueFullError is errors.QueueFullError
+    assert database.RunNotFound is errors.RunNotFound
+    assert errors.RunNotFound.__bases__ == (errors.GalleryError, LookupError)
+    assert models.ModelError is errors.ModelError

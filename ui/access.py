@@ -15,8 +15,7 @@ from typing import Any
 import streamlit as st
 
 from jaxstyle import gallery
-from jaxstyle.errors import LimitError, SettingsError
-from jaxstyle.instant.models import ModelError
+from jaxstyle.errors import LimitError, ModelError, SettingsError
 from jaxstyle.site import HOW_TO_GET_MORE, SiteConfig, Viewer
 from ui.common import db
 

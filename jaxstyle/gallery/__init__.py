@@ -47,7 +47,7 @@ Public API (``db`` is what :func:`connect` returns), by module:
   ``schema``: ``schema_version(db) -> int``, ``SCHEMA_VERSION``, ``MIGRATIONS``.
 - ``records``: ``Run``, ``RunSummary``, ``ImageInfo``, ``Comparison``. ``RUN_STATUSES`` and
   ``ACTIVE_STATUSES`` are :mod:`jaxstyle.runs`'; errors: :class:`~jaxstyle.errors.GalleryError`
-  and its subclass :class:`RunNotFound`.
+  and its subclass :class:`~jaxstyle.errors.RunNotFound`.
 
 Reliability: the file is in WAL mode (synchronous=NORMAL) with a busy timeout, every change is one
 ``BEGIN IMMEDIATE`` transaction (:func:`jaxstyle.gallery.database.transaction`), and a result image
@@ -60,6 +60,7 @@ file, and the file is left as it was. Every image that enters the gallery (input
 imported ones included) passes the same checks as an upload (:func:`jaxstyle.images.open_image`).
 """
 
+from jaxstyle.errors import RunNotFound
 from jaxstyle.gallery.access import (
     model_owners,
     owner_criteria,
@@ -75,7 +76,7 @@ from jaxstyle.gallery.access import (
 )
 from jaxstyle.gallery.archive import EXPORT_FORMAT, EXPORT_VERSION, export_gallery, export_run
 from jaxstyle.gallery.connection import connect
-from jaxstyle.gallery.database import GalleryDatabase, RunNotFound
+from jaxstyle.gallery.database import GalleryDatabase
 from jaxstyle.gallery.edits import delete_run, set_favorite, set_tags, set_title
 from jaxstyle.gallery.imports import ImportedRuns, import_gallery
 from jaxstyle.gallery.lifecycle import (

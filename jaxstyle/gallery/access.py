@@ -14,7 +14,8 @@ from typing import Any
 
 import sqlite_utils
 
-from jaxstyle.gallery.database import RunNotFound, guarded, require_run, transaction, update_run
+from jaxstyle.errors import RunNotFound
+from jaxstyle.gallery.database import guarded, require_run, transaction, update_run
 from jaxstyle.gallery.queries import get_run
 from jaxstyle.gallery.records import Run
 from jaxstyle.site import Viewer

@@ -17,14 +17,10 @@ from typing import Any, ParamSpec, TypeVar
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
-from jaxstyle.errors import GalleryError
+from jaxstyle.errors import GalleryError, RunNotFound
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class RunNotFound(GalleryError, LookupError):
-    """No run (or input image) with that id is in the gallery."""
 
 
 class GalleryDatabase(sqlite_utils.Database):

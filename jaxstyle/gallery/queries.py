@@ -15,8 +15,8 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.db import NotFoundError
 
-from jaxstyle.errors import GalleryError
-from jaxstyle.gallery.database import RunNotFound, guarded, label, placeholders, require_run
+from jaxstyle.errors import GalleryError, RunNotFound
+from jaxstyle.gallery.database import guarded, label, placeholders, require_run
 from jaxstyle.gallery.records import Comparison, ImageInfo, Run, RunSummary, VideoFile, image_info
 from jaxstyle.gallery.schema import SETTING_COLUMNS
 from jaxstyle.gallery.values import parse_time, to_utc_iso

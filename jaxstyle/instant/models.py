@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from jaxstyle import files, images, paths
-from jaxstyle.errors import ImageError, JaxstyleError
+from jaxstyle.errors import ImageError, ModelError
 
 MODEL_SUFFIX = ".jaxstyle-model"
 CHECKPOINT_SUFFIX = ".jaxstyle-checkpoint"
@@ -39,10 +39,6 @@ MODEL_VERSION = 1
 # 6.4 MB; the rest is its paintings (each one at most an upload's 50 MB).
 MAX_MODEL_BYTES = 256 * 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-class ModelError(JaxstyleError):
-    """A model that is missing, damaged, misnamed, or asked for a style it does not hold."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
