@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jaxstyle import settings as settings_module
+from jaxstyle.cli_common import EXIT_BAD_INPUT, progress_bar
 from jaxstyle.errors import Cancelled, JaxstyleError, WeightsError
 from jaxstyle.settings import PRESETS, RANGES, TransferSettings
 
-EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
 
 # Fields whose values come from a fixed list.
@@ -140,12 +140,6 @@ def settings_from_args(args: argparse.Namespace) -> TransferSettings:
     return base.replace(**changes)
 
 
-def _progress_bar(total: int, quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="it", disable=quiet, file=sys.stderr, dynamic_ncols=True)
-
-
 def _check_out(out: Path) -> None:
     if out.suffix.lower() != ".png":
         raise JaxstyleError(f"--out must be a .png file, got {out}")
@@ -182,7 +176,7 @@ def _generate(args: argparse.Namespace) -> int:
             weights=loaded,
             device=transfer.device_description() if loaded is not None else "",
         )
-    bar = _progress_bar(settings.total_iterations(), args.quiet)
+    bar = progress_bar(settings.total_iterations(), unit="it", quiet=args.quiet)
 
     def on_progress(iterate: transfer.Iterate) -> bool:
         bar.update(iterate.step - bar.n)

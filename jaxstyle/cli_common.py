@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jaxstyle.errors import JaxstyleError
+
+EXIT_BAD_INPUT = 2  # every command's exit status for input it refuses (one line on stderr)
 
 if TYPE_CHECKING:
     from jaxstyle.runners import Runner
@@ -40,3 +42,10 @@ def local_weights(args: argparse.Namespace) -> Weights:
     if not loaded.pretrained:
         print(f"note: {loaded.description}", file=sys.stderr)
     return loaded
+
+
+def progress_bar(total: int | None, *, unit: str, quiet: bool, initial: int = 0) -> Any:
+    """A command's progress on stderr (tqdm), in ``unit``s; ``quiet`` draws nothing."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit=unit, disable=quiet, file=sys.stderr, dynamic_ncols=True)

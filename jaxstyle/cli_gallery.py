@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 from jaxstyle import gallery, paths
+from jaxstyle.cli_common import EXIT_BAD_INPUT
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.runs import RUN_STATUSES
 
 EXIT_OK = 0
-EXIT_ERROR = 2
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
                 leftover.unlink(missing_ok=True)
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_BAD_INPUT
 
 
 def _local(when: datetime) -> str:

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from jaxstyle.cli_common import progress_bar
 from jaxstyle.errors import JaxstyleError
 
 
@@ -95,12 +96,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     imported.add_argument("--name", help="import under this name")
     for parser in sub.choices.values():  # after the subcommand too; SUPPRESS keeps one given before it
         _gallery_flag(parser, default=argparse.SUPPRESS)
-
-
-def _progress_bar(total: int, initial: int, quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True)
 
 
 def _builtin_summary(entry) -> dict:
@@ -189,7 +184,7 @@ def train(args: argparse.Namespace) -> int:
     photo_source = args.photos if args.photos is not None else train.gallery_photos(args.gallery)
     loaded = local_weights(args) if backend is None else None
     start_step = int(resumed.get("step", 0)) if resumed is not None else 0
-    bar = _progress_bar(settings.steps, start_step, args.quiet)
+    bar = progress_bar(settings.steps, unit="step", quiet=args.quiet, initial=start_step)
 
     def on_progress(progress: train.TrainProgress) -> None:
         bar.update(progress.step - bar.n)

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from jaxstyle.cli_common import progress_bar
 from jaxstyle.errors import JaxstyleError
 
 
@@ -67,8 +68,6 @@ def _floats(text: str) -> tuple[float, ...] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Every check before any work (the model, styles, sizes, the file's header), then paint."""
-    from tqdm import tqdm
-
     from jaxstyle import inputs, paths, transfer
     from jaxstyle.instant import builtin
     from jaxstyle.video import files
@@ -93,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     prepared = video_run.prepare(request, painter)
     expected = prepared.info.frames or round(prepared.info.duration_s * prepared.info.fps)
-    with tqdm(total=expected, unit="frame", disable=args.quiet, file=sys.stderr, dynamic_ncols=True) as bar:
+    with progress_bar(expected, unit="frame", quiet=args.quiet) as bar:
 
         def progress(done: int, total: int) -> bool:
             bar.total = max(total, done)
