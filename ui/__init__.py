@@ -27,7 +27,7 @@ A new page is a script in ``app_pages/`` that calls these, plus its ``st.Page`` 
 (and its path beside the others in ``common``).
 """
 
-from ui.access import account, mine, own_inputs_owner, owner, share, signed_in, site, viewer
+from ui.access import account, mine, own_inputs_owner, share, signed_in, site, viewer
 from ui.builtin_views import builtin_form, builtin_painter, photo_in_styles, swatch
 from ui.common import (
     COMPARE_PAGE,
@@ -126,7 +126,6 @@ __all__ = [
     "share",
     "mine",
     "own_inputs_owner",
-    "owner",
     "signed_in",
     "site",
     "viewer",

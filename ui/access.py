@@ -97,11 +97,6 @@ def mine() -> dict[str, Any]:
     return gallery.owner_criteria(viewer())
 
 
-def owner() -> str | None:
-    """What this session's new runs, imports and models belong to (None in personal mode)."""
-    return viewer().subject
-
-
 def own_inputs_owner() -> str | None:
     """Whose inputs to list: this user's on a shared site (admins: everyone's), None in personal mode."""
     who = viewer()

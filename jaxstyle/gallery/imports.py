@@ -40,11 +40,12 @@ from jaxstyle.gallery.lifecycle import (
     ORIGIN_KINDS,
     VIDEO_SUFFIXES,
     insert_image,
+    insert_origin,
     insert_result_image,
     insert_run,
     insert_video_file,
     is_stored,
-    link_result,
+    link_file,
 )
 from jaxstyle.runs import ACTIVE_STATUSES, FAILED, METHOD_OPTIMIZE, METHOD_VIDEO, METHODS, RUN_STATUSES
 from jaxstyle.settings import TransferSettings
@@ -444,19 +445,18 @@ def _write(
         if not is_stored(db, "images", sha):
             insert_image(db, {**row, "data": reader.stored_bytes(inputs[sha]["file"], sha, MAX_IMAGE_BYTES)})
         if owner is not None:
-            origin = {"sha256": sha, "owner": owner, "origin_kind": row["origin_kind"], "origin": row["origin"]}
-            db["image_origins"].insert(origin, ignore=True)
+            insert_origin(db, sha, owner, row["origin_kind"], row["origin"])
     run_id = insert_run(db, {**run.row, "owner": owner}, run.settings, run.style_shas, run.blend)
     if run.result is not None:
         image = run.result
         if not is_stored(db, "result_images", image.sha):
             png = reader.stored_bytes(image.name, image.sha, MAX_IMAGE_BYTES)
             insert_result_image(db, png, image.thumbnail, image.width, image.height)
-        link_result(db, run_id, image.sha)
+        link_file(db, "results", run_id, image.sha)
     if run.video is not None:
         video = run.video
         insert_video_file(db, video.sha, video.suffix, video.size, reader.chunks(video.name, video.name, video.size))
-        db["videos"].insert({"run_id": run_id, "sha256": video.sha, "stats": run.video_stats})
+        link_file(db, "videos", run_id, video.sha, stats=run.video_stats)
     return run_id
 
 

@@ -94,15 +94,22 @@ def drop_unused(
             )
 
 
-def link_result(db: sqlite_utils.Database, run_id: int, sha: str) -> None:
-    """Make a stored result image the run's result (replacing an earlier one, dropped if now unused)."""
-    before = next(db["results"].rows_where("run_id = ?", [int(run_id)], select="sha256"), None)
+def link_file(db: sqlite_utils.Database, links: str, run_id: int, sha: str, **columns: Any) -> None:
+    """Make a stored file the run's result image (``links`` "results") or video ("videos", with its
+    ``stats``), replacing an earlier one, which is dropped if no run uses it now."""
+    before = next(db[links].rows_where("run_id = ?", [int(run_id)], select="sha256"), None)
     # INSERT OR REPLACE, not sqlite-utils' upsert: that one probes the file with a scratch table,
     # and when the probe fails (a full disk) falls back to INSERT OR IGNORE, which skips a row
     # with NOT NULL columns without a word.
-    db["results"].insert({"run_id": int(run_id), "sha256": sha}, replace=True)
+    db[links].insert({"run_id": int(run_id), "sha256": sha, **columns}, replace=True)
     if before is not None and before["sha256"] != sha:
-        drop_unused(db, results=[before["sha256"]])
+        drop_unused(db, **{links: [before["sha256"]]})
+
+
+def insert_origin(db: sqlite_utils.Database, sha: str, owner: str, origin_kind: str, origin: str) -> None:
+    """Record ``owner``'s name for a stored input (the first one they gave stays)."""
+    row = {"sha256": sha, "owner": owner, "origin_kind": origin_kind, "origin": str(origin)}
+    db["image_origins"].insert(row, ignore=True)
 
 
 def insert_video_file(db: sqlite_utils.Database, sha: str, suffix: str, size: int, chunks: Iterable[bytes]) -> None:
@@ -159,8 +166,7 @@ def store_image(
     with transaction(db):
         insert_image(db, {**row, "data": data})
         if owner is not None:
-            origin_row = {"sha256": sha, "owner": owner, "origin_kind": origin_kind, "origin": str(origin)}
-            db["image_origins"].insert(origin_row, ignore=True)
+            insert_origin(db, sha, owner, origin_kind, origin)
     return sha
 
 
@@ -380,7 +386,7 @@ def finish_run(
         if not is_stored(db, "result_images", sha):  # it may have gone with a deleted run meanwhile
             checked = checked or checked_thumbnail(image_png, f"the result of run {run_id}")
             insert_result_image(db, image_png, *checked)
-        link_result(db, run_id, sha)
+        link_file(db, "results", run_id, sha)
         steps = row["total_steps"] if row["total_steps"] is not None else row["step"]
         update_run(db, run_id, {**values, "step": steps})
         db["previews"].delete_where("run_id = ?", [int(run_id)])
@@ -416,10 +422,7 @@ def finish_video(
         video = bytes(video)
         sha = images.sha256_hex(video)
         insert_video_file(db, sha, suffix, len(video), [video])
-        before = next(db["videos"].rows_where("run_id = ?", [int(run_id)], select="sha256"), None)
-        db["videos"].insert({"run_id": int(run_id), "sha256": sha, "stats": json.dumps(dict(stats))}, replace=True)
-        if before is not None and before["sha256"] != sha:
-            drop_unused(db, videos=[before["sha256"]])
+        link_file(db, "videos", run_id, sha, stats=json.dumps(dict(stats)))
 
 
 @guarded
