@@ -75,7 +75,7 @@ def _prepare_worker(spec: dict) -> dict:
     import numpy as np
     from PIL import Image
 
-    from jaxstyle import images, transfer, weights
+    from jaxstyle import devices, images, transfer, weights
 
     loaded = weights.load_weights()
     save_params(loaded.params, Path(spec["out_dir"]))
@@ -92,7 +92,7 @@ def _prepare_worker(spec: dict) -> dict:
     return {
         "weights": loaded.description,
         "weights_source": loaded.source,
-        "device": transfer.device_description(),
+        "device": devices.description(),
         "shapes": shapes,
     }
 

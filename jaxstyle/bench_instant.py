@@ -59,7 +59,7 @@ def _painter(spec: dict):
 
 def infer_worker(spec: dict) -> dict:
     """One size: compile, the network's pass and the whole call, peak memory."""
-    from jaxstyle import images, transfer
+    from jaxstyle import devices, images
 
     photo = images.open_image(Path(spec["photo"]))
     model, painter = _painter(spec)
@@ -83,13 +83,13 @@ def infer_worker(spec: dict) -> dict:
         "call_s": statistics.median(calls),
         "peak_memory_gib": memory,
         "memory_kind": memory_kind,
-        "device": transfer.device_description(),
+        "device": devices.description(),
     }
 
 
 def train_worker(spec: dict) -> dict:
     """Images per second of training at one size (batch TRAIN_BATCH), after the compiling first step."""
-    from jaxstyle import images, transfer, weights
+    from jaxstyle import devices, images, weights
     from jaxstyle.instant import train
 
     loaded = weights.load_weights()
@@ -118,7 +118,7 @@ def train_worker(spec: dict) -> dict:
         "steps_timed": steps,
         "peak_memory_gib": bench_process.peak_memory_gib()[0],
         "weights_source": loaded.source,
-        "device": transfer.device_description(),
+        "device": devices.description(),
     }
 
 

@@ -24,10 +24,9 @@ RESULT_PREFIX = "BENCH-RESULT "
 def peak_memory_gib() -> tuple[float, str]:
     """Peak RSS of this process, or the device's peak memory on a GPU."""
     if "jax" in sys.modules:
-        import jax
+        from jaxstyle import devices
 
-        device = jax.devices()[0]
-        stats = device.memory_stats() if device.platform != "cpu" else None
+        stats = devices.memory_stats()
         if stats and "peak_bytes_in_use" in stats:
             return stats["peak_bytes_in_use"] / 2**30, "device"
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "rss"

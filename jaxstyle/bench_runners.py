@@ -163,14 +163,14 @@ def run_benchmark(
     style_path: Path,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    from jaxstyle import ray_runner, transfer
+    from jaxstyle import devices, ray_runner
 
     settings = TransferSettings(size_px=size_px, iterations=iterations)
     content = inputs.load_source(str(content_path))
     style = inputs.load_source(str(style_path))
     report: dict[str, Any] = {
         "settings": {"size_px": size_px, "iterations": iterations, "runs": runs},
-        "device": transfer.device_description(),
+        "device": devices.description(),
         "cpus": os.cpu_count(),
         "runners": [],
     }

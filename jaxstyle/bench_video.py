@@ -154,7 +154,7 @@ def camera_worker(spec: dict) -> dict:
 
     import av
 
-    from jaxstyle import images, transfer
+    from jaxstyle import devices, images, transfer
     from jaxstyle.video.clips import clip_frames
     from jaxstyle.video.live import FrameProcessor, LivePainter, LiveStyle
 
@@ -205,7 +205,7 @@ def camera_worker(spec: dict) -> dict:
     out.update(
         threshold=DEFAULT_THRESHOLD,  # LiveStyle carries smooth only: the filter's own threshold
         painted=stats.painted, dropped=stats.dropped, live_fps=stats.fps, live_ms_per_frame=stats.ms_per_frame,
-        work_shape=list(reversed(work_shape(height, width, spec["work_px"]))), device=transfer.device_description(),
+        work_shape=list(reversed(work_shape(height, width, spec["work_px"]))), device=devices.description(),
         cores=_cores(), peak_memory_gib=bench_process.peak_memory_gib()[0],
     )  # fmt: skip
     return out
@@ -214,7 +214,7 @@ def camera_worker(spec: dict) -> dict:
 def file_worker(spec: dict) -> dict:
     """The file path at one work size: the clip painted by paint_video twice (the first job
     compiles), then once with the temporal filter off; the flicker of the written files too."""
-    from jaxstyle import transfer
+    from jaxstyle import devices, transfer
     from jaxstyle.video.files import paint_video
     from jaxstyle.video.flicker import TemporalFilter
     from jaxstyle.video.frames import FramePainter, styled_network, work_shape
@@ -248,7 +248,7 @@ def file_worker(spec: dict) -> dict:
         "decoded_off": decoded_flicker(spec["clip"], off_file),
         "output": _file_facts(steady_file),
         "work_shape": list(reversed(work_shape(height, width, work_px))),
-        "device": transfer.device_description(),
+        "device": devices.description(),
         "cores": _cores(),
         "peak_memory_gib": bench_process.peak_memory_gib()[0],
     }
@@ -446,7 +446,7 @@ def clip_metrics(clip: dict, smooth: float, threshold: float | None, masked: boo
 def flicker_worker(spec: dict) -> dict:
     """Clips of each (photo, painting) painted once by ``arbitrary`` at the work size, every filter
     setting replayed on them; with ``strength``, one style vector per clip against one per frame."""
-    from jaxstyle import images, transfer
+    from jaxstyle import devices, images, transfer
     from jaxstyle.instant.builtin import ArbitraryPainter
     from jaxstyle.video.clips import CLIP_NOISE, clip_frames
     from jaxstyle.video.frames import styled_network, work_shape
@@ -481,7 +481,7 @@ def flicker_worker(spec: dict) -> dict:
         "frames": count,
         "noise": noise,
         "frame_size": [width, height],
-        "device": transfer.device_description(),
+        "device": devices.description(),
         "cores": _cores(),
     }
 

@@ -148,7 +148,7 @@ def _check_out(out: Path) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from jaxstyle import files, images, inputs, runners, transfer
+    from jaxstyle import devices, files, images, inputs, runners, transfer
     from jaxstyle.cli_common import local_weights, ray_cluster
 
     if args.strength is not None or args.stroke_px is not None:
@@ -174,7 +174,7 @@ def _generate(args: argparse.Namespace) -> int:
             styles,
             title=args.title if args.title is not None else inputs.default_title(content, styles),
             weights=loaded,
-            device=transfer.device_description() if loaded is not None else "",
+            device=devices.description() if loaded is not None else "",
         )
     bar = progress_bar(settings.total_iterations(), unit="it", quiet=args.quiet)
 

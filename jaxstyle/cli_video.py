@@ -68,7 +68,7 @@ def _floats(text: str) -> tuple[float, ...] | None:
 
 def run(args: argparse.Namespace) -> int:
     """Every check before any work (the model, styles, sizes, the file's header), then paint."""
-    from jaxstyle import inputs, paths, transfer
+    from jaxstyle import devices, inputs, paths, transfer
     from jaxstyle.instant import builtin
     from jaxstyle.video import files
     from jaxstyle.video import run as video_run
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             "out": str(args.out), "run_id": run_id, "method": "video", "model": prepared.model,
             "styles": styles_named, "style_blend": list(prepared.settings.blend_for(len(styles))),
             "work_px": args.work_px, "strength": args.strength, "smooth": prepared.settings.smooth,
-            "device": transfer.device_description(), **stats,
+            "device": devices.description(), **stats,
         }  # fmt: skip
         print(json.dumps(summary))
     else:

@@ -34,7 +34,7 @@ import ray
 import ray.exceptions
 
 import jaxstyle
-from jaxstyle import errors, transfer
+from jaxstyle import devices, errors, transfer
 from jaxstyle.errors import ClusterError, SettingsError
 from jaxstyle.settings import TransferSettings
 
@@ -66,7 +66,7 @@ class StyleWorker:
         return {
             "pid": os.getpid(),
             "node": ray.util.get_node_ip_address(),
-            "device": transfer.device_description(),
+            "device": devices.description(),
             "weights": self._weights.source,
         }
 

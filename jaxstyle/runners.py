@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jaxstyle import transfer
+from jaxstyle import devices, transfer
 from jaxstyle.settings import TransferSettings
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class InProcessRunner:
         return paint_prepared(prepared, destination, progress=progress)
 
     def describe(self) -> str:
-        return f"in this process ({transfer.device_description()})"
+        return f"in this process ({devices.description()})"
 
     def close(self) -> None:
         pass

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from jaxstyle import images, losses, vgg
+from jaxstyle import devices, images, losses, vgg
 from jaxstyle.errors import Cancelled, SettingsError
 from jaxstyle.optimizers import OPTIMIZERS, StepSize
 from jaxstyle.pyramid import compose, pyramid
@@ -114,12 +114,6 @@ class Static:
     @property
     def layers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.content_layers + self.style_layers))
-
-
-def device_description() -> str:
-    """The device runs go to, e.g. ``cpu`` or ``gpu:NVIDIA H200``."""
-    device = jax.devices()[0]
-    return device.platform if device.platform == "cpu" else f"{device.platform}:{device.device_kind}"
 
 
 def enable_compilation_cache(cache_dir: str) -> None:
@@ -301,8 +295,7 @@ def step_params(weights: Weights, layers: tuple[str, ...]) -> dict:
     used = {name: weights.params["params"][name] for name in vgg.LAYER_NAMES[: deepest + 1]}
     # Winograd is for XLA:CPU (see winograd.MAX_PIXELS); GPU convolution libraries choose
     # their own algorithms.
-    winograd = jax.default_backend() == "cpu"
-    return _with_backward_kernels({"params": jax.tree.map(jnp.asarray, used)}, winograd)
+    return _with_backward_kernels({"params": jax.tree.map(jnp.asarray, used)}, devices.on_cpu())
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -516,7 +509,7 @@ def stylize(
         loss_history=history,
         compile_s=compile_s,
         run_s=run_s,
-        device=device_description(),
+        device=devices.description(),
         weights_source=weights.source,
         weights_description=weights.description,
         settings=settings,

@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 from PIL import Image, ImageDraw, ImageOps
 
-from jaxstyle import gallery, images, jobs, paths, runners, runs, transfer
+from jaxstyle import devices, gallery, images, jobs, paths, runners, runs
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.instant.background import Trainings
 from jaxstyle.jobs import JobRunner
@@ -115,7 +115,14 @@ def db() -> gallery.GalleryDatabase:
 
 @st.cache_resource(show_spinner=False)
 def device() -> str:
-    return transfer.device_description()
+    """The device runs go to, as runs record it (jaxstyle.devices)."""
+    return devices.description()
+
+
+@st.cache_resource(show_spinner=False)
+def on_cpu() -> bool:
+    """Whether runs go to the CPU (the pages then suggest smaller sizes)."""
+    return devices.on_cpu()
 
 
 # ----- failures and widget state ----------------------------------------------------------------

@@ -14,7 +14,7 @@ from jaxstyle import follow, gallery, runs, sweeps
 from jaxstyle.inputs import LoadedImage
 from jaxstyle.settings import PRESETS
 from ui.access import mine, share, viewer
-from ui.common import POLL_S, cover, db, device, guard, placeholder, recall, runner, status_badge
+from ui.common import POLL_S, cover, db, guard, on_cpu, placeholder, recall, runner, status_badge
 from ui.run_views import fmt_value, method_label, run_facts, run_label, shown_settings
 from ui.settings_form import SIZE_OPTIONS
 
@@ -145,9 +145,7 @@ def sweep_form(content: LoadedImage | None, styles: list[LoadedImage], blend: li
     """Settings of a weight sweep and the button that queues it as one group."""
     ss = st.session_state
     count_col, range_col, size_col, iter_col = st.columns([1, 2, 1, 1])
-    now = recall(
-        {"sw_count": 5, "sw_range": (1.0, 10000.0), "sw_size": 128 if device() == "cpu" else 384, "sw_iterations": 100}
-    )
+    now = recall({"sw_count": 5, "sw_range": (1.0, 10000.0), "sw_size": 128 if on_cpu() else 384, "sw_iterations": 100})
     count = count_col.slider("Values", 2, 7, now["sw_count"], key="sw_count")
     low, high = range_col.select_slider(
         "Style / content weight from … to", sweeps.SWEEP_RATIOS, tuple(now["sw_range"]), key="sw_range",

@@ -32,10 +32,10 @@ from ui.common import (
     GALLERY_PAGE,
     MODELS_PAGE,
     db,
-    device,
     failure_message,
     gallery_path,
     index_of,
+    on_cpu,
     recall,
     runner,
     vgg_weights,
@@ -99,7 +99,7 @@ def painter(name: str) -> Painter:
 
 
 def _size_default() -> int:
-    return 256 if device() == "cpu" else 512
+    return 256 if on_cpu() else 512
 
 
 def model_label(name: str, records: dict[str, dict]) -> str:

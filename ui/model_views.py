@@ -31,9 +31,9 @@ from ui.common import (
     chunks,
     cover,
     db,
-    device,
     failure_message,
     gallery_path,
+    on_cpu,
     recall,
     runner,
     trainings,
@@ -305,10 +305,6 @@ def model_import() -> None:
 # ----- training -----------------------------------------------------------------------------------
 
 
-def _cpu() -> bool:
-    return device() == "cpu"
-
-
 def train_form() -> dict[str, Any]:
     """The new model's name, styles, photos and settings, as the widgets hold them."""
     offline = [style.id for style in catalog.list_styles() if catalog.is_available_offline(style.id)]
@@ -318,8 +314,8 @@ def train_form() -> dict[str, Any]:
             "t_styles": offline[:1],
             "t_photos": "Gallery",
             "t_size": 256,
-            "t_steps": 200 if _cpu() else 4000,
-            "t_batch": 2 if _cpu() else 4,
+            "t_steps": 200 if on_cpu() else 4000,
+            "t_batch": 2 if on_cpu() else 4,
             "t_crop": "half",
             "t_lr": TrainSettings.learning_rate,
             "t_decay": 0,

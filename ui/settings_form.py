@@ -27,7 +27,7 @@ from jaxstyle.settings import (
 )
 from jaxstyle.style_losses import STYLE_LOSSES as STYLE_LOSS_TABLE
 from jaxstyle.vgg import LAYER_NAMES, POOLINGS
-from ui.common import device, index_of, recall
+from ui.common import index_of, on_cpu, recall
 
 
 def log_options(low_exp: int, high_exp: int, *, per_decade: int = 4, zero: bool = True) -> list[float]:
@@ -74,7 +74,7 @@ def _apply_preset() -> None:
 
 
 def default_preset() -> str:
-    return "Quick preview" if device() == "cpu" else "Balanced"
+    return "Quick preview" if on_cpu() else "Balanced"
 
 
 def _fmt_weight(value: float) -> str:

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jaxstyle import images, transfer
+from jaxstyle import devices, images
 from jaxstyle.errors import SettingsError
 from jaxstyle.instant import arbitrary, styles26
 from jaxstyle.instant.passes import InstantResult, Programs, StyledNetwork, pad_to_multiple
@@ -287,7 +287,7 @@ class ArbitraryPainter(BuiltinPainter):
         image = _finish(painted[0, : work.height, : work.width], photo, preserve_color, match_result=False)
         return InstantResult(
             image=image, model=self.name, styles=tuple(f"painting {i + 1}" for i in range(len(styles))),
-            blend=weights, size_px=size_px, compile_s=compile_s, run_s=run_s, device=transfer.device_description(),
+            blend=weights, size_px=size_px, compile_s=compile_s, run_s=run_s, device=devices.description(),
             style_s=style_s, strength=strength, work_px=work_px,
         )  # fmt: skip
 
@@ -376,7 +376,7 @@ class Styles26Painter(BuiltinPainter):
         return InstantResult(
             image=image, model=self.name, styles=tuple(str(s).strip() for s in styles),
             blend=blend_weights(blend, len(styles)), size_px=size_px, compile_s=compile_s, run_s=run_s,
-            device=transfer.device_description(), work_px=work_px,
+            device=devices.description(), work_px=work_px,
         )  # fmt: skip
 
     def swatch(self, style: str, size_px: int = 256) -> Image.Image:

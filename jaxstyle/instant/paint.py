@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from jaxstyle import images, transfer
+from jaxstyle import devices, images
 from jaxstyle.instant import models, network
 from jaxstyle.instant.passes import InstantResult, Programs, StyledNetwork, pad_to_multiple
 from jaxstyle.settings import TransferSettings, blend_weights
@@ -81,6 +81,6 @@ class Painter:
             size_px=size_px,
             compile_s=compile_s,
             run_s=run_s,
-            device=transfer.device_description(),
+            device=devices.description(),
             work_px=size_px,
         )

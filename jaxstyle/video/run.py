@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from jaxstyle import images, inputs, transfer
+from jaxstyle import devices, images, inputs
 from jaxstyle.instant import builtin
 from jaxstyle.instant.passes import InstantResult, StyledNetwork
 from jaxstyle.runs import METHOD_VIDEO
@@ -242,7 +242,7 @@ def finish_run(recorder: Any, result: files.VideoResult) -> int:
         gallery.finish_video(
             db, recorder.run_id, poster_png=images.png_bytes(Image.fromarray(result.poster)), video=data,
             suffix=Path(result.path).suffix.lower(), stats=result.stats(), compile_s=result.compile_s,
-            run_s=result.total_s, device=transfer.device_description(),
+            run_s=result.total_s, device=devices.description(),
         )  # fmt: skip
     return recorder.run_id
 
@@ -315,7 +315,7 @@ def store_capture(
     result = InstantResult(
         image=Image.fromarray(painted), model=name, styles=tuple(s.origin for s in style_inputs),
         blend=blend_weights(live_style.blend, len(style_inputs)), size_px=long_side, compile_s=0.0, run_s=paint_s,
-        device=transfer.device_description(), strength=live_style.strength, work_px=min(live_style.work_px, long_side),
+        device=devices.description(), strength=live_style.strength, work_px=min(live_style.work_px, long_side),
     )  # fmt: skip
     return store_painted(
         result, name, settings, content, style_inputs, weights, gallery_path=gallery_path,
