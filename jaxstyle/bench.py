@@ -75,7 +75,7 @@ def _prepare_worker(spec: dict) -> dict:
     import numpy as np
     from PIL import Image
 
-    from jaxstyle import devices, images, transfer, weights
+    from jaxstyle import devices, images, objective, weights
 
     loaded = weights.load_weights()
     save_params(loaded.params, Path(spec["out_dir"]))
@@ -85,7 +85,7 @@ def _prepare_worker(spec: dict) -> dict:
     for size_px in spec["sizes"]:
         arrays = {}
         for key, image in (("content", content), ("style", style)):
-            height, width = transfer.working_shape(image, size_px, defaults.content_layers + defaults.style_layers)
+            height, width = objective.working_shape(image, size_px, defaults.content_layers + defaults.style_layers)
             arrays[key] = images.to_array(image.resize((width, height), Image.Resampling.LANCZOS))
         np.savez(Path(spec["out_dir"]) / f"inputs_{size_px}.npz", **arrays)
         shapes[size_px] = list(arrays["content"].shape[:2])

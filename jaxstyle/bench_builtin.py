@@ -193,7 +193,7 @@ def sheet_worker(spec: dict) -> dict:
     each image (the photo's own, Flax's, the peer's if saved, the optimization's)."""
     from PIL import Image
 
-    from jaxstyle import devices, images, transfer, weights
+    from jaxstyle import devices, images, objective, transfer, weights
     from jaxstyle.instant import builtin
     from jaxstyle.settings import TransferSettings
 
@@ -224,7 +224,7 @@ def sheet_worker(spec: dict) -> dict:
             "photo_file": str(photo_path),
             "painting": Path(painting_path).stem,
             "painting_file": str(painting_path),
-            "losses": {key: transfer.losses_of(image, photo, [painting], settings, loaded)
+            "losses": {key: objective.losses_of(image, photo, [painting], settings, loaded)
                        for key, image in scored.items()},
             "flax_run_s": flax.run_s,
             "optimized_run_s": optimized.run_s,

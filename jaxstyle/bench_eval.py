@@ -154,7 +154,7 @@ def prepare_worker(spec: dict) -> dict:
     import numpy as np
     from PIL import Image
 
-    from jaxstyle import devices, images, transfer, weights
+    from jaxstyle import devices, images, objective, weights
 
     loaded = weights.load_weights()
     bench_process.save_params(loaded.params, Path(spec["out_dir"]))
@@ -164,7 +164,7 @@ def prepare_worker(spec: dict) -> dict:
     for size_px, photo, painting in spec["jobs"]:
         arrays = {}
         for key, image in zip(("content", "style"), _inputs(data, photo, painting), strict=True):
-            height, width = transfer.working_shape(image, size_px, layers)
+            height, width = objective.working_shape(image, size_px, layers)
             arrays[key] = images.to_array(image.resize((width, height), Image.Resampling.LANCZOS))
         np.savez(Path(spec["out_dir"]) / f"inputs_{size_px}_{photo}_{painting}.npz", **arrays)
     return {"weights": loaded.description, "weights_source": loaded.source, "device": devices.description()}

@@ -125,7 +125,7 @@ def train_worker(spec: dict) -> dict:
 def quality_worker(spec: dict) -> dict:
     """The photos × the model's styles: instant, photo and optimization (100 iterations unless the
     spec says) losses."""
-    from jaxstyle import images, transfer, weights
+    from jaxstyle import images, objective, transfer, weights
     from jaxstyle.settings import TransferSettings
 
     loaded = weights.load_weights()
@@ -142,9 +142,9 @@ def quality_worker(spec: dict) -> dict:
             instant = painter.paint(photo, [style], size_px=size_px)
             optimized = transfer.stylize(photo, [painting], settings, loaded)
             scores = {
-                "instant": transfer.losses_of(instant.image, photo, [painting], settings, loaded)["total"],
-                "photo_loss": transfer.losses_of(resized, photo, [painting], settings, loaded)["total"],
-                "optimized": transfer.losses_of(optimized.image, photo, [painting], settings, loaded)["total"],
+                "instant": objective.losses_of(instant.image, photo, [painting], settings, loaded)["total"],
+                "photo_loss": objective.losses_of(resized, photo, [painting], settings, loaded)["total"],
+                "optimized": objective.losses_of(optimized.image, photo, [painting], settings, loaded)["total"],
             }
             stem = f"{Path(photo_path).stem}_{style}"
             instant.image.save(out_dir / f"{stem}_instant.png")

@@ -108,7 +108,7 @@ class TransferSettings:
     warmup_iterations: int = 60  # Adam's step rises from 12% to learning_rate over these, at each scale; 0–5000
     decay_power: float = 0.5  # then falls as (warmup_iterations / iteration)^decay_power; 0 = constant, 0–2
     ema_decay: float = 0.0  # >0: return the exponential moving average of the iterates, 0–0.9999
-    pyramid_levels: int = 4  # image optimized as this many pyramid levels (transfer.compose); 1 = pixels, 1–8
+    pyramid_levels: int = 4  # image optimized as this many pyramid levels (pyramid.compose); 1 = pixels, 1–8
     scale_min_px: int = 0  # >0: coarse-to-fine from this size up by √2 steps; 0 = single scale
     scale_iterations: int = 100  # steps at each size below size_px, 1–5000
     init: str = "content"  # start from "content", "style" or "noise"

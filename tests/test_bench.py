@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxstyle import images, transfer
+from jaxstyle import images, objective, transfer
 from jaxstyle.bench_process import CLASSIC
 from jaxstyle.paths import PROJECT_ROOT
 from jaxstyle.settings import TransferSettings
@@ -68,7 +68,7 @@ def test_the_pytorch_peer_computes_the_same_losses_as_jaxstyle(small_content, sm
     from jaxstyle import bench_peer
 
     settings = TransferSettings(size_px=48, iterations=4, **CLASSIC)
-    shape = transfer.working_shape(small_content, 48, settings.content_layers + settings.style_layers)
+    shape = objective.working_shape(small_content, 48, settings.content_layers + settings.style_layers)
     content = small_content.resize(shape[::-1], Image.Resampling.LANCZOS)
     style = small_style.resize(shape[::-1], Image.Resampling.LANCZOS)  # already working shapes: no resizing
 

@@ -102,10 +102,9 @@ def test_training_lowers_the_optimization_loss_on_a_fixed_batch(photo_dir, paint
     model = train.train("falls", styles, photo_dir, settings, fallback_weights, gallery_path=tmp_path / "g.db")
 
     def loss_of(net, norms) -> float:
-        static = train._static()
-        from jaxstyle import transfer, vgg
+        from jaxstyle import objective, vgg
 
-        params = vgg.without_winograd(transfer.step_params(fallback_weights, static.layers))
+        params = vgg.without_winograd(objective.vgg_params(fallback_weights, train._objective().layers))
         targets = train._style_targets(params, [paintings["starry_night"]], settings.size_px)
         style = jax.tree.map(lambda x: x[0], targets)
         trainable = {"net": net, "norms": norms}

@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import pyramid, transfer
+from jaxstyle import objective, pyramid
 
 
 @pytest.mark.parametrize("n_levels", [1, 2, 4, 6])
 def test_a_pyramid_composes_back_to_its_image(small_content, n_levels):
-    image = transfer._as_batch(small_content, (48, 64))
+    image = objective.as_batch(small_content, (48, 64))
     levels = pyramid.pyramid(image, n_levels)
     assert len(levels) == n_levels
     assert [level.shape[1:3] for level in levels] == [(48 >> k, 64 >> k) for k in range(n_levels)]

@@ -2,7 +2,7 @@
 trained model (:func:`run_instant`) or a built-in one (:func:`run_builtin`).
 
 The image is scored with the optimization's loss (same VGG19 weights, layers and relative
-weights; :func:`jaxstyle.transfer.losses_of`), beside the photo's own loss, so an instant run and
+weights; :func:`jaxstyle.objective.losses_of`), beside the photo's own loss, so an instant run and
 an optimization run compare by one number in the gallery and on Compare.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image
 
-from jaxstyle import images, inputs, transfer
+from jaxstyle import images, inputs, objective
 from jaxstyle.instant.builtin import BuiltinPainter, Styles26Painter, check_sizes
 from jaxstyle.instant.paint import Painter
 from jaxstyle.instant.passes import InstantResult
@@ -183,9 +183,9 @@ def _paint_and_store(
 
     def scores(image: Image.Image) -> tuple[dict[str, float], dict[str, float]]:
         paintings = [s.image for s in style_inputs]
-        losses = transfer.losses_of(image, content.image, paintings, settings, weights)
+        losses = objective.losses_of(image, content.image, paintings, settings, weights)
         photo = images.fit_long_side(content.image.convert("RGB"), settings.size_px)
-        return losses, transfer.losses_of(photo, content.image, paintings, settings, weights)
+        return losses, objective.losses_of(photo, content.image, paintings, settings, weights)
 
     try:
         result = paint()

@@ -2,7 +2,7 @@
 
 Every step takes a batch of random crops of the photos (random scale, crop and flip), paints it
 with one style (styles take turns), and lowers the very loss that optimization runs minimize
-(transfer.loss_and_terms: same VGG19 and weights, same layers, same relative weights), with the
+(objective.loss_and_terms: same VGG19 and weights, same layers, same relative weights), with the
 painted batch as the image and each photo as its own content target, with Optax's Adam.
 
 Adding a style to a trained model (:func:`train` with ``add_to``) trains only the new style's
@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from PIL import Image
 
-from jaxstyle import images, transfer, vgg
+from jaxstyle import images, objective, vgg
 from jaxstyle.errors import Cancelled, ImageError
 from jaxstyle.instant import models, network
 from jaxstyle.settings import TransferSettings
@@ -240,19 +240,18 @@ def _loss_settings() -> TransferSettings:
     return TransferSettings()
 
 
-def _static() -> transfer.Static:
-    return transfer.Static.of(_loss_settings())
+def _objective() -> objective.Objective:
+    return objective.Objective.of(_loss_settings())
 
 
 def _style_targets(vgg_params: dict, styles: Sequence[Image.Image], size_px: int) -> Any:
     """Each style's targets at every style layer, stacked on a first axis (one per style)."""
-    static = _static()
+    loss = _objective()
     per_style = []
     for style in styles:
-        height, width = transfer.working_shape(style, size_px, static.layers)
-        resized = style.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-        batch = jnp.asarray(images.to_array(resized)[None])
-        per_style.append(transfer.style_targets(static, vgg_params, [batch], jnp.ones(1)))
+        style = style.convert("RGB")
+        batch = objective.as_batch(style, objective.working_shape(style, size_px, loss.layers))
+        per_style.append(objective.style_targets(loss, vgg_params, [batch], jnp.ones(1)))
     return jax.tree.map(lambda *xs: jnp.stack(xs), *per_style)
 
 
@@ -261,20 +260,19 @@ def batch_loss(
 ) -> tuple[jax.Array, jax.Array]:
     """The mean over the batch of the optimization's loss of each photo painted in the style of
     norm row ``style_index``, against the style targets ``style``; and its terms."""
-    static = _static()
-    layer_weights, loss_weights = transfer.loss_weight_arrays(_loss_settings())
+    loss = _objective()
+    loss_weights = objective.loss_weights(_loss_settings())
     n_styles = trainable["norms"]["conv1"]["scale"].shape[0]
     norms = network.blend_norms(trainable["norms"], jax.nn.one_hot(style_index, n_styles))
     painted = network.apply(trainable["net"], photos, norms)
-    content = vgg.features(vgg_params, photos, static.content_layers, static.pooling)
-    feats = vgg.features(vgg_params, painted, static.layers, static.pooling)
+    content = vgg.features(vgg_params, photos, loss.content_layers, loss.pooling)
+    feats = vgg.features(vgg_params, painted, loss.layers, loss.pooling)
 
     def one(image, image_feats, content_feats):
         # One image's loss, as an optimization run computes it (batch axis of 1 restored).
-        targets = {"content": jax.tree.map(lambda f: f[None], content_feats), "style": style}
+        targets = objective.Targets(content=jax.tree.map(lambda f: f[None], content_feats), style=style)
         image_feats = jax.tree.map(lambda f: f[None], image_feats)
-        terms = transfer.terms_from_features(static, image_feats, image[None], targets, layer_weights)
-        return transfer.weighted(terms, loss_weights)
+        return objective.loss_and_terms_from_features(loss, image_feats, image[None], targets, loss_weights)
 
     totals, terms = jax.vmap(one)(painted, feats, content)
     return totals.mean(), terms.mean(axis=0)
@@ -382,8 +380,7 @@ def train(
     ckpt_path = models.checkpoint_path(name, gallery_path)
     model_path = models.model_path(name, gallery_path)
     photos, skipped = load_photos(photo_source, settings.size_px)
-    static = _static()
-    vgg_params = transfer.step_params(weights, static.layers)
+    vgg_params = objective.vgg_params(weights, _objective().layers)
     targets = _style_targets(vgg.without_winograd(vgg_params), [image for _, image in styles], settings.size_px)
 
     record: dict[str, Any] = {
