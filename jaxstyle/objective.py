@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from jaxstyle import devices, images, losses, vgg
+from jaxstyle.preserve_colors import PRESERVE_COLORS
 from jaxstyle.runs import LOSS_NAMES
 from jaxstyle.settings import TransferSettings
 from jaxstyle.style_losses import STYLE_LOSSES
@@ -219,25 +220,11 @@ def style_batches(
 def prepare_inputs(
     content: Image.Image, styles: Sequence[Image.Image], settings: TransferSettings
 ) -> tuple[Image.Image, list[Image.Image]]:
-    """The photo and paintings the targets are computed from: RGB, with colour preservation's input
-    side applied (the output side happens after optimizing)."""
+    """The photo and paintings the targets are computed from: RGB, with the colour preservation's
+    input side applied (its output side, ``restore``, comes after optimizing)."""
     content = content.convert("RGB")
     styles = [style.convert("RGB") for style in styles]
-    if settings.preserve_color == "histogram":
-        content_array = images.to_array(content)
-        styles = [images.from_array(images.match_color(images.to_array(s), content_array)) for s in styles]
-    elif settings.preserve_color == "luminance":
-        # Transfer on luminance only (Gatys et al. 2016, "Preserving color"): grey inputs, the
-        # style's luminance matched to the content's mean and spread; chroma is restored after.
-        content_luma = images.rgb_to_ycbcr(images.to_array(content))[..., 0]
-        grey_styles = []
-        for style in styles:
-            luma = images.rgb_to_ycbcr(images.to_array(style))[..., 0]
-            luma = (luma - luma.mean()) / (luma.std() + 1e-6) * content_luma.std() + content_luma.mean()
-            grey_styles.append(images.from_array(np.repeat(np.clip(luma, 0, 1)[..., None], 3, axis=-1)))
-        content = images.from_array(np.repeat(content_luma[..., None], 3, axis=-1))
-        styles = grey_styles
-    return content, styles
+    return PRESERVE_COLORS[settings.preserve_color].prepare(content, styles)
 
 
 _targets = jax.jit(targets, static_argnums=0)

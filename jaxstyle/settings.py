@@ -13,15 +13,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jaxstyle import optimizers, style_losses
+from jaxstyle import inits, optimizers, preserve_colors, style_losses
 from jaxstyle.errors import SettingsError
 from jaxstyle.layers import LAYER_NAMES, POOLINGS
 
 # The choices that grow live in their own tables; settings, the CLI and the app read the names here.
 OPTIMIZERS = tuple(optimizers.OPTIMIZERS)
 STYLE_LOSSES = tuple(style_losses.STYLE_LOSSES)
-INITS = ("content", "style", "noise")
-PRESERVE_COLORS = ("none", "luminance", "histogram")
+INITS = tuple(inits.INITS)
+PRESERVE_COLORS = tuple(preserve_colors.PRESERVE_COLORS)
 
 # Allowed ranges, (low, high) inclusive; one table so messages, the CLI and the UI agree.
 RANGES: dict[str, tuple[float, float]] = {
@@ -111,12 +111,12 @@ class TransferSettings:
     pyramid_levels: int = 4  # image optimized as this many pyramid levels (pyramid.compose); 1 = pixels, 1–8
     scale_min_px: int = 0  # >0: coarse-to-fine from this size up by √2 steps; 0 = single scale
     scale_iterations: int = 100  # steps at each size below size_px, 1–5000
-    init: str = "content"  # start from "content", "style" or "noise"
+    init: str = "content"  # a key of inits.INITS: start from "content", "style" or "noise"
     seed: int = 0  # makes noise init and the whole run reproducible, 0–2^31-1
     pooling: str = "max"  # VGG pooling: "max" or "average"
     style_scale: float = 1.0  # the style image's size relative to the output, 0.1–4
     style_blend: tuple[float, ...] | None = None  # weight per style image; None = equal
-    preserve_color: str = "none"  # "none", "luminance" (YCbCr) or "histogram" (match style to content)
+    preserve_color: str = "none"  # a key of preserve_colors.PRESERVE_COLORS: "none", "luminance", "histogram"
     strength: float = 1.0  # built-in instant models: the painting's style vector (1) … the photo's own (0), 0–1
     stroke_px: int = 0  # built-in instant models: paint at this long side, then upscale (bigger strokes); 0 = size_px
     smooth: float = 0.0  # videos and the camera: the previous frame's share where nothing moved, 0–0.95 (flicker)

@@ -37,8 +37,10 @@ from PIL import Image
 
 from jaxstyle import devices, images, objective, vgg
 from jaxstyle.errors import Cancelled, SettingsError
+from jaxstyle.inits import INITS
 from jaxstyle.objective import LossWeights, Objective, Targets, as_batch, named_losses, shape_for, working_shape
 from jaxstyle.optimizers import OPTIMIZERS, StepSize
+from jaxstyle.preserve_colors import PRESERVE_COLORS
 from jaxstyle.pyramid import compose, pyramid
 from jaxstyle.runs import LOSS_NAMES
 from jaxstyle.settings import TransferSettings
@@ -212,14 +214,6 @@ def _finish(static, params, state, targets, loss_weights, ema_decay) -> tuple[ja
 # --- the driver -----------------------------------------------------------------------------
 
 
-def _initial_image(settings: TransferSettings, content: jax.Array, style: Image.Image) -> jax.Array:
-    if settings.init == "content":
-        return content
-    if settings.init == "style":
-        return as_batch(style, content.shape[1:3])
-    return jax.random.uniform(jax.random.PRNGKey(settings.seed), content.shape, jnp.float32)
-
-
 def _output_image(image: jax.Array, shape: tuple[int, int]) -> Image.Image:
     """The working-shape result (1, H, W, 3) as an image of the requested ``shape``."""
     result = images.from_array(np.asarray(image)[0])
@@ -297,7 +291,7 @@ def stylize(
         content_batch = as_batch(content_in, working_shape(content_in, size_px, layers))
         style_batches = objective.style_batches(static.objective, styles_in, size_px, settings.style_scale)
         # Later scales start from the previous result, resized inside _start_scale.
-        start = _initial_image(settings, content_batch, styles_in[0]) if image is None else image
+        start = INITS[settings.init](content_batch, styles_in[0], settings.seed) if image is None else image
         targets, state = _start_scale(static, forward_params, content_batch, style_batches, blend, start)
 
         t0 = time.perf_counter()
@@ -338,13 +332,7 @@ def stylize(
     image, final_terms = _finish(static, forward_params, state, targets, loss_weights, ema_decay)
     final = named_losses(np.asarray(final_terms))
     result = images.to_array(_output_image(image, out_shape))
-    if settings.preserve_color == "luminance":
-        result = images.transfer_luminance(
-            result,
-            images.to_array(
-                content.convert("RGB").resize((result.shape[1], result.shape[0]), Image.Resampling.LANCZOS)
-            ),
-        )
+    result = PRESERVE_COLORS[settings.preserve_color].restore(result, content)
     run_s = time.perf_counter() - started - compile_s
     return TransferResult(
         image=images.from_array(result),

@@ -4,7 +4,7 @@ every option (L-BFGS, W2, multi-scale, EMA, blends, colour preservation, cancel)
 import numpy as np
 import pytest
 
-from jaxstyle import images, transfer
+from jaxstyle import images, inits, objective, preserve_colors, transfer
 from jaxstyle.errors import Cancelled, SettingsError
 from jaxstyle.settings import TransferSettings
 
@@ -173,3 +173,46 @@ def test_the_default_recipe_never_climbs_back_up(shared_data, fallback_weights, 
     assert totals[-1] < 0.5 * totals[0]
     for n in (100, 150):
         assert rise(totals, n) <= 0.01, (n, totals[n], min(totals[: n + 1]))
+
+
+# What the start and colour tables are expected to hold, written out here: the settings read their
+# names from the tables, so comparing them with the tables would compare the tables with themselves.
+EXPECTED_INITS = ("content", "style", "noise")
+EXPECTED_PRESERVE_COLORS = ("none", "luminance", "histogram")
+
+
+def test_the_settings_offer_exactly_the_start_and_colour_tables_entries():
+    from jaxstyle import settings
+
+    assert tuple(inits.INITS) == settings.INITS == EXPECTED_INITS
+    assert tuple(preserve_colors.PRESERVE_COLORS) == settings.PRESERVE_COLORS == EXPECTED_PRESERVE_COLORS
+    for field, names in (("init", EXPECTED_INITS), ("preserve_color", EXPECTED_PRESERVE_COLORS)):
+        for name in names:
+            assert getattr(TransferSettings(**{field: name}), field) == name
+        with pytest.raises(SettingsError, match=f"{field} must be one of {', '.join(names)}, got 'other'"):
+            TransferSettings(**{field: "other"})
+
+
+def test_every_start_is_an_image_of_the_photos_shape(small_content, small_style):
+    photo = objective.as_batch(small_content, (48, 64))
+    starts = {name: np.asarray(start(photo, small_style, 1)) for name, start in inits.INITS.items()}
+    for name, image in starts.items():
+        assert image.shape == photo.shape and image.min() >= 0.0 and image.max() <= 1.0, name
+    np.testing.assert_array_equal(starts["content"], photo)
+    np.testing.assert_array_equal(starts["style"], objective.as_batch(small_style, (48, 64)))
+    assert not np.array_equal(starts["noise"], inits.INITS["noise"](photo, small_style, 2))
+
+
+def test_colour_preservation_leaves_the_inputs_and_the_result_alone_only_when_off(small_content, small_style):
+    photo, paintings = small_content.convert("RGB"), [small_style.convert("RGB")]
+    result = images.to_array(small_style.resize(small_content.size))
+
+    def pixels(images_: list) -> list:
+        return [images.to_array(image).tolist() for image in images_]
+
+    expected = {"none": (True, True), "luminance": (False, False), "histogram": (False, True)}
+    for name, entry in preserve_colors.PRESERVE_COLORS.items():
+        content, styles = entry.prepare(photo, paintings)
+        inputs_kept = pixels([content, *styles]) == pixels([photo, *paintings])
+        result_kept = np.array_equal(entry.restore(result, photo), result)
+        assert (inputs_kept, result_kept) == expected[name], name

@@ -15,6 +15,7 @@ from jaxstyle import inputs, sweeps
 from jaxstyle.errors import SettingsError
 from jaxstyle.optimizers import OPTIMIZERS as OPTIMIZER_TABLE
 from jaxstyle.optimizers import WARMUP_START
+from jaxstyle.preserve_colors import PRESERVE_COLORS as PRESERVE_COLOR_TABLE
 from jaxstyle.settings import (
     INITS,
     INSTANT_ONLY_FIELDS,
@@ -106,8 +107,7 @@ def settings_form() -> TransferSettings | None:
             st.selectbox(
                 "Preserve colors", PRESERVE_COLORS, index_of(PRESERVE_COLORS, v["s_preserve_color"]),
                 key="s_preserve_color", **kw,
-                format_func={"none": "No (take the style's colors)", "luminance": "Luminance only",
-                             "histogram": "Match the photo's colors"}.get,
+                format_func=lambda name: PRESERVE_COLOR_TABLE[name].label,
             )  # fmt: skip
         with loss_col:
             for name, label in (
