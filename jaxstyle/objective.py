@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,9 +32,12 @@ from PIL import Image
 from jaxstyle import devices, images, losses, vgg
 from jaxstyle.preserve_colors import PRESERVE_COLORS
 from jaxstyle.runs import LOSS_NAMES
-from jaxstyle.settings import TransferSettings
 from jaxstyle.style_losses import STYLE_LOSSES
 from jaxstyle.weights import Weights
+
+if TYPE_CHECKING:
+    # Only read here, never built: the settings import the tables, whose start "style" uses as_batch.
+    from jaxstyle.settings import TransferSettings
 
 # Style images are never upsampled beyond this long side: beyond it they only cost time.
 MAX_STYLE_PX = 2048
