@@ -26,7 +26,9 @@ from jaxstyle.errors import ImageError
 # paintings: it is jaxstyle.fetch's default). Some Wikimedia originals are large; 50 MB leaves room.
 MAX_INPUT_BYTES = 50 * 1024 * 1024
 MAX_INPUT_PIXELS = 80_000_000  # decompression-bomb guard: refuse images claiming more pixels
-MAX_WORKING_PX = 2048  # longer images are downscaled to this long side, not refused
+# The longest side, in pixels, of any image we work with: inputs are downscaled to it (not refused),
+# and a run's output (settings.RANGES) and its style images are at most this size.
+MAX_SIZE_PX = 2048
 
 _WHITE = (255, 255, 255)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -145,7 +147,7 @@ def _shrink_decoded(image: Image.Image) -> Image.Image:
     """
     width, height = image.size
     if image.mode in _REDUCIBLE_MODES:
-        factor = max(width, height) // MAX_WORKING_PX
+        factor = max(width, height) // MAX_SIZE_PX
         if factor < 2:
             return image
         # A box filter (anti-aliased), a strip at a time: PIL's reduce copies RGBA/LA images whole
@@ -157,14 +159,14 @@ def _shrink_decoded(image: Image.Image) -> Image.Image:
             reduced.paste(strip.reduce(factor), (0, top // factor))
         return reduced
     # Nearest neighbour keeps palette indices valid; keep twice the working size for the final filter.
-    factor = max(width, height) // (2 * MAX_WORKING_PX)
+    factor = max(width, height) // (2 * MAX_SIZE_PX)
     if factor < 2:
         return image
     return image.resize((max(1, width // factor), max(1, height // factor)), Image.Resampling.NEAREST)
 
 
 def _working_size(width: int, height: int) -> tuple[int, int]:
-    scale = MAX_WORKING_PX / max(width, height)
+    scale = MAX_SIZE_PX / max(width, height)
     return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
@@ -173,7 +175,7 @@ def open_image(data: bytes | str | os.PathLike, *, name: str = "") -> Image.Imag
 
     Applies the EXIF orientation, keeps the first frame of an animation, converts every mode
     (CMYK, 16-bit, palette, grayscale, with or without alpha) to 8-bit RGB with transparency
-    composited on white, and downscales images whose long side exceeds ``MAX_WORKING_PX``.
+    composited on white, and downscales images whose long side exceeds ``MAX_SIZE_PX``.
 
     Args:
         data: the encoded image bytes, or a path to an image file.
@@ -219,7 +221,7 @@ def open_image(data: bytes | str | os.PathLike, *, name: str = "") -> Image.Imag
         raise ImageError(f"{label}: the image has no pixels ({width}x{height})")
 
     try:
-        if max(width, height) > MAX_WORKING_PX:
+        if max(width, height) > MAX_SIZE_PX:
             # JPEG can decode straight at 1/2, 1/4 or 1/8 scale, never below the requested size;
             # a cheap head start for huge photos (other formats ignore this).
             image.draft(None, _working_size(width, height))
@@ -232,8 +234,8 @@ def open_image(data: bytes | str | os.PathLike, *, name: str = "") -> Image.Imag
     except Exception as exc:  # same zoo of decoder errors as above
         raise ImageError(f"{label}: the image is truncated or corrupt ({exc})") from None
 
-    if max(image.size) > MAX_WORKING_PX:
-        image = fit_long_side(image, MAX_WORKING_PX)
+    if max(image.size) > MAX_SIZE_PX:
+        image = fit_long_side(image, MAX_SIZE_PX)
     return image
 
 

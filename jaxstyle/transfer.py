@@ -46,7 +46,7 @@ from jaxstyle.style_losses import STYLE_LOSSES
 from jaxstyle.weights import Weights
 
 # Style images are never upsampled beyond this long side: beyond it they only cost time.
-_MAX_STYLE_PX = 2048
+_MAX_STYLE_PX = images.MAX_SIZE_PX
 
 
 @dataclasses.dataclass(frozen=True)

@@ -141,14 +141,14 @@ def test_one_pixel_image_opens():
 def test_extreme_aspect_ratio_opens(photo):
     strip = photo.resize((4000, 20))
     image = images.open_image(encode(strip, "PNG"), name="strip.png")
-    assert image.size == (images.MAX_WORKING_PX, 10)
+    assert image.size == (images.MAX_SIZE_PX, 10)
 
 
 def test_huge_legitimate_photo_is_downscaled_not_refused(photo):
     big = photo.resize((6000, 4000))
     image = images.open_image(encode(big, "JPEG", quality=70), name="big.jpg")
     assert image.mode == "RGB"
-    assert image.size == (images.MAX_WORKING_PX, round(images.MAX_WORKING_PX * 4000 / 6000))
+    assert image.size == (images.MAX_SIZE_PX, round(images.MAX_SIZE_PX * 4000 / 6000))
 
 
 # --- bad input fails with ImageError naming the file
