@@ -29,6 +29,10 @@ MAX_INPUT_PIXELS = 80_000_000  # decompression-bomb guard: refuse images claimin
 # The longest side, in pixels, of any image we work with: inputs are downscaled to it (not refused),
 # and a run's output (settings.RANGES) and its style images are at most this size.
 MAX_SIZE_PX = 2048
+# The image files we accept, by name, everywhere a name decides (the app's uploaders, a training's
+# photo folder): formats Pillow decodes that open_image turns into RGB (a GIF's first frame).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+_FORMAT_NAMES = "PNG, JPEG, WebP, BMP, GIF, TIFF"  # IMAGE_SUFFIXES, as people name the formats
 
 _WHITE = (255, 255, 255)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -55,7 +59,7 @@ def _describe_non_image(data: bytes) -> str:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError:
-        return "it is not in an image format we can read (PNG, JPEG, GIF, WebP, BMP, TIFF)"
+        return f"it is not in an image format we can read ({_FORMAT_NAMES})"
     return "it looks like text, not an image"
 
 

@@ -132,6 +132,25 @@ def test_animation_gives_its_first_frame(photo, fmt):
     np.testing.assert_allclose(mean_rgb(image), [255, 0, 0], atol=6)
 
 
+@pytest.mark.parametrize("suffix", images.IMAGE_SUFFIXES)
+def test_every_accepted_suffix_is_a_format_open_image_reads(photo, tmp_path, suffix):
+    path = tmp_path / f"photo{suffix}"
+    photo.save(path)  # Pillow picks the format from the suffix
+    image = images.open_image(path)
+    assert image.mode == "RGB" and image.size == photo.size
+
+
+def test_the_app_and_training_accept_the_same_image_files(tmp_path):
+    from jaxstyle.instant.train import photo_files
+    from ui.common import IMAGE_TYPES
+
+    assert sorted(f".{kind}" for kind in IMAGE_TYPES) == sorted(images.IMAGE_SUFFIXES)
+    for suffix in images.IMAGE_SUFFIXES:
+        (tmp_path / f"photo{suffix.upper()}").write_bytes(b"")
+    (tmp_path / "notes.txt").write_bytes(b"")
+    assert sorted(path.suffix.lower() for path in photo_files(tmp_path)) == sorted(images.IMAGE_SUFFIXES)
+
+
 def test_one_pixel_image_opens():
     image = images.open_image(encode(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG"), name="dot.png")
     assert image.size == (1, 1)

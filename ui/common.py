@@ -32,7 +32,7 @@ COMPARE_PAGE = "app_pages/compare.py"
 STYLES_PAGE = "app_pages/styles.py"
 MODELS_PAGE = "app_pages/models.py"
 
-IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+IMAGE_TYPES = [suffix.lstrip(".") for suffix in images.IMAGE_SUFFIXES]  # what the uploaders take
 STATUS_BADGES = {  # status -> (label, color, icon)
     runs.QUEUED: ("Queued", "gray", ":material/schedule:"),
     runs.RUNNING: ("Running", "blue", ":material/autorenew:"),
