@@ -404,14 +404,29 @@ def match_color(source: np.ndarray, reference: np.ndarray, *, clip: bool = True,
     mu_s, mu_r = src.mean(axis=0), ref.mean(axis=0)
     cov_s = np.cov(src, rowvar=False, bias=True)
     cov_r = np.cov(ref, rowvar=False, bias=True)
-    transform = _sym_sqrt(cov_r, eps=eps) @ _sym_sqrt(cov_s, eps=eps, inverse=True)
+    transform = symmetric_sqrt(cov_r, floor=eps) @ symmetric_sqrt(cov_s, floor=eps, inverse=True)
     out = (src - mu_s) @ transform.T + mu_r
     out = out.reshape(source.shape).astype(np.float32)
     return np.clip(out, 0.0, 1.0) if clip else out
 
 
-def _sym_sqrt(cov: np.ndarray, *, eps: float, inverse: bool = False) -> np.ndarray:
-    eigenvalues, eigenvectors = np.linalg.eigh(cov)
-    eigenvalues = np.maximum(eigenvalues, eps)
+def symmetric_sqrt(matrix: np.ndarray, *, inverse: bool = False, floor: float = 0.0) -> np.ndarray:
+    """The symmetric square root ``M^(1/2)`` of a symmetric positive semi-definite matrix, or with
+    ``inverse`` its inverse ``M^(-1/2)``, in float64 (the numpy one; the loss's jitted one is
+    :func:`jaxstyle.losses.sqrtm_psd`).
+
+    The matrix is symmetrized first (a covariance computed in floating point can be off by
+    rounding), and its eigenvalues raised to at least ``floor``: rounding can make them slightly
+    negative, and an inverse needs them positive.
+
+    Raises:
+        ValueError: ``inverse`` with a ``floor`` that is not positive (the root of a singular
+            matrix has no inverse).
+    """
+    if inverse and not floor > 0:
+        raise ValueError(f"an inverse square root needs a positive eigenvalue floor, got {floor}")
+    matrix = np.asarray(matrix, np.float64)
+    eigenvalues, eigenvectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    eigenvalues = np.maximum(eigenvalues, floor)
     power = -0.5 if inverse else 0.5
     return (eigenvectors * eigenvalues**power) @ eigenvectors.T

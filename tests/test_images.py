@@ -329,6 +329,32 @@ def test_transfer_luminance_needs_equal_shapes():
         images.transfer_luminance(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))
 
 
+def test_symmetric_sqrt_of_a_known_matrix_and_its_inverse():
+    # [[2, 1], [1, 2]] is symmetric with eigenvalues 1 and 3, and squares to [[5, 4], [4, 5]].
+    root = images.symmetric_sqrt(np.array([[5.0, 4.0], [4.0, 5.0]]))
+    np.testing.assert_allclose(root, [[2.0, 1.0], [1.0, 2.0]], atol=1e-12)
+    inverse = images.symmetric_sqrt(np.array([[5.0, 4.0], [4.0, 5.0]]), inverse=True, floor=1e-12)
+    np.testing.assert_allclose(inverse, np.array([[2.0, -1.0], [-1.0, 2.0]]) / 3, atol=1e-12)
+
+
+def test_symmetric_sqrt_squares_back_and_its_inverse_whitens():
+    b = np.random.default_rng(3).normal(size=(3, 3))
+    a = b @ b.T
+    root = images.symmetric_sqrt(a)
+    inverse = images.symmetric_sqrt(a, inverse=True, floor=1e-12)
+    np.testing.assert_allclose(root, root.T, atol=1e-12)
+    np.testing.assert_allclose(root @ root, a, atol=1e-10)
+    np.testing.assert_allclose(inverse @ a @ inverse, np.eye(3), atol=1e-10)
+
+
+def test_symmetric_sqrt_of_a_singular_matrix_stays_finite_and_refuses_an_unfloored_inverse():
+    singular = np.array([[1.0, 1.0], [1.0, 1.0]])  # eigenvalues 2 and 0 (eigh may give it slightly negative)
+    root = images.symmetric_sqrt(singular)
+    np.testing.assert_allclose(root @ root, singular, atol=1e-8)
+    with pytest.raises(ValueError, match="positive eigenvalue floor"):
+        images.symmetric_sqrt(singular, inverse=True)
+
+
 def test_match_color_matches_mean_and_covariance(photo, shared_data: Path):
     with Image.open(shared_data / "styles" / "the_scream.jpg") as style:
         source = images.to_array(images.fit_long_side(style.convert("RGB"), 80))
