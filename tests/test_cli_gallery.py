@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from jaxstyle import cli_gallery, gallery
-from tests.gallery_support import REPO, add_done_run, subprocess_env
+from tests.support import REPO, add_done_run, subprocess_env
 
 
 def _cli(*argv: str) -> int:

@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CONTENT_DIR, STYLES_DIR, free_port, wait_until
 from tests.servers import app_health, serve, streamlit_command
-from tests.test_e2e import REPO, browser, open_expander, settle  # noqa: F401 (browser: the fixture)
+from tests.support import CONTENT_DIR, STYLES_DIR, free_port, wait_until
+from tests.test_e2e import browser, open_expander, settle  # noqa: F401 (browser: the fixture)
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout

@@ -24,7 +24,7 @@ from jaxstyle.errors import Cancelled, SettingsError
 from jaxstyle.instant import background, models, network, train
 from jaxstyle.instant.paint import Painter
 from jaxstyle.instant.run import run_instant
-from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR
+from tests.support import CONTENT_DIR, REPO, STYLES_DIR
 
 # The last step's params (no moving average), as models were before ema_decay.
 SMALL = train.TrainSettings(size_px=32, steps=4, batch=1, checkpoint_every=2, ema_decay=0.0)

@@ -22,7 +22,7 @@ from jaxstyle import gallery, images, inputs, runs
 from jaxstyle.instant import models
 from jaxstyle.instant.train import TrainSettings, train
 from jaxstyle.settings import TransferSettings
-from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR
+from tests.support import CONTENT_DIR, REPO, STYLES_DIR
 from ui.model_views import binned_losses
 
 APP = str(REPO / "dashboard.py")
@@ -341,7 +341,7 @@ def test_a_model_deleted_meanwhile_falls_back_to_another_and_a_damaged_file_is_n
 
 
 def test_compare_shows_an_instant_run_by_its_method_and_model(app_gallery, photos):
-    from tests.gallery_support import add_done_run, solid_png
+    from tests.support import add_done_run, solid_png
 
     with gallery.connect(app_gallery) as db:
         optimized = add_done_run(db, photos, title="Optimized")

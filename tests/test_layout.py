@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 PACKAGES = ("jaxstyle", "ui")
 

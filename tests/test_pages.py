@@ -19,8 +19,8 @@ from streamlit.testing.v1 import AppTest
 from jaxstyle import gallery, images, inputs
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard.py")
 
 

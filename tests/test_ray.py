@@ -26,7 +26,7 @@ from jaxstyle import gallery, inputs, ray_runner, runners, sweeps
 from jaxstyle.errors import ClusterError
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
-from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR, free_port, wait_until
+from tests.support import CONTENT_DIR, REPO, STYLES_DIR, free_port, wait_until
 
 APP = str(REPO / "dashboard.py")
 TINY = TransferSettings(size_px=32, iterations=3)

@@ -44,9 +44,8 @@ from jaxstyle import fetch, gallery, images, inputs, jobs, weights
 from jaxstyle.errors import FetchError, GalleryError, SettingsError
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
-from tests.conftest import wait_until
+from tests.support import REPO, wait_until
 
-REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard.py")
 
 pytestmark = pytest.mark.timeout(300)
