@@ -1,6 +1,9 @@
 """Shared fixtures: real images from ../shared/data, temp gallery paths, a small random VGG.
 
 Fixtures only; the helpers tests import are in tests/support.py.
+
+The README's ``python -m pytest`` runs every test; to skip the slow ones locally (trainings,
+browsers, benchmarks end to end, Ray; marked ``slow``): ``python -m pytest -m "not slow"``.
 """
 
 from __future__ import annotations

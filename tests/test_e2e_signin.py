@@ -38,7 +38,7 @@ try:
 except ImportError:  # the browser fixture skips (or fails) then, saying why
     PlaywrightTimeout = expect = None
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 USERS = {"alice": "alice@example.com", "bob": "bob@example.com", "teacher": "teacher@school.example"}
 ADMIN = "teacher"

@@ -505,6 +505,7 @@ def _fill_training(at: AppTest, name: str, steps: int) -> None:
     at.number_input(key="t_batch").set_value(1).run()
 
 
+@pytest.mark.slow
 def test_training_from_the_page_runs_in_the_background_to_the_end(app_gallery):
     at = open_app("models")
     assert any("No trained models yet" in message for message in texts(at.info))
@@ -527,6 +528,7 @@ def test_training_from_the_page_runs_in_the_background_to_the_end(app_gallery):
     assert models.list_models(app_gallery) == [] and not kept.exists()
 
 
+@pytest.mark.slow
 def test_a_new_model_can_start_from_a_trained_one_on_the_page(with_demo):
     at = open_app("models")
     at.text_input(key="t_name").input("more")
@@ -555,6 +557,7 @@ def test_a_new_model_can_start_from_a_trained_one_on_the_page(with_demo):
     assert any("started from demo (2 steps)" in c for c in texts(at.caption))
 
 
+@pytest.mark.slow
 def test_a_cancelled_training_leaves_a_checkpoint_and_resumes_to_the_end(app_gallery):
     at = open_app("models")
     _fill_training(at, "stopper", 4)

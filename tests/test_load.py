@@ -38,7 +38,7 @@ RUNS_PER_SESSION = 5
 TINY = TransferSettings(size_px=32, iterations=2)
 PAGES = {"Home": "", "Gallery": "gallery"}
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 
 @dataclasses.dataclass
