@@ -1,7 +1,8 @@
 """jaxstyle's web app: ``streamlit run dashboard.py``.
 
 The entry point is the frame: page config, JAX's compile cache, the shared sidebar, and the
-navigation; each page is a short script in ``app_pages/`` built from the ``ui`` package.
+navigation (the pages are listed in ``ui/pages.py``); each page is a short script in ``app_pages/``
+built from the ``ui`` package.
 """
 
 import logging
@@ -33,17 +34,8 @@ except SettingsError as error:
     st.stop()
 if not ui.signed_in():
     st.stop()
-# app_pages/, not pages/: with pages/ Streamlit 1.67 serves a direct link on a fresh server as a bare legacy page.
-pages = [
-    st.Page(ui.HOME_PAGE, title="Home", icon=":material/home:", default=True),
-    st.Page(ui.GENERATE_PAGE, title="Generate", icon=":material/brush:"),
-    st.Page(ui.LIVE_PAGE, title="Live", icon=":material/videocam:"),
-    st.Page(ui.GALLERY_PAGE, title="Gallery", icon=":material/photo_library:"),
-    st.Page(ui.COMPARE_PAGE, title="Compare", icon=":material/compare:"),
-    st.Page(ui.STYLES_PAGE, title="Styles", icon=":material/palette:"),
-    st.Page(ui.MODELS_PAGE, title="Models", icon=":material/model_training:"),
-]
-page = st.navigation(pages)
+page = ui.pages.navigation()  # every page, from its one definition in ui/pages.py
+ui.handoff.follow()  # a move to another page that a click asked for (ui/handoff.py) goes before anything is drawn
 st.html(ui.CSS)
 # The sidebar's slot comes first, its content after the page: it then counts what the page has just
 # started (a run, a training) instead of lagging one rerun behind.

@@ -5,7 +5,6 @@ import streamlit as st
 
 import ui
 
-ui.follow_card_clicks()
 run_param = st.query_params.get("run")
 if run_param is not None and run_param.isdigit():
     shown = False

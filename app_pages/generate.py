@@ -11,7 +11,7 @@ ui.header(
     "A photo and one or more paintings: optimize step by step (the run goes on even if you close the tab), "
     "or paint at once with a network.",
 )
-ui.prefill_from_run()
+ui.prefill_generate()
 method = ui.generate_method()
 inputs_col, output_col = st.columns([5, 6], gap="large")
 with inputs_col:

@@ -5,7 +5,6 @@ import streamlit as st
 import ui
 from jaxstyle import gallery, runs
 
-ui.follow_card_clicks()
 intro, action = st.columns([3, 1], vertical_alignment="center")
 with intro:
     st.title("jaxstyle", anchor=False)
@@ -15,7 +14,7 @@ with intro:
     )
 with action:
     if st.button("Generate an image", key="cta_generate", type="primary", icon=":material/brush:", width="stretch"):
-        st.switch_page(ui.GENERATE_PAGE)
+        ui.handoff.open_generate()
 
 with ui.db() as db:
     latest = gallery.list_runs(db, limit=8, **ui.mine())
@@ -25,7 +24,7 @@ with ui.db() as db:
 st.subheader("Latest runs", anchor=False)
 if latest:
     ui.run_grid(latest, key="home_open")
-    st.page_link(ui.GALLERY_PAGE, label=f"All {total} runs in the gallery", icon=":material/arrow_forward:")
+    st.page_link(ui.pages.GALLERY.path, label=f"All {total} runs in the gallery", icon=":material/arrow_forward:")
 else:
     st.info("No runs yet. Your first image will appear here.", icon=":material/photo_library:")
 

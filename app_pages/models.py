@@ -5,7 +5,6 @@ import streamlit as st
 
 import ui
 
-ui.follow_paint_clicks()
 ui.header(
     "Models",
     "A model paints any photo in one pass: Generate's *Instant* method uses them. The built-in ones need no "

@@ -18,8 +18,7 @@ for row in ui.chunks(styles, 4):
             st.caption(f"{style.artist}, {style.year} · {style.license}")
             if offline[style.id]:
                 if st.button("Use this style", key=f"use_{style.id}", icon=":material/brush:"):
-                    st.session_state["style_source"], st.session_state["style_ids"] = "Catalog", [style.id]
-                    st.switch_page(ui.GENERATE_PAGE)
+                    ui.handoff.open_generate(styles=[style.id])
             else:
                 st.caption(":material/cloud_off: Not on this machine")
                 ui.download_style(style, key=f"dl_{style.id}")

@@ -26,7 +26,13 @@ from jaxstyle.errors import ImageError
 # paintings: it is jaxstyle.fetch's default). Some Wikimedia originals are large; 50 MB leaves room.
 MAX_INPUT_BYTES = 50 * 1024 * 1024
 MAX_INPUT_PIXELS = 80_000_000  # decompression-bomb guard: refuse images claiming more pixels
-MAX_WORKING_PX = 2048  # longer images are downscaled to this long side, not refused
+# The longest side, in pixels, of any image we work with: inputs are downscaled to it (not refused),
+# and a run's output (settings.RANGES) and its style images are at most this size.
+MAX_SIZE_PX = 2048
+# The image files we accept, by name, everywhere a name decides (the app's uploaders, a training's
+# photo folder): formats Pillow decodes that open_image turns into RGB (a GIF's first frame).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+_FORMAT_NAMES = "PNG, JPEG, WebP, BMP, GIF, TIFF"  # IMAGE_SUFFIXES, as people name the formats
 
 _WHITE = (255, 255, 255)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
@@ -53,7 +59,7 @@ def _describe_non_image(data: bytes) -> str:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError:
-        return "it is not in an image format we can read (PNG, JPEG, GIF, WebP, BMP, TIFF)"
+        return f"it is not in an image format we can read ({_FORMAT_NAMES})"
     return "it looks like text, not an image"
 
 
@@ -145,7 +151,7 @@ def _shrink_decoded(image: Image.Image) -> Image.Image:
     """
     width, height = image.size
     if image.mode in _REDUCIBLE_MODES:
-        factor = max(width, height) // MAX_WORKING_PX
+        factor = max(width, height) // MAX_SIZE_PX
         if factor < 2:
             return image
         # A box filter (anti-aliased), a strip at a time: PIL's reduce copies RGBA/LA images whole
@@ -157,14 +163,14 @@ def _shrink_decoded(image: Image.Image) -> Image.Image:
             reduced.paste(strip.reduce(factor), (0, top // factor))
         return reduced
     # Nearest neighbour keeps palette indices valid; keep twice the working size for the final filter.
-    factor = max(width, height) // (2 * MAX_WORKING_PX)
+    factor = max(width, height) // (2 * MAX_SIZE_PX)
     if factor < 2:
         return image
     return image.resize((max(1, width // factor), max(1, height // factor)), Image.Resampling.NEAREST)
 
 
 def _working_size(width: int, height: int) -> tuple[int, int]:
-    scale = MAX_WORKING_PX / max(width, height)
+    scale = MAX_SIZE_PX / max(width, height)
     return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
@@ -173,7 +179,7 @@ def open_image(data: bytes | str | os.PathLike, *, name: str = "") -> Image.Imag
 
     Applies the EXIF orientation, keeps the first frame of an animation, converts every mode
     (CMYK, 16-bit, palette, grayscale, with or without alpha) to 8-bit RGB with transparency
-    composited on white, and downscales images whose long side exceeds ``MAX_WORKING_PX``.
+    composited on white, and downscales images whose long side exceeds ``MAX_SIZE_PX``.
 
     Args:
         data: the encoded image bytes, or a path to an image file.
@@ -219,7 +225,7 @@ def open_image(data: bytes | str | os.PathLike, *, name: str = "") -> Image.Imag
         raise ImageError(f"{label}: the image has no pixels ({width}x{height})")
 
     try:
-        if max(width, height) > MAX_WORKING_PX:
+        if max(width, height) > MAX_SIZE_PX:
             # JPEG can decode straight at 1/2, 1/4 or 1/8 scale, never below the requested size;
             # a cheap head start for huge photos (other formats ignore this).
             image.draft(None, _working_size(width, height))
@@ -232,8 +238,8 @@ def open_image(data: bytes | str | os.PathLike, *, name: str = "") -> Image.Imag
     except Exception as exc:  # same zoo of decoder errors as above
         raise ImageError(f"{label}: the image is truncated or corrupt ({exc})") from None
 
-    if max(image.size) > MAX_WORKING_PX:
-        image = fit_long_side(image, MAX_WORKING_PX)
+    if max(image.size) > MAX_SIZE_PX:
+        image = fit_long_side(image, MAX_SIZE_PX)
     return image
 
 
@@ -398,14 +404,29 @@ def match_color(source: np.ndarray, reference: np.ndarray, *, clip: bool = True,
     mu_s, mu_r = src.mean(axis=0), ref.mean(axis=0)
     cov_s = np.cov(src, rowvar=False, bias=True)
     cov_r = np.cov(ref, rowvar=False, bias=True)
-    transform = _sym_sqrt(cov_r, eps=eps) @ _sym_sqrt(cov_s, eps=eps, inverse=True)
+    transform = symmetric_sqrt(cov_r, floor=eps) @ symmetric_sqrt(cov_s, floor=eps, inverse=True)
     out = (src - mu_s) @ transform.T + mu_r
     out = out.reshape(source.shape).astype(np.float32)
     return np.clip(out, 0.0, 1.0) if clip else out
 
 
-def _sym_sqrt(cov: np.ndarray, *, eps: float, inverse: bool = False) -> np.ndarray:
-    eigenvalues, eigenvectors = np.linalg.eigh(cov)
-    eigenvalues = np.maximum(eigenvalues, eps)
+def symmetric_sqrt(matrix: np.ndarray, *, inverse: bool = False, floor: float = 0.0) -> np.ndarray:
+    """The symmetric square root ``M^(1/2)`` of a symmetric positive semi-definite matrix, or with
+    ``inverse`` its inverse ``M^(-1/2)``, in float64 (the numpy one; the loss's jitted one is
+    :func:`jaxstyle.losses.sqrtm_psd`).
+
+    The matrix is symmetrized first (a covariance computed in floating point can be off by
+    rounding), and its eigenvalues raised to at least ``floor``: rounding can make them slightly
+    negative, and an inverse needs them positive.
+
+    Raises:
+        ValueError: ``inverse`` with a ``floor`` that is not positive (the root of a singular
+            matrix has no inverse).
+    """
+    if inverse and not floor > 0:
+        raise ValueError(f"an inverse square root needs a positive eigenvalue floor, got {floor}")
+    matrix = np.asarray(matrix, np.float64)
+    eigenvalues, eigenvectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    eigenvalues = np.maximum(eigenvalues, floor)
     power = -0.5 if inverse else 0.5
     return (eigenvectors * eigenvalues**power) @ eigenvectors.T

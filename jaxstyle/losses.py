@@ -79,7 +79,11 @@ def gaussian_fit(features: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def sqrtm_psd(matrix: jax.Array) -> jax.Array:
-    """Square root of a symmetric positive semi-definite matrix (eigenvalues clipped at 0)."""
+    """Square root of a symmetric positive semi-definite matrix (eigenvalues clipped at 0).
+
+    In JAX because the style targets that need it are computed inside jitted code; numpy callers
+    use :func:`jaxstyle.images.symmetric_sqrt` (float64, with an inverse).
+    """
     eigenvalues, eigenvectors = jnp.linalg.eigh(matrix)
     return (eigenvectors * jnp.sqrt(jnp.clip(eigenvalues, 0.0))) @ eigenvectors.T
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from jaxstyle.settings import TransferSettings
 
 # Style images are never upsampled beyond this long side: beyond it they only cost time.
-MAX_STYLE_PX = 2048
+MAX_STYLE_PX = images.MAX_SIZE_PX
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxstyle.images import rgb_to_ycbcr
+from jaxstyle.images import rgb_to_ycbcr, symmetric_sqrt
 
 # The blur whose residual is "high frequency": σ = 1 px, as the issue that introduced the measure
 # defined it.
@@ -75,14 +75,9 @@ def colour_distance(image: np.ndarray, painting: np.ndarray) -> float:
     b = np.asarray(painting, np.float64).reshape(-1, 3)
     mean_a, mean_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root_b = _sqrtm(cov_b)
-    cross = _sqrtm(root_b @ cov_a @ root_b)
+    root_b = symmetric_sqrt(cov_b)
+    cross = symmetric_sqrt(root_b @ cov_a @ root_b)
     return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2 * cross))
-
-
-def _sqrtm(matrix: np.ndarray) -> np.ndarray:
-    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
 def _texture_statistics(rgb: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Any
 
 from jaxstyle import inits, optimizers, preserve_colors, style_losses
 from jaxstyle.errors import SettingsError
+from jaxstyle.images import MAX_SIZE_PX
 from jaxstyle.layers import LAYER_NAMES, POOLINGS
 
 # The choices that grow live in their own tables; settings, the CLI and the app read the names here.
@@ -25,10 +26,10 @@ PRESERVE_COLORS = tuple(preserve_colors.PRESERVE_COLORS)
 
 # Allowed ranges, (low, high) inclusive; one table so messages, the CLI and the UI agree.
 RANGES: dict[str, tuple[float, float]] = {
-    "size_px": (16, 2048),
+    "size_px": (16, MAX_SIZE_PX),
     "iterations": (1, 5000),
     "scale_iterations": (1, 5000),
-    "scale_min_px": (0, 2048),
+    "scale_min_px": (0, MAX_SIZE_PX),
     "content_weight": (0.0, 1e6),
     "style_weight": (0.0, 1e6),
     "tv_weight": (0.0, 1e6),
@@ -40,7 +41,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "style_scale": (0.1, 4.0),
     "seed": (0, 2**31 - 1),
     "strength": (0.0, 1.0),
-    "stroke_px": (0, 2048),
+    "stroke_px": (0, MAX_SIZE_PX),
     "smooth": (0.0, 0.95),
 }
 
@@ -94,7 +95,7 @@ class TransferSettings:
     pixels live in [0, 1] RGB; the VGG preprocessing happens inside the model.
     """
 
-    size_px: int = 512  # long side of the output, pixels, 16–2048
+    size_px: int = 512  # long side of the output, pixels, 16–MAX_SIZE_PX (2048)
     iterations: int = 300  # optimizer steps at the final size, 1–5000
     content_weight: float = 1.0  # weight of the content loss, 0–1e6
     style_weight: float = 10.0  # weight of the style loss, 0–1e6

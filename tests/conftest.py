@@ -1,21 +1,18 @@
-"""Shared fixtures: real images from ../shared/data, temp gallery paths, a small random VGG."""
+"""Shared fixtures: real images from ../shared/data, temp gallery paths, a small random VGG.
+
+Fixtures only; the helpers tests import are in tests/support.py.
+
+The README's ``python -m pytest`` runs every test; to skip the slow ones locally (trainings,
+browsers, benchmarks end to end, Ray; marked ``slow``): ``python -m pytest -m "not slow"``.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import http.server
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-CONTENT_DIR = SHARED_DATA / "content"
-STYLES_DIR = SHARED_DATA / "styles"
+from tests.support import SHARED_DATA, STYLES_DIR
 
 
 @pytest.fixture(scope="session")
@@ -43,35 +40,6 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("JAXSTYLE_GALLERY", str(base / "gallery.db"))
     monkeypatch.setenv("JAXSTYLE_STYLES_DIR", str(STYLES_DIR))
     monkeypatch.delenv("JAXSTYLE_WEIGHTS", raising=False)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition, *, timeout_s: float = 180.0, what: str = "the condition") -> None:
-    """Poll ``condition`` until it holds; fail the test, naming ``what``, after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def local_http_server(handler) -> Iterator[str]:
-    """A real HTTP server on 127.0.0.1, in a thread, answering with ``handler``; yields its base URL."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def streamlit_command(port: int, *extra: str) -> list[str]:

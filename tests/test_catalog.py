@@ -17,7 +17,7 @@ from PIL import Image
 
 from jaxstyle import catalog, images, paths
 from jaxstyle.errors import CatalogError
-from tests.conftest import local_http_server
+from tests.support import local_http_server
 
 pytestmark = pytest.mark.timeout(30)
 

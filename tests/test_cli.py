@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from jaxstyle import gallery
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 @pytest.fixture(autouse=True)

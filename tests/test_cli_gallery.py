@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 
-from jaxstyle import cli_gallery, gallery
-from tests.gallery_support import REPO, add_done_run, subprocess_env
+from jaxstyle import cli, gallery
+from tests.support import REPO, add_done_run, subprocess_env
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="jaxstyle")
-    commands = parser.add_subparsers(dest="command", required=True)
-    cli_gallery.add_parser(commands)
-    return cli_gallery.run(parser.parse_args(list(argv)))
+    return cli.main(list(argv))
 
 
 def test_cli_lists_shows_exports_imports_and_deletes(gallery_path, photos, tmp_path, capsys):

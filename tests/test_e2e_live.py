@@ -20,7 +20,7 @@ from PIL import Image
 from jaxstyle.video import clips
 from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, _missing_browser, app_url, new_page, settle
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 __all__ = ["app_url"]  # a fixture of tests/test_e2e.py, used here
 
 COUNT = re.compile(r"painted frames: (\d+) · ")

@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CONTENT_DIR, STYLES_DIR, free_port, wait_until
 from tests.servers import app_health, serve, streamlit_command
-from tests.test_e2e import REPO, browser, open_expander, settle  # noqa: F401 (browser: the fixture)
+from tests.support import CONTENT_DIR, STYLES_DIR, free_port, wait_until
+from tests.test_e2e import browser, open_expander, settle  # noqa: F401 (browser: the fixture)
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -38,7 +38,7 @@ try:
 except ImportError:  # the browser fixture skips (or fails) then, saying why
     PlaywrightTimeout = expect = None
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 USERS = {"alice": "alice@example.com", "bob": "bob@example.com", "teacher": "teacher@school.example"}
 ADMIN = "teacher"

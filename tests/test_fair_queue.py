@@ -19,7 +19,7 @@ from jaxstyle.settings import TransferSettings
 from jaxstyle.site import SiteConfig, UserLimits, Viewer
 from jaxstyle.video import clips
 from jaxstyle.video import run as video_run
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 TINY = TransferSettings(size_px=32, iterations=3)
 ALICE = Viewer("alice-sub", "alice@example.org")

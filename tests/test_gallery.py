@@ -22,7 +22,7 @@ from jaxstyle import gallery
 from jaxstyle.errors import GalleryError
 from jaxstyle.settings import TransferSettings
 from jaxstyle.site import Viewer
-from tests.gallery_support import REPO, add_done_run, solid_png, subprocess_env
+from tests.support import REPO, add_done_run, solid_png, subprocess_env
 
 # --- Opening and migrations
 

@@ -14,7 +14,7 @@ import pytest
 
 from jaxstyle import gallery, images
 from jaxstyle.errors import GalleryError
-from tests.gallery_support import REPO, add_done_run, subprocess_env
+from tests.support import REPO, add_done_run, subprocess_env
 
 
 def test_export_run_writes_its_png_and_settings(gallery_path, photos, tmp_path):
@@ -300,7 +300,7 @@ def _noise_png(side: int, seed: int = 0) -> bytes:
     import numpy as np
     from PIL import Image
 
-    from tests.gallery_support import png_of
+    from tests.support import png_of
 
     pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
     return png_of(Image.fromarray(pixels))
@@ -423,7 +423,7 @@ def test_hostile_imports_stay_within_their_memory_budget(gallery_path, photos, t
         gallery.export_gallery(db, tmp_path / "good.zip")
     from PIL import Image
 
-    from tests.gallery_support import png_of
+    from tests.support import png_of
 
     side = int(images.MAX_INPUT_PIXELS**0.5)  # 8,944 px square: just under 80 megapixels
     just_allowed = png_of(Image.new("1", (side, side)))

@@ -11,7 +11,7 @@ from PIL import Image
 from jaxstyle import gallery
 from jaxstyle.errors import GalleryError, ImageError, SettingsError
 from jaxstyle.settings import TransferSettings
-from tests.gallery_support import SETTINGS, add_done_run, png_of, solid_png
+from tests.support import SETTINGS, add_done_run, png_of, solid_png
 
 
 def test_every_field_of_a_run_round_trips(gallery_path, photos):

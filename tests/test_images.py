@@ -132,6 +132,25 @@ def test_animation_gives_its_first_frame(photo, fmt):
     np.testing.assert_allclose(mean_rgb(image), [255, 0, 0], atol=6)
 
 
+@pytest.mark.parametrize("suffix", images.IMAGE_SUFFIXES)
+def test_every_accepted_suffix_is_a_format_open_image_reads(photo, tmp_path, suffix):
+    path = tmp_path / f"photo{suffix}"
+    photo.save(path)  # Pillow picks the format from the suffix
+    image = images.open_image(path)
+    assert image.mode == "RGB" and image.size == photo.size
+
+
+def test_the_app_and_training_accept_the_same_image_files(tmp_path):
+    from jaxstyle.instant.train import photo_files
+    from ui.common import IMAGE_TYPES
+
+    assert sorted(f".{kind}" for kind in IMAGE_TYPES) == sorted(images.IMAGE_SUFFIXES)
+    for suffix in images.IMAGE_SUFFIXES:
+        (tmp_path / f"photo{suffix.upper()}").write_bytes(b"")
+    (tmp_path / "notes.txt").write_bytes(b"")
+    assert sorted(path.suffix.lower() for path in photo_files(tmp_path)) == sorted(images.IMAGE_SUFFIXES)
+
+
 def test_one_pixel_image_opens():
     image = images.open_image(encode(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG"), name="dot.png")
     assert image.size == (1, 1)
@@ -141,14 +160,14 @@ def test_one_pixel_image_opens():
 def test_extreme_aspect_ratio_opens(photo):
     strip = photo.resize((4000, 20))
     image = images.open_image(encode(strip, "PNG"), name="strip.png")
-    assert image.size == (images.MAX_WORKING_PX, 10)
+    assert image.size == (images.MAX_SIZE_PX, 10)
 
 
 def test_huge_legitimate_photo_is_downscaled_not_refused(photo):
     big = photo.resize((6000, 4000))
     image = images.open_image(encode(big, "JPEG", quality=70), name="big.jpg")
     assert image.mode == "RGB"
-    assert image.size == (images.MAX_WORKING_PX, round(images.MAX_WORKING_PX * 4000 / 6000))
+    assert image.size == (images.MAX_SIZE_PX, round(images.MAX_SIZE_PX * 4000 / 6000))
 
 
 # --- bad input fails with ImageError naming the file
@@ -308,6 +327,32 @@ def test_transfer_luminance_keeps_content_chroma_and_stylized_luma(photo, shared
 def test_transfer_luminance_needs_equal_shapes():
     with pytest.raises(ImageError, match="shapes differ"):
         images.transfer_luminance(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))
+
+
+def test_symmetric_sqrt_of_a_known_matrix_and_its_inverse():
+    # [[2, 1], [1, 2]] is symmetric with eigenvalues 1 and 3, and squares to [[5, 4], [4, 5]].
+    root = images.symmetric_sqrt(np.array([[5.0, 4.0], [4.0, 5.0]]))
+    np.testing.assert_allclose(root, [[2.0, 1.0], [1.0, 2.0]], atol=1e-12)
+    inverse = images.symmetric_sqrt(np.array([[5.0, 4.0], [4.0, 5.0]]), inverse=True, floor=1e-12)
+    np.testing.assert_allclose(inverse, np.array([[2.0, -1.0], [-1.0, 2.0]]) / 3, atol=1e-12)
+
+
+def test_symmetric_sqrt_squares_back_and_its_inverse_whitens():
+    b = np.random.default_rng(3).normal(size=(3, 3))
+    a = b @ b.T
+    root = images.symmetric_sqrt(a)
+    inverse = images.symmetric_sqrt(a, inverse=True, floor=1e-12)
+    np.testing.assert_allclose(root, root.T, atol=1e-12)
+    np.testing.assert_allclose(root @ root, a, atol=1e-10)
+    np.testing.assert_allclose(inverse @ a @ inverse, np.eye(3), atol=1e-10)
+
+
+def test_symmetric_sqrt_of_a_singular_matrix_stays_finite_and_refuses_an_unfloored_inverse():
+    singular = np.array([[1.0, 1.0], [1.0, 1.0]])  # eigenvalues 2 and 0 (eigh may give it slightly negative)
+    root = images.symmetric_sqrt(singular)
+    np.testing.assert_allclose(root @ root, singular, atol=1e-8)
+    with pytest.raises(ValueError, match="positive eigenvalue floor"):
+        images.symmetric_sqrt(singular, inverse=True)
 
 
 def test_match_color_matches_mean_and_covariance(photo, shared_data: Path):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from jaxstyle import fetch, gallery, images, inputs
 from jaxstyle.errors import CatalogError, FetchError, GalleryError, ImageError, SettingsError
-from tests.conftest import local_http_server
+from tests.support import local_http_server
 
 pytestmark = pytest.mark.timeout(60)
 

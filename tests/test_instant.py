@@ -24,7 +24,7 @@ from jaxstyle.errors import Cancelled, SettingsError
 from jaxstyle.instant import background, models, network, train
 from jaxstyle.instant.paint import Painter
 from jaxstyle.instant.run import run_instant
-from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR
+from tests.support import CONTENT_DIR, REPO, STYLES_DIR
 
 # The last step's params (no moving average), as models were before ema_decay.
 SMALL = train.TrainSettings(size_px=32, steps=4, batch=1, checkpoint_every=2, ema_decay=0.0)
@@ -93,6 +93,7 @@ def test_the_network_convolution_is_a_reflection_padded_one(kernel, stride):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_optimization_loss_on_a_fixed_batch(photo_dir, paintings, fallback_weights, tmp_path):
     """The loss a model's images have (the optimization's own loss) falls as it trains."""
     settings = train.TrainSettings(size_px=32, steps=16, batch=2, checkpoint_every=16)
@@ -138,6 +139,7 @@ def test_training_crops_default_to_half_the_scale_and_are_checked(photo_dir):
             train.TrainSettings(size_px=64, crop_px=bad)
 
 
+@pytest.mark.slow
 def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
     trained, photo_dir, paintings, fallback_weights, tmp_path
 ):
@@ -165,6 +167,7 @@ def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
     assert resumed.meta["loss_history"] == model.meta["loss_history"]
 
 
+@pytest.mark.slow
 def test_adams_step_can_cool_to_zero_over_the_last_steps_and_a_resume_follows_it(
     trained, photo_dir, paintings, fallback_weights, tmp_path
 ):
@@ -199,6 +202,7 @@ def test_adams_step_can_cool_to_zero_over_the_last_steps_and_a_resume_follows_it
     assert _leaves_equal(resumed.net, cooled.net) and _leaves_equal(resumed.norms, cooled.norms)
 
 
+@pytest.mark.slow
 def test_a_model_paints_with_the_moving_average_of_its_params_and_a_resume_keeps_it(
     trained, photo_dir, paintings, fallback_weights, tmp_path
 ):
@@ -241,6 +245,7 @@ def test_a_model_paints_with_the_moving_average_of_its_params_and_a_resume_keeps
     assert _leaves_equal(resumed.net, model.net) and _leaves_equal(resumed.norms, model.norms)
 
 
+@pytest.mark.slow
 def test_a_new_model_can_start_from_a_trained_ones_params(trained, photo_dir, paintings, fallback_weights, tmp_path):
     """``start_from``: a model trained elsewhere (its checkpoint left behind) trains on, as a new model."""
     model, _ = trained
@@ -296,6 +301,7 @@ def test_blending_two_styles_is_interpolating_their_normalization_params(trained
     assert [result.compile_s for result in alone] == [0.0, 0.0]
 
 
+@pytest.mark.slow
 def test_adding_a_style_trains_only_its_own_params(
     trained, photo_dir, paintings, fallback_weights, shared_data, tmp_path
 ):
@@ -454,6 +460,7 @@ def _cli(*args, env=None, **kwargs):
     return subprocess.run([sys.executable, "-m", "jaxstyle", *args], cwd=REPO, env=env, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
     photo_dir, tmp_path, warm_cache_dir, fallback_weights
 ):

@@ -22,7 +22,7 @@ from jaxstyle import gallery, images, inputs, runs
 from jaxstyle.instant import models
 from jaxstyle.instant.train import TrainSettings, train
 from jaxstyle.settings import TransferSettings
-from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR
+from tests.support import CONTENT_DIR, REPO, STYLES_DIR
 from ui.model_views import binned_losses
 
 APP = str(REPO / "dashboard.py")
@@ -341,7 +341,7 @@ def test_a_model_deleted_meanwhile_falls_back_to_another_and_a_damaged_file_is_n
 
 
 def test_compare_shows_an_instant_run_by_its_method_and_model(app_gallery, photos):
-    from tests.gallery_support import add_done_run, solid_png
+    from tests.support import add_done_run, solid_png
 
     with gallery.connect(app_gallery) as db:
         optimized = add_done_run(db, photos, title="Optimized")
@@ -505,6 +505,7 @@ def _fill_training(at: AppTest, name: str, steps: int) -> None:
     at.number_input(key="t_batch").set_value(1).run()
 
 
+@pytest.mark.slow
 def test_training_from_the_page_runs_in_the_background_to_the_end(app_gallery):
     at = open_app("models")
     assert any("No trained models yet" in message for message in texts(at.info))
@@ -527,6 +528,7 @@ def test_training_from_the_page_runs_in_the_background_to_the_end(app_gallery):
     assert models.list_models(app_gallery) == [] and not kept.exists()
 
 
+@pytest.mark.slow
 def test_a_new_model_can_start_from_a_trained_one_on_the_page(with_demo):
     at = open_app("models")
     at.text_input(key="t_name").input("more")
@@ -555,6 +557,7 @@ def test_a_new_model_can_start_from_a_trained_one_on_the_page(with_demo):
     assert any("started from demo (2 steps)" in c for c in texts(at.caption))
 
 
+@pytest.mark.slow
 def test_a_cancelled_training_leaves_a_checkpoint_and_resumes_to_the_end(app_gallery):
     at = open_app("models")
     _fill_training(at, "stopper", 4)

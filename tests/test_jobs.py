@@ -13,7 +13,7 @@ from jaxstyle import gallery, inputs, weights
 from jaxstyle.errors import SettingsError
 from jaxstyle.jobs import JobRunner, QueueFullError
 from jaxstyle.settings import TransferSettings
-from tests.conftest import wait_until
+from tests.support import wait_until
 
 TINY = TransferSettings(size_px=32, iterations=3)
 LONG = TransferSettings(size_px=32, iterations=2000)  # long enough to be caught running and cancelled

@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from jaxstyle import gallery, runs
 from jaxstyle.video import clips
-from tests.conftest import CONTENT_DIR, REPO
+from tests.support import CONTENT_DIR, REPO
 
 APP = str(REPO / "dashboard.py")
 LIVE = "app_pages/live.py"

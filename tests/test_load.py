@@ -30,16 +30,15 @@ from websockets.sync.client import connect
 from jaxstyle import gallery, inputs
 from jaxstyle.jobs import JobRunner, QueueFullError
 from jaxstyle.settings import TransferSettings
-from tests.conftest import free_port
 from tests.servers import app_health, serve, streamlit_command
+from tests.support import free_port
 
-REPO = Path(__file__).resolve().parents[1]
 SESSIONS = 8
 RUNS_PER_SESSION = 5
 TINY = TransferSettings(size_px=32, iterations=2)
 PAGES = {"Home": "", "Gallery": "gallery"}
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 
 @dataclasses.dataclass

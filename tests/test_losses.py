@@ -54,6 +54,14 @@ def test_sqrtm_psd_squares_back():
     np.testing.assert_allclose(root @ root, a, rtol=1e-5)
 
 
+def test_sqrtm_psd_agrees_with_the_numpy_symmetric_sqrt():
+    from jaxstyle.images import symmetric_sqrt
+
+    b = np.random.default_rng(2).normal(size=(4, 4))
+    a = b @ b.T
+    np.testing.assert_allclose(losses.sqrtm_psd(jnp.asarray(a, jnp.float32)), symmetric_sqrt(a), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "loss",
     [

@@ -19,8 +19,8 @@ from streamlit.testing.v1 import AppTest
 from jaxstyle import gallery, images, inputs
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard.py")
 
 
@@ -148,6 +148,17 @@ def test_home_with_runs_shows_the_latest_as_cards(app_gallery, shared_data):
 
 
 # ----- Generate ---------------------------------------------------------------------------------
+
+
+def test_the_home_button_and_a_paintings_use_this_style_open_generate_with_it_chosen(app_gallery):
+    at = open_app()
+    at.button(key="cta_generate").click().run()
+    assert not at.exception and at.title[0].value == "Generate"
+    at.switch_page("app_pages/styles.py").run()
+    at.button(key="use_the_scream").click().run()  # not the painting Generate starts with
+    assert not at.exception and at.title[0].value == "Generate"
+    assert (at.session_state["style_source"], at.multiselect(key="style_ids").value) == ("Catalog", ["the_scream"])
+    assert at.session_state["handoff"] == {}  # the request was taken, once
 
 
 def test_generate_at_a_tiny_size_lands_a_run_in_the_gallery(app_gallery, content_path):

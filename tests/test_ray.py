@@ -26,7 +26,7 @@ from jaxstyle import gallery, inputs, ray_runner, runners, sweeps
 from jaxstyle.errors import ClusterError
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
-from tests.conftest import CONTENT_DIR, REPO, STYLES_DIR, free_port, wait_until
+from tests.support import CONTENT_DIR, REPO, STYLES_DIR, free_port, wait_until
 
 APP = str(REPO / "dashboard.py")
 TINY = TransferSettings(size_px=32, iterations=3)
@@ -87,6 +87,7 @@ def run_of(path: Path, run_id: int) -> gallery.Run:
         return gallery.get_run(db, run_id)
 
 
+@pytest.mark.slow
 def test_runs_from_four_app_sessions_all_finish_on_the_cluster_and_land_in_the_gallery(
     cluster, monkeypatch, tmp_path, shared_data
 ):
@@ -127,6 +128,7 @@ def test_runs_from_four_app_sessions_all_finish_on_the_cluster_and_land_in_the_g
         ui.runner().shutdown()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_is_retried_once_and_the_other_runs_go_on(queue_on, gallery_path, photo, painting):
     jobs = queue_on(2)
     backend = jobs.backend
@@ -150,6 +152,7 @@ def test_a_worker_killed_mid_run_is_retried_once_and_the_other_runs_go_on(queue_
     assert pid not in {info["pid"] for info in backend.worker_info()}
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_twice_fails_the_run_with_the_reason(queue_on, gallery_path, photo, painting):
     jobs = queue_on(1)
     backend = jobs.backend
@@ -165,6 +168,7 @@ def test_a_worker_that_dies_twice_fails_the_run_with_the_reason(queue_on, galler
     assert (run_of(gallery_path, victim).status, run_of(gallery_path, victim).error) == ("failed", progress.error)
 
 
+@pytest.mark.slow
 def test_cancel_reaches_the_worker(queue_on, gallery_path, photo, painting):
     jobs = queue_on(1)
     running = jobs.submit(LONG, photo, [painting])
@@ -181,6 +185,7 @@ def test_cancel_reaches_the_worker(queue_on, gallery_path, photo, painting):
     assert run_of(gallery_path, running).status == "cancelled"
 
 
+@pytest.mark.slow
 def test_a_weight_sweep_fans_out_over_the_workers(queue_on, gallery_path, photo, painting):
     jobs = queue_on(2)
     group = sweeps.start_sweep(jobs, RETRIED, photo, [painting], None, [1.0, 10.0, 100.0])
@@ -193,6 +198,7 @@ def test_a_weight_sweep_fans_out_over_the_workers(queue_on, gallery_path, photo,
     assert {run_of(gallery_path, i).settings["style_weight"] for i in run_ids} == {1.0, 10.0, 100.0}
 
 
+@pytest.mark.slow
 def test_the_cli_paints_on_the_cluster_and_stores_the_run_here(cluster, tmp_path, warm_cache_dir):
     out, db = tmp_path / "out.png", tmp_path / "cli.db"
     command = [
@@ -244,6 +250,7 @@ def train_command(cluster: str, gallery_path: Path, photos: Path, *extra: str) -
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_cli_trains_a_model_on_the_cluster_and_keeps_it_here(cluster, tmp_path, photo_folder, warm_cache_dir):
     from jaxstyle.instant import models
 
@@ -278,6 +285,7 @@ def test_the_cli_trains_a_model_on_the_cluster_and_keeps_it_here(cluster, tmp_pa
     assert models.load_model("tiny2", gallery_path).meta["step"] == 1
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_training_leaves_its_last_checkpoint_here_to_resume(
     cluster, tmp_path, photo_folder, fallback_weights
 ):
@@ -354,6 +362,7 @@ def test_a_wrong_address_is_one_clear_message_in_the_app_and_nothing_is_stored(m
         ui.runner().shutdown()
 
 
+@pytest.mark.slow
 def test_a_video_is_painted_on_the_cluster_and_stored_here(queue_on, gallery_path, painting, shared_data, tmp_path):
     from PIL import Image
 

@@ -44,9 +44,8 @@ from jaxstyle import fetch, gallery, images, inputs, jobs, weights
 from jaxstyle.errors import FetchError, GalleryError, SettingsError
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
-from tests.conftest import wait_until
+from tests.support import REPO, wait_until
 
-REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboard.py")
 
 pytestmark = pytest.mark.timeout(300)
@@ -284,7 +283,7 @@ def test_a_huge_exif_rotated_image_is_downscaled_and_turned_upright():
     exif[0x0112] = 6
     for fmt in ("PNG", "JPEG"):  # PNG is shrunk after decoding, JPEG already while decoding
         image = images.open_image(encode(wide, fmt, exif=exif.tobytes()), name=f"rotated.{fmt.lower()}")
-        assert image.size == (1024, images.MAX_WORKING_PX)
+        assert image.size == (1024, images.MAX_SIZE_PX)
         red, green, blue = image.getpixel((image.width - 20, 20))  # the block is now top right
         assert red > 200 and green < 60 and blue < 60, fmt
 

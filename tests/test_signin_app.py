@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from jaxstyle import gallery
-from tests.gallery_support import add_done_run
+from tests.support import add_done_run
 from tests.test_pages import APP, cards
 
 AUTH = {  # Streamlit's [auth]: never contacted here, AppTest's st.user stands in for a sign-in
@@ -141,7 +141,7 @@ def tiny_model(tmp_path_factory, fallback_weights):
     from jaxstyle import inputs
     from jaxstyle.instant import models
     from jaxstyle.instant.train import TrainSettings, train
-    from tests.conftest import CONTENT_DIR, STYLES_DIR
+    from tests.support import CONTENT_DIR, STYLES_DIR
 
     elsewhere = tmp_path_factory.mktemp("tiny-model") / "gallery.db"
     styles = [("starry_night", inputs.from_path(STYLES_DIR / "starry_night.jpg").image)]

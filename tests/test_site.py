@@ -11,7 +11,7 @@ import pytest
 from jaxstyle import gallery
 from jaxstyle.errors import LimitError, SettingsError
 from jaxstyle.site import SiteConfig, UserLimits, Viewer, check_run
-from tests.gallery_support import add_done_run, solid_png
+from tests.support import add_done_run, solid_png
 
 ALICE = Viewer("alice-sub", "alice@example.com")
 BOB = Viewer("bob-sub", "bob@example.com")

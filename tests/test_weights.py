@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from jaxstyle import cli, vgg, weights
+from jaxstyle.cli.common import EXIT_BAD_INPUT
 from jaxstyle.errors import Cancelled, WeightsError
 
 # (block, convolutions) of VGG19, written out here rather than taken from the code under test.
@@ -602,7 +603,7 @@ def test_weights_command_downloads_with_a_progress_bar(published, server, monkey
 
 def test_weights_command_offline_is_one_error_line_and_exit_2(monkeypatch, server, closed_port_url, capsys):
     monkeypatch.setattr(weights.keras, "KERAS_URLS", (closed_port_url, f"{server}/missing.h5"))
-    assert cli.main(["weights"]) == cli.EXIT_BAD_INPUT == 2
+    assert cli.main(["weights"]) == EXIT_BAD_INPUT == 2
     printed = capsys.readouterr()
     (line,) = printed.err.splitlines()  # both failed URLs on the one line
     assert line.startswith("error: could not download") and closed_port_url in line and "missing.h5" in line

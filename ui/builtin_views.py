@@ -15,12 +15,12 @@ from typing import Any
 import streamlit as st
 from PIL import Image, ImageOps
 
-from jaxstyle import images
+from jaxstyle import gallery, images
 from jaxstyle.inputs import LoadedImage
 from jaxstyle.instant import builtin
 from jaxstyle.settings import PRESERVE_COLORS
 from ui.common import chunks, recall
-from ui.inputs import blend_input, style_input
+from ui.inputs import blend_input, choose_paintings, slider_weight, style_input
 from ui.settings_form import SIZE_OPTIONS
 
 SIZES = [size for size in SIZE_OPTIONS if builtin.MIN_SIZE_PX <= size <= builtin.MAX_SIZE_PX]
@@ -161,3 +161,22 @@ def _paint_settings() -> tuple[int, int, str]:
         "*Matched* moves the style's colours to the photo's.",
     )  # fmt: skip
     return int(size_px), int(stroke_px), str(preserve_color)
+
+
+def choose_builtin_run(run: gallery.Run) -> None:
+    """The form set to a built-in model's stored run: its styles (``arbitrary``: the paintings, in the
+    style picker; ``styles26``: the ticks) with their blend, strength, size, stroke scale and colours
+    (before it renders: a handoff)."""
+    ss = st.session_state
+    if run.model == builtin.ARBITRARY:
+        choose_paintings(run.styles)
+        ss["i_strength"] = float(run.settings.get("strength", 1.0))
+    else:  # styles26: its styles are stored as "styles26/<n>"
+        chosen = {info.origin.rsplit("/", 1)[-1]: info for info in run.styles}
+        for style in builtin.STYLES26_NAMES:
+            ss[f"i26_{style}"] = style in chosen
+        for style, info in chosen.items():
+            ss[f"i26_blend_{style}"] = slider_weight(info)
+    ss["ib_size"] = run.settings.get("size_px", 512)
+    ss["ib_stroke"] = run.settings.get("stroke_px", 0)
+    ss["ib_color"] = run.settings.get("preserve_color", "none")

@@ -1,5 +1,5 @@
-"""What every area of the app shares: the page paths, the process-wide resources (job runner, device,
-gallery connections), the failure guard, widget recall, and small renderers (header, badges, tiles).
+"""What every area of the app shares: the process-wide resources (job runner, device, gallery
+connections), the failure guard, widget recall, and small renderers (header, badges, tiles).
 """
 
 from __future__ import annotations
@@ -24,15 +24,7 @@ from jaxstyle.weights import Weights
 
 log = logging.getLogger("jaxstyle.app")
 
-HOME_PAGE = "app_pages/home.py"
-GENERATE_PAGE = "app_pages/generate.py"
-LIVE_PAGE = "app_pages/live.py"
-GALLERY_PAGE = "app_pages/gallery.py"
-COMPARE_PAGE = "app_pages/compare.py"
-STYLES_PAGE = "app_pages/styles.py"
-MODELS_PAGE = "app_pages/models.py"
-
-IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+IMAGE_TYPES = [suffix.lstrip(".") for suffix in images.IMAGE_SUFFIXES]  # what the uploaders take
 STATUS_BADGES = {  # status -> (label, color, icon)
     runs.QUEUED: ("Queued", "gray", ":material/schedule:"),
     runs.RUNNING: ("Running", "blue", ":material/autorenew:"),

@@ -13,6 +13,7 @@ import streamlit as st
 from jaxstyle import follow, gallery, runs, sweeps
 from jaxstyle.inputs import LoadedImage
 from jaxstyle.settings import PRESETS
+from ui import handoff
 from ui.access import mine, share, viewer
 from ui.common import POLL_S, cover, db, guard, on_cpu, placeholder, recall, runner, status_badge
 from ui.run_views import fmt_value, method_label, run_facts, run_label, shown_settings
@@ -29,13 +30,14 @@ def compare_picker() -> list[int]:
         groups = list(dict.fromkeys(run.group_id for run in mine_all if run.group_id))
     by_id = {run.id: run for run in done}
     ss = st.session_state
-    chosen_now = [i for i in recall({"compare_ids": []})["compare_ids"] if i in by_id]
-    if "compare_ids" in ss and ss["compare_ids"] != chosen_now:  # some were deleted meanwhile
+    # The choice lives in the handoff (the gallery adds to it): the picker shows it, and says its changes there.
+    chosen_now = [i for i in handoff.comparison() if i in by_id]
+    if "compare_ids" in ss and ss["compare_ids"] != chosen_now:  # added to in the gallery, or deleted meanwhile
         ss["compare_ids"] = chosen_now
     pick_col, group_col = st.columns([3, 1], vertical_alignment="bottom")
     chosen = pick_col.multiselect(
-        "Runs to compare", list(by_id), chosen_now, key="compare_ids", max_selections=4,
-        placeholder="Choose 2 to 4 runs",
+        "Runs to compare", list(by_id), chosen_now, key="compare_ids", max_selections=handoff.MAX_COMPARED,
+        placeholder="Choose 2 to 4 runs", on_change=_keep_choice,
         format_func=lambda i: run_label(by_id[i]),
     )  # fmt: skip
     group_col.selectbox(
@@ -45,11 +47,15 @@ def compare_picker() -> list[int]:
     return chosen
 
 
+def _keep_choice() -> None:
+    handoff.choose_for_comparison(st.session_state["compare_ids"])
+
+
 def _pick_group(by_id: dict[int, Any]) -> None:
     group = st.session_state.get("cmp_group")
     if group:
         members = sorted((run for run in by_id.values() if run.group_id == group), key=lambda r: r.style_weight)
-        st.session_state["compare_ids"] = [run.id for run in members][:4]
+        handoff.choose_for_comparison([run.id for run in members][: handoff.MAX_COMPARED])
 
 
 def _highlight(row: pd.Series, differing: set[str]) -> list[str]:
@@ -192,7 +198,7 @@ def sweep_grid(group_id: str) -> None:
                         st.progress(snap.fraction)
             st.caption(f"#{run.id}")
     if st.button("Compare these", key="sweep_compare", icon=":material/compare:"):
-        st.session_state["compare_ids"] = [run.id for run in members if run.id in thumbs][:4]
+        handoff.choose_for_comparison([run.id for run in members if run.id in thumbs][: handoff.MAX_COMPARED])
         st.rerun()
 
 

@@ -15,10 +15,9 @@ import streamlit as st
 from jaxstyle import gallery, images, runs
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.inputs import input_label
+from ui import handoff, pages
 from ui.access import mine, own_inputs_owner, site, viewer
 from ui.common import (
-    COMPARE_PAGE,
-    GALLERY_PAGE,
     ago,
     chunks,
     cover,
@@ -36,7 +35,6 @@ from ui.run_views import (
     live_run,
     loss_chart,
     method_label,
-    request_rerun,
     run_facts,
     settings_table,
     shown_settings,
@@ -62,18 +60,7 @@ def run_card(summary: gallery.RunSummary, thumb: bytes | None, *, key: str) -> N
             icon = METHOD_ICONS.get(summary.method)
             made = f" · {icon} {method_label(summary)}" if icon else ""
             st.caption(f"#{summary.id} · {ago(summary.created)}{made}")
-        st.button("View", key=f"{key}_{summary.id}", on_click=_go_to_run, args=(summary.id,), width="stretch")
-
-
-def _go_to_run(run_id: int) -> None:
-    st.session_state["goto_run"] = run_id
-
-
-def follow_card_clicks() -> None:
-    """After a card's Open click (a callback can't change page): go to the run in the gallery."""
-    run_id = st.session_state.pop("goto_run", None)
-    if run_id is not None:
-        st.switch_page(GALLERY_PAGE, query_params={"run": run_id})
+        st.button("View", key=f"{key}_{summary.id}", on_click=handoff.open_run, args=(summary.id,), width="stretch")
 
 
 def run_grid(summaries: Sequence[gallery.RunSummary], *, key: str, columns: int = 4) -> None:
@@ -146,8 +133,8 @@ def gallery_grid(filters: dict[str, Any]) -> None:
     """The filtered runs, newest first, as pages of thumbnail cards."""
     with db() as conn:
         total = gallery.count_runs(conn, **filters)
-        pages = max(1, math.ceil(total / GALLERY_PAGE_SIZE))
-        page = min(int(st.session_state.get("g_page", 1)), pages)
+        page_count = max(1, math.ceil(total / GALLERY_PAGE_SIZE))
+        page = min(int(st.session_state.get("g_page", 1)), page_count)
         shown = gallery.list_runs(conn, **filters, limit=GALLERY_PAGE_SIZE, offset=(page - 1) * GALLERY_PAGE_SIZE)
     if not shown:
         filtered = any(value for name, value in filters.items() if name not in ("owner", "public"))
@@ -158,9 +145,9 @@ def gallery_grid(filters: dict[str, Any]) -> None:
         return
     st.caption(f"{total} run{'s' if total != 1 else ''}, newest first")
     run_grid(shown, key="gallery_open")
-    if pages > 1:
+    if page_count > 1:
         with st.container(horizontal_alignment="center"):
-            st.pagination(pages, key="g_page", default=page)
+            st.pagination(page_count, key="g_page", default=page)
 
 
 def _toggle_favorite(run_id: int, favorite: bool) -> None:
@@ -205,14 +192,13 @@ def _delete(run_id: int) -> None:
         st.session_state["delete_error"] = str(error)
         return
     st.query_params.pop("run", None)
-    st.session_state["compare_ids"] = [i for i in st.session_state.get("compare_ids", []) if i != run_id]
+    handoff.drop_from_comparison(run_id)
     st.toast(f"Run #{run_id} deleted.", icon=":material/delete:")
 
 
 def add_to_comparison(run_id: int) -> None:
-    chosen = [i for i in recall({"compare_ids": []})["compare_ids"] if i != run_id]
-    st.session_state["compare_ids"] = (chosen + [run_id])[-4:]
-    st.toast(f"Run #{run_id} added to the comparison ({len(st.session_state['compare_ids'])} of up to 4).")
+    chosen = handoff.add_to_comparison(run_id)
+    st.toast(f"Run #{run_id} added to the comparison ({len(chosen)} of up to {handoff.MAX_COMPARED}).")
 
 
 def close_run() -> None:
@@ -293,7 +279,7 @@ def run_detail(run_id: int, token: str | None = None) -> None:
             on_click=_toggle_favorite, args=(run.id, not run.favorite),
         )  # fmt: skip
         if not video and actions.button("Re-run", key="rerun", icon=":material/replay:"):
-            request_rerun(run.id)
+            handoff.open_generate(rerun=run.id)
         actions.button(
             "Compare", key="add_compare", icon=":material/compare:", on_click=add_to_comparison, args=(run.id,)
         )
@@ -310,11 +296,10 @@ def run_detail(run_id: int, token: str | None = None) -> None:
             _sharing(run, shared_token)
         if message := st.session_state.pop("delete_error", None):
             st.error(message, icon=":material/error:")
-        if st.session_state.get("compare_ids"):
+        if chosen := handoff.comparison():
             st.page_link(
-                COMPARE_PAGE, label=f"Compare {len(st.session_state['compare_ids'])} chosen runs",
-                icon=":material/arrow_forward:",
-            )  # fmt: skip
+                pages.COMPARE.path, label=f"Compare {len(chosen)} chosen runs", icon=":material/arrow_forward:"
+            )
     settings_tab, losses_tab = st.tabs(["Settings", "Loss curves"])
     with settings_tab:
         settings_table(shown_settings(run))

@@ -124,6 +124,12 @@ def content_input() -> LoadedImage | None:
     return loaded
 
 
+def choose_content(sha256: str) -> None:
+    """The content picker set to an earlier photo of the gallery (before it renders: a handoff)."""
+    ss = st.session_state
+    ss["content_source"], ss["content_recent"] = "Recent", sha256
+
+
 # ----- the style catalog ----------------------------------------------------------------------------
 
 
@@ -251,11 +257,37 @@ def style_input() -> tuple[list[LoadedImage], list[float] | None]:
     return loaded, _blend_input(loaded)
 
 
+def choose_catalog_paintings(style_ids: Sequence[str]) -> None:
+    """The style picker set to catalog paintings (before it renders: a handoff)."""
+    ss = st.session_state
+    ss["style_source"], ss["style_ids"] = "Catalog", list(style_ids)
+
+
+def choose_paintings(styles: Sequence[gallery.ImageInfo]) -> None:
+    """The style picker set to a stored run's paintings, with their blend: from the catalog when they
+    all are there, else the gallery's earlier styles (before it renders: a handoff)."""
+    ss = st.session_state
+    ids = [info.origin for info in styles if info.origin_kind == "catalog"]
+    if len(ids) == len(styles) and all(catalog.is_available_offline(i) for i in ids):
+        choose_catalog_paintings(ids)
+    else:
+        ss["style_source"], ss["style_recent"] = "Recent", [info.sha256 for info in styles]
+    for info in styles:
+        ss[_blend_key(info.sha256)] = slider_weight(info)
+
+
+def _blend_key(sha256: str) -> str:
+    return f"blend_{sha256[:12]}"
+
+
 def _blend_input(styles: list[LoadedImage]) -> list[float] | None:
     """Thumbnails of the chosen styles; with several, a blend slider under each."""
-    return blend_input(
-        [(f"blend_{s.sha256[:12]}", input_label(s), images.thumbnail_bytes(s.image, 256)) for s in styles]
-    )
+    return blend_input([(_blend_key(s.sha256), input_label(s), images.thumbnail_bytes(s.image, 256)) for s in styles])
+
+
+def slider_weight(info: gallery.ImageInfo) -> float:
+    """A stored style's blend weight on the blend sliders' 0.05 steps (no weight: 1)."""
+    return round((info.blend if info.blend is not None else 1.0) * 20) / 20
 
 
 def blend_input(styles: Sequence[tuple[str, str, bytes]]) -> list[float] | None:

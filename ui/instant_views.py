@@ -26,11 +26,10 @@ from jaxstyle.instant.paint import Painter
 from jaxstyle.instant.run import run_builtin, run_instant
 from jaxstyle.settings import PRESETS
 from jaxstyle.site import check_run
+from ui import pages
 from ui.access import my_models, share, site, viewer
-from ui.builtin_views import builtin_form, builtin_painter
+from ui.builtin_views import builtin_form, builtin_painter, choose_builtin_run
 from ui.common import (
-    GALLERY_PAGE,
-    MODELS_PAGE,
     db,
     failure_message,
     gallery_path,
@@ -40,7 +39,7 @@ from ui.common import (
     runner,
     vgg_weights,
 )
-from ui.inputs import blend_input
+from ui.inputs import blend_input, slider_weight
 from ui.run_views import run_view
 from ui.settings_form import SIZE_OPTIONS, default_preset
 
@@ -71,6 +70,11 @@ def generate_method() -> str:
             "with coloured noise at 512 px; Instant paints with networks trained on the real one."
         )
     return method
+
+
+def choose_method(method: str) -> None:
+    """Generate's method set (before it renders: a handoff)."""
+    st.session_state["gen_method"] = method
 
 
 # ----- models and painters ------------------------------------------------------------------------
@@ -129,12 +133,35 @@ def instant_form(content: LoadedImage | None = None) -> dict | None:
     )  # fmt: skip
     if not trained:
         st.page_link(
-            MODELS_PAGE, label="Or train a model on paintings of your own (Models page)",
+            pages.MODELS.path, label="Or train a model on paintings of your own (Models page)",
             icon=":material/model_training:",
         )  # fmt: skip
     if builtin.is_builtin(name):
         return builtin_form(name, content)
     return _trained_form(painter(name).model)
+
+
+def choose_model(name: str) -> None:
+    """The Instant form's model chosen (before it renders: a handoff)."""
+    st.session_state["i_model"] = name
+
+
+def choose_instant_run(run: gallery.Run) -> None:
+    """The Instant form set to a stored instant run's model, styles and settings, its result put
+    away (before the form renders: a handoff)."""
+    ss = st.session_state
+    choose_method("Instant")
+    choose_model(run.model or "")
+    if builtin.is_builtin(run.model or ""):
+        choose_builtin_run(run)
+    else:
+        styles = [info.origin.rsplit("/", 1)[-1] for info in run.styles]
+        ss[f"i_styles_{run.model}"] = styles
+        ss["i_size"] = run.settings.get("size_px", 512)
+        for info, style in zip(run.styles, styles, strict=True):
+            ss[f"i_blend_{run.model}_{style}"] = slider_weight(info)
+    ss.pop("instant_run", None)
+    ss.pop("refine_run", None)
 
 
 def _trained_form(model: models.Model) -> dict | None:
@@ -295,7 +322,7 @@ def instant_output() -> None:
     )  # fmt: skip
     refine_clicked = actions.button("Refine", key="refine", icon=":material/auto_fix_high:")
     actions.page_link(
-        GALLERY_PAGE, label="Open in the gallery", icon=":material/photo_library:", query_params={"run": run.id}
+        pages.GALLERY.path, label="Open in the gallery", icon=":material/photo_library:", query_params={"run": run.id}
     )
     styles = {
         builtin.ARBITRARY: "the paintings",

@@ -36,9 +36,10 @@ from jaxstyle.video import files as video_files
 from jaxstyle.video import flicker, frames
 from jaxstyle.video import live as video_live
 from jaxstyle.video import run as video_run
+from ui import pages
 from ui.access import my_models, share, viewer
 from ui.builtin_views import builtin_painter, swatch
-from ui.common import GALLERY_PAGE, db, failure_message, gallery_path, index_of, recall, runner, vgg_weights
+from ui.common import db, failure_message, gallery_path, index_of, recall, runner, vgg_weights
 from ui.inputs import blend_input, style_input
 from ui.instant_views import model_label, painter, style_label
 from ui.run_views import video_progress, video_view
@@ -293,7 +294,7 @@ def _captured() -> None:
     note = " · scoring its loss…" if scoring.is_alive() else ""
     st.success(f"Captured: run {scoring.run_id}{note}", icon=":material/photo_camera:")
     st.page_link(
-        GALLERY_PAGE, label=f"Open run #{scoring.run_id} in the gallery", icon=":material/photo_library:",
+        pages.GALLERY.path, label=f"Open run #{scoring.run_id} in the gallery", icon=":material/photo_library:",
         query_params={"run": scoring.run_id},
     )  # fmt: skip
     if scoring.error:

@@ -22,10 +22,10 @@ import streamlit as st
 from jaxstyle import catalog, gallery, images, inputs
 from jaxstyle.instant import background, builtin, models
 from jaxstyle.instant.train import TrainSettings, gallery_photos, recorded_settings
+from ui import handoff
 from ui.access import check_my_model, check_training_allowed, my_models, own_inputs_owner, record_model_owner
 from ui.builtin_views import swatch
 from ui.common import (
-    GENERATE_PAGE,
     IMAGE_TYPES,
     POLL_S,
     chunks,
@@ -113,8 +113,7 @@ def _delete(name: str) -> None:
 
 
 def _paint_with(name: str) -> None:
-    st.session_state["gen_method"], st.session_state["i_model"] = "Instant", name
-    st.session_state["goto_generate"] = True
+    handoff.open_generate(method="Instant", model=name)
 
 
 def _resume(name: str) -> None:
@@ -124,12 +123,6 @@ def _resume(name: str) -> None:
         trainings().resume(name, runner().load_weights)
     except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
         st.session_state["m_outcome"] = ("error", failure_message(error, f"resuming {name}"))
-
-
-def follow_paint_clicks() -> None:
-    """After a model's *Paint with it* (a callback can't change page): open Generate in Instant mode."""
-    if st.session_state.pop("goto_generate", False):
-        st.switch_page(GENERATE_PAGE)
 
 
 SWATCH_COLUMNS = 13  # styles26's 26 swatches in two rows across the page

@@ -1,6 +1,5 @@
 """One run, as the app shows it: live while it is queued or running, then its result, settings and
-loss curves (a video run: its painted video and what it measured); and a re-run, which opens
-Generate filled in from a stored run."""
+loss curves (a video run: its painted video and what it measured)."""
 
 from __future__ import annotations
 
@@ -12,15 +11,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from jaxstyle import catalog, follow, gallery, images, runs
+from jaxstyle import follow, gallery, images, runs
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.inputs import input_label
 from jaxstyle.instant import builtin
 from jaxstyle.jobs import Progress
-from jaxstyle.settings import PRESETS, TransferSettings
+from ui import pages
 from ui.access import viewer
-from ui.common import GALLERY_PAGE, GENERATE_PAGE, POLL_S, db, guard, placeholder, runner
-from ui.settings_form import apply_settings
+from ui.common import POLL_S, db, placeholder, runner
 
 # ----- live view and results ----------------------------------------------------------------------
 
@@ -144,7 +142,7 @@ def video_view(run: gallery.Run, *, key: str, link: bool = True) -> bool:
     )  # fmt: skip
     if link:
         actions.page_link(
-            GALLERY_PAGE, label=f"Open run #{run.id} in the gallery", icon=":material/photo_library:",
+            pages.GALLERY.path, label=f"Open run #{run.id} in the gallery", icon=":material/photo_library:",
             query_params={"run": run.id},
         )  # fmt: skip
     st.caption(video_stats_line(video.stats))
@@ -215,7 +213,7 @@ def result_view(run_id: int, *, key: str = "result") -> None:
         mime="image/png", key=f"{key}_download", icon=":material/download:", on_click="ignore", type="primary",
     )  # fmt: skip
     actions.page_link(
-        GALLERY_PAGE, label="Open in the gallery", icon=":material/photo_library:", query_params={"run": run.id}
+        pages.GALLERY.path, label="Open in the gallery", icon=":material/photo_library:", query_params={"run": run.id}
     )
     st.caption(run_facts(run))
     with st.expander("Settings used", icon=":material/tune:"):
@@ -269,86 +267,8 @@ def method_label(summary: gallery.RunSummary | gallery.Run) -> str:
     return f"Optimize · {iterations} iterations" if iterations is not None else "Optimize"
 
 
-# ----- re-run: Generate pre-filled from a stored run ----------------------------------------------
-
+# Why a video run has no Re-run: the gallery says it beside the run, and Generate if one is asked for.
 VIDEO_RERUN_REASON = (
     "a video run is not re-run or refined here (the gallery keeps the painted video, not the original): "
     "upload the video again on the Live page"
 )
-
-
-def request_rerun(run_id: int) -> None:
-    """Open Generate with this run's inputs and settings (the page reads it on its next render)."""
-    st.session_state["prefill_run"] = run_id
-    st.switch_page(GENERATE_PAGE)
-
-
-def prefill_from_run() -> None:
-    """If a re-run was asked for, put the stored run's inputs and settings into Generate's widgets."""
-    run_id = st.session_state.pop("prefill_run", None)
-    if run_id is None:
-        return
-    with guard(f"re-running run #{run_id}"), db() as conn:
-        run = gallery.visible_run(conn, run_id, viewer())  # only one's own runs are re-run
-        ss = st.session_state
-        if run.method == runs.METHOD_VIDEO:
-            st.toast(f"Run #{run_id} is a video: {VIDEO_RERUN_REASON}", icon=":material/movie:")
-            return
-        ss["content_source"], ss["content_recent"] = "Recent", run.content.sha256
-        if run.method == runs.METHOD_INSTANT:
-            _prefill_instant(run)
-            return
-        settings = TransferSettings.from_dict(gallery.rerun_settings(conn, run_id))
-        ss["gen_method"] = "Optimize"
-        _prefill_paintings(run)
-        preset = next((name for name, p in PRESETS.items() if p.replace(seed=settings.seed) == settings), None)
-        apply_settings(settings.replace(style_blend=None), preset)
-        ss.pop("run_id", None)
-        st.toast(f"Settings and images of run #{run_id} loaded.", icon=":material/replay:")
-
-
-def _weight(info: gallery.ImageInfo) -> float:
-    """A style's blend weight on the sliders' 0.05 steps."""
-    return round((info.blend if info.blend is not None else 1.0) * 20) / 20
-
-
-def _prefill_paintings(run: gallery.Run) -> None:
-    """The style picker (ui.inputs.style_input) set to a run's paintings: from the catalog when they
-    all are there, else the gallery's earlier styles."""
-    ss = st.session_state
-    ids = [info.origin for info in run.styles if info.origin_kind == "catalog"]
-    if len(ids) == len(run.styles) and all(catalog.is_available_offline(i) for i in ids):
-        ss["style_source"], ss["style_ids"] = "Catalog", ids
-    else:
-        ss["style_source"], ss["style_recent"] = "Recent", [info.sha256 for info in run.styles]
-    for info in run.styles:
-        ss[f"blend_{info.sha256[:12]}"] = _weight(info)
-
-
-def _prefill_instant(run: gallery.Run) -> None:
-    """Generate's Instant widgets (keys of ui.instant_views and ui.builtin_views) set to an instant
-    run's model, styles and settings."""
-    ss = st.session_state
-    ss["gen_method"], ss["i_model"] = "Instant", run.model
-    if builtin.is_builtin(run.model or ""):
-        if run.model == builtin.ARBITRARY:
-            _prefill_paintings(run)
-            ss["i_strength"] = float(run.settings.get("strength", 1.0))
-        else:  # styles26: its styles are stored as "styles26/<n>"
-            chosen = {info.origin.rsplit("/", 1)[-1]: info for info in run.styles}
-            for style in builtin.STYLES26_NAMES:
-                ss[f"i26_{style}"] = style in chosen
-            for style, info in chosen.items():
-                ss[f"i26_blend_{style}"] = _weight(info)
-        ss["ib_size"] = run.settings.get("size_px", 512)
-        ss["ib_stroke"] = run.settings.get("stroke_px", 0)
-        ss["ib_color"] = run.settings.get("preserve_color", "none")
-    else:
-        styles = [info.origin.rsplit("/", 1)[-1] for info in run.styles]
-        ss[f"i_styles_{run.model}"] = styles
-        ss["i_size"] = run.settings.get("size_px", 512)
-        for info, style in zip(run.styles, styles, strict=True):
-            ss[f"i_blend_{run.model}_{style}"] = _weight(info)
-    ss.pop("instant_run", None)
-    ss.pop("refine_run", None)
-    st.toast(f"Model, styles and photo of run #{run.id} loaded: paint it again with *Paint*.", icon=":material/replay:")

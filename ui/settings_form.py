@@ -13,6 +13,7 @@ import streamlit as st
 
 from jaxstyle import inputs, sweeps
 from jaxstyle.errors import SettingsError
+from jaxstyle.images import MAX_SIZE_PX
 from jaxstyle.optimizers import OPTIMIZERS as OPTIMIZER_TABLE
 from jaxstyle.optimizers import WARMUP_START
 from jaxstyle.preserve_colors import PRESERVE_COLORS as PRESERVE_COLOR_TABLE
@@ -39,7 +40,7 @@ def log_options(low_exp: int, high_exp: int, *, per_decade: int = 4, zero: bool 
 
 _WEIGHT_OPTIONS = log_options(-3, 5)
 _LR_OPTIONS = log_options(-4, 0, zero=False)
-SIZE_OPTIONS = [32, 48, 64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 2048]
+SIZE_OPTIONS = [32, 48, 64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, MAX_SIZE_PX]
 _SCALE_MIN_OPTIONS = [0, 64, 96, 128, 192, 256, 384, 512]
 _EMA_OPTIONS = [0.0, 0.5, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
 _PYRAMID_OPTIONS = list(range(1, 7))

@@ -30,7 +30,6 @@ from jaxstyle import images
 from jaxstyle.errors import Cancelled, JaxstyleError
 from jaxstyle.instant import models
 from jaxstyle.instant.train import (
-    PHOTO_SUFFIXES,
     TrainProgress,
     TrainSettings,
     gallery_photos,
@@ -195,9 +194,10 @@ def save_photos(name: str, photos: Sequence[tuple[str, bytes]], gallery_path: st
         image = images.open_image(data, name=label)  # the upload guard: refused before anything is written
         suffix = Path(label).suffix.lower()
         # As uploaded when its name says what it is; else as PNG, so the folder's reader knows it.
-        kept.append(
-            (Path(label).stem, suffix, data) if suffix in PHOTO_SUFFIXES else (label, ".png", images.png_bytes(image))
-        )
+        if suffix in images.IMAGE_SUFFIXES:
+            kept.append((Path(label).stem, suffix, data))
+        else:
+            kept.append((label, ".png", images.png_bytes(image)))
     folder = photos_folder(name, gallery_path)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)

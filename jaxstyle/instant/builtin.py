@@ -39,7 +39,7 @@ from jaxstyle.instant.passes import InstantResult, Programs, StyledNetwork, pad_
 from jaxstyle.settings import TransferSettings, blend_weights
 
 ARBITRARY, STYLES26 = "arbitrary", "styles26"
-MIN_SIZE_PX, MAX_SIZE_PX = 256, 2048  # the long side a built-in model paints at, stroke_px included
+MIN_SIZE_PX, MAX_SIZE_PX = 256, images.MAX_SIZE_PX  # the long side a built-in model paints at, stroke_px included
 _STYLE_VECTOR_CACHE = 64  # paintings whose vectors a painter keeps
 
 

@@ -38,7 +38,6 @@ from jaxstyle.instant import models, network
 from jaxstyle.settings import TransferSettings
 from jaxstyle.weights import Weights
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 # Photos are kept decoded at this multiple of the crop size on their short side, so a crop can be
 # taken at any scale between 1 and this.
 _MAX_CROP_SCALE = 1.6
@@ -173,7 +172,7 @@ def photo_files(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise models.ModelError(f"photo folder {folder} does not exist")
-    return [p for p in sorted(folder.iterdir()) if p.suffix.lower() in PHOTO_SUFFIXES]
+    return [p for p in sorted(folder.iterdir()) if p.suffix.lower() in images.IMAGE_SUFFIXES]
 
 
 def load_photos(source: PhotoSource, size_px: int) -> tuple[list[np.ndarray], list[str]]:

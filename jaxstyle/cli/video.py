@@ -8,11 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from jaxstyle.cli_common import progress_bar
+from jaxstyle.cli.common import add_gallery_flag, check_out, progress_bar, use_compilation_cache
 from jaxstyle.errors import JaxstyleError
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction) -> None:
+    """Register ``video``."""
     from jaxstyle.instant.builtin import ARBITRARY
     from jaxstyle.video.files import DEFAULT_LIMITS, OUTPUT_SUFFIXES
     from jaxstyle.video.flicker import DEFAULT_SMOOTH
@@ -50,11 +51,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help=f"0–0.95: the previous frame's share where nothing moved, against flicker (default {DEFAULT_SMOOTH})",
     )
     video.add_argument("--out", required=True, type=Path, help=f"the painted video ({', '.join(OUTPUT_SUFFIXES)})")
-    video.add_argument("--gallery", type=Path, help="gallery database (default: the project's gallery.db)")
+    add_gallery_flag(video)
     video.add_argument("--no-gallery", action="store_true", help="do not store the run in the gallery")
     video.add_argument("--title", help="title of the run in the gallery (default: first frame × paintings)")
     video.add_argument("--json", action="store_true", help="print one JSON summary line on stdout")
     video.add_argument("--quiet", action="store_true", help="no progress bar")
+    video.set_defaults(func=_video)
 
 
 def _floats(text: str) -> tuple[float, ...] | None:
@@ -66,20 +68,17 @@ def _floats(text: str) -> tuple[float, ...] | None:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def run(args: argparse.Namespace) -> int:
+def _video(args: argparse.Namespace) -> int:
     """Every check before any work (the model, styles, sizes, the file's header), then paint."""
-    from jaxstyle import devices, inputs, paths, transfer
+    from jaxstyle import devices, inputs
     from jaxstyle.instant import builtin
     from jaxstyle.video import files
     from jaxstyle.video import run as video_run
 
-    if args.out.suffix.lower() not in files.OUTPUT_SUFFIXES:
-        raise JaxstyleError(f"--out must be a {', '.join(files.OUTPUT_SUFFIXES)} file, got {args.out}")
-    if not args.out.parent.is_dir():
-        raise JaxstyleError(f"output folder {args.out.parent} does not exist")
+    check_out(args.out, files.OUTPUT_SUFFIXES)
     if args.out.resolve() == args.input.resolve():
         raise JaxstyleError("--out is the input video; choose another file")
-    transfer.enable_compilation_cache(str(paths.cache_dir() / "xla"))
+    use_compilation_cache()
     files.probe(args.input)  # a file that is no video, or too big: one line before the model loads
     painter = video_run.painter_for(args.model, args.gallery)
     if isinstance(painter, builtin.ArbitraryPainter):

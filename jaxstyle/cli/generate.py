@@ -1,4 +1,4 @@
-"""The command line: ``python -m jaxstyle generate|weights|styles|gallery|train|models``.
+"""``python -m jaxstyle generate|weights|styles``: paint a photo, get the VGG19 weights, list the catalog.
 
 ``generate``'s setting flags are built from :class:`~jaxstyle.settings.TransferSettings`'s fields,
 so each default and range is written once, there. Bad input ends in one line on stderr and a
@@ -13,15 +13,20 @@ import json
 import sys
 import types
 import typing
-from collections.abc import Sequence
 from pathlib import Path
 
 from jaxstyle import settings as settings_module
-from jaxstyle.cli_common import EXIT_BAD_INPUT, progress_bar
-from jaxstyle.errors import Cancelled, JaxstyleError, WeightsError
+from jaxstyle.cli.common import (
+    add_gallery_flag,
+    add_weights_flags,
+    check_out,
+    local_weights,
+    progress_bar,
+    ray_cluster,
+    use_compilation_cache,
+)
+from jaxstyle.errors import JaxstyleError, WeightsError
 from jaxstyle.settings import PRESETS, RANGES, TransferSettings
-
-EXIT_CANCELLED = 130
 
 # Fields whose values come from a fixed list.
 _CHOICES = {
@@ -83,10 +88,8 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jaxstyle", description="Neural style transfer in JAX.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def register(commands: argparse._SubParsersAction) -> None:
+    """Register ``generate``, ``weights`` and ``styles``."""
     generate = commands.add_parser("generate", help="paint a photo in the style of one or more paintings")
     generate.add_argument("--content", required=True, help="photo: a file path, an http(s) URL or a catalog id")
     generate.add_argument(
@@ -95,10 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--style-blend", type=_comma_list(float), help="weight per --style, e.g. 0.7,0.3")
     generate.add_argument("--out", required=True, type=Path, help="output PNG path")
     generate.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset; flags override it")
-    generate.add_argument("--weights", help="VGG19 weights file (Keras .h5 or converted .npz); else JAXSTYLE_WEIGHTS")
-    generate.add_argument("--download-weights", action="store_true", help="download the pretrained weights if missing")
+    add_weights_flags(generate)
     generate.add_argument("--json", action="store_true", help="print one JSON summary line on stdout")
-    generate.add_argument("--gallery", type=Path, help="gallery database (default: the project's gallery.db)")
+    add_gallery_flag(generate)
     generate.add_argument("--no-gallery", action="store_true", help="do not store the run in the gallery")
     generate.add_argument("--title", help="title of the run in the gallery (default: photo × paintings)")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -112,19 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
         "or a trained model (see `train`; --style names its styles)",
     )
     _add_settings_flags(generate)
+    generate.set_defaults(func=_generate)
 
     weights = commands.add_parser("weights", help="say where the VGG19 weights come from; download them if missing")
     weights.add_argument("--no-download", action="store_true", help="only say, never download")
     weights.add_argument("--weights", help="a local weight file to check instead (Keras .h5 or .npz)")
+    weights.set_defaults(func=_weights)
 
-    commands.add_parser("styles", help="list the style catalog")
-
-    from jaxstyle import cli_gallery, cli_instant, cli_video
-
-    cli_gallery.add_parser(commands)
-    cli_instant.add_parsers(commands)
-    cli_video.add_parser(commands)
-    return parser
+    commands.add_parser("styles", help="list the style catalog").set_defaults(func=_styles)
 
 
 def settings_from_args(args: argparse.Namespace) -> TransferSettings:
@@ -140,16 +137,19 @@ def settings_from_args(args: argparse.Namespace) -> TransferSettings:
     return base.replace(**changes)
 
 
-def _check_out(out: Path) -> None:
-    if out.suffix.lower() != ".png":
-        raise JaxstyleError(f"--out must be a .png file, got {out}")
-    if not out.parent.is_dir():
-        raise JaxstyleError(f"output folder {out.parent} does not exist")
-
-
 def _generate(args: argparse.Namespace) -> int:
+    """``generate``: an instant model's one pass with ``--model``, else an optimization."""
+    use_compilation_cache()
+    check_out(args.out, (".png",))
+    if args.model:
+        from jaxstyle.cli import instant
+
+        return instant.generate_with_model(args)
+    return _optimize(args)
+
+
+def _optimize(args: argparse.Namespace) -> int:
     from jaxstyle import devices, files, images, inputs, runners, transfer
-    from jaxstyle.cli_common import local_weights, ray_cluster
 
     if args.strength is not None or args.stroke_px is not None:
         raise JaxstyleError("--strength and --stroke-px are for instant runs of --model arbitrary or styles26")
@@ -253,7 +253,8 @@ def _weights(args: argparse.Namespace) -> int:
     """``weights``: say on stdout where the VGG19 weights come from; download them if missing.
 
     Pretrained weights ready (or only their status asked for, ``--no-download``): exit 0. A bad
-    named file or cache, or a failed download, raises: one line on stderr and exit 2 (:func:`main`).
+    named file or cache, or a failed download, raises: one line on stderr and exit 2
+    (:func:`~jaxstyle.cli.common.run_command`).
     """
     from jaxstyle import weights
 
@@ -284,53 +285,10 @@ def _weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def _styles() -> int:
+def _styles(args: argparse.Namespace) -> int:
     from jaxstyle import catalog
 
     for style in catalog.list_styles():
         where = "local" if catalog.is_available_offline(style.id) else "download"
         print(f"{style.id:32} {style.title} — {style.artist}, {style.year} [{where}]")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "generate":
-            from jaxstyle import paths, transfer
-
-            transfer.enable_compilation_cache(str(paths.cache_dir() / "xla"))
-            _check_out(args.out)
-            if args.model:
-                from jaxstyle import cli_instant
-
-                return cli_instant.generate(args)
-            return _generate(args)
-        if args.command == "weights":
-            return _weights(args)
-        if args.command == "styles":
-            return _styles()
-        if args.command == "video":
-            from jaxstyle import cli_video
-
-            return cli_video.run(args)
-        if args.command in ("train", "models"):
-            from jaxstyle import cli_instant
-
-            return cli_instant.train(args) if args.command == "train" else cli_instant.models_command(args)
-        from jaxstyle import cli_gallery
-
-        return cli_gallery.run(args)
-    except Cancelled as error:
-        print(f"cancelled: {error}", file=sys.stderr)
-        return EXIT_CANCELLED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_CANCELLED
-    except JaxstyleError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as error:  # e.g. a full disk or an unwritable --out
-        print(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
-        return EXIT_BAD_INPUT

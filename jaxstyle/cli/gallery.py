@@ -2,42 +2,34 @@
 
 For scripting and backups: plain text by default, ``--json`` for ``list`` and ``show``. Every
 command takes ``--gallery PATH`` (default: ``JAXSTYLE_GALLERY``, else the project's ``gallery.db``).
-Errors end in one line on stderr and exit status 2.
-
-Wiring (in :mod:`jaxstyle.cli`): ``add_parser(subcommands)`` registers ``gallery``; for that
-command, ``run(args)`` does the work and returns the exit status.
+Errors end in one line on stderr and exit status 2 (:func:`~jaxstyle.cli.common.run_command`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from jaxstyle import gallery, paths
-from jaxstyle.cli_common import EXIT_BAD_INPUT
+from jaxstyle.cli.common import EXIT_OK, add_gallery_flag
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.runs import RUN_STATUSES
 
-EXIT_OK = 0
+# A gallery command's work, given the open gallery; returns the exit status.
+GalleryAction = Callable[[gallery.GalleryDatabase, argparse.Namespace], int]
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register the ``gallery`` command and its subcommands on ``subparsers``; returns its parser."""
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``gallery`` command and its subcommands on ``subparsers``."""
     parser = subparsers.add_parser(
         "gallery",
         help="list, show, export, import or delete stored runs",
         description="Browse and back up the gallery of runs.",
     )
-    parser.add_argument(
-        "--gallery",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="gallery database (default: the project's gallery.db)",
-    )
+    add_gallery_flag(parser)
     commands = parser.add_subparsers(dest="gallery_command", metavar="{list,show,export,import,delete}")
     commands.required = True
 
@@ -57,38 +49,46 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     listing.add_argument("--limit", type=int, default=50, help="runs per page (1–1000, default 50)")
     listing.add_argument("--offset", type=int, default=0, help="skip this many runs")
     listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=_in_gallery(_list))
 
     show = commands.add_parser("show", help="everything about one run")
     show.add_argument("run_id", type=int, metavar="ID")
     show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=_in_gallery(_show))
 
     export = commands.add_parser("export", help="write the whole gallery to a zip, or one run (--run) to a folder")
     export.add_argument("--run", type=int, metavar="ID", help="export only this run, as PNG + JSON into the folder OUT")
     export.add_argument("out", type=Path, metavar="OUT", help="the zip file to write (or, with --run, a folder)")
+    export.set_defaults(func=_in_gallery(_export))
 
     imports = commands.add_parser("import", help="add the runs of an exported zip (as new runs)")
     imports.add_argument("zip", type=Path, metavar="ZIP")
+    imports.set_defaults(func=_in_gallery(_import, discard_new_gallery_on_error=True))
 
     delete = commands.add_parser("delete", help="delete a run and the input images no other run uses")
     delete.add_argument("run_id", type=int, metavar="ID")
     delete.add_argument("--force", action="store_true", help="delete it even if it is still queued or running")
-    return parser
+    delete.set_defaults(func=_in_gallery(_delete))
 
 
-def run(args: argparse.Namespace) -> int:
-    """Carry out a parsed ``gallery`` command; returns the exit status (2 on any error, said on stderr).
-    A refused import into a gallery that did not exist leaves no gallery file behind."""
-    path = Path(getattr(args, "gallery", None) or paths.default_gallery_path())
-    existed = path.exists()
-    try:
-        with gallery.connect(path) as db:
-            return _COMMANDS[args.gallery_command](db, args)
-    except JaxstyleError as error:
-        if args.gallery_command == "import" and not existed:
-            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-                leftover.unlink(missing_ok=True)
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+def _in_gallery(action: GalleryAction, *, discard_new_gallery_on_error: bool = False) -> Callable[..., int]:
+    """The command that runs ``action`` in the gallery of ``--gallery``. With
+    ``discard_new_gallery_on_error`` (``import``), a refusal into a gallery that did not exist leaves
+    no gallery file behind."""
+
+    def command(args: argparse.Namespace) -> int:
+        path = Path(args.gallery or paths.default_gallery_path())
+        existed = path.exists()
+        try:
+            with gallery.connect(path) as db:
+                return action(db, args)
+        except JaxstyleError:
+            if discard_new_gallery_on_error and not existed:
+                for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                    leftover.unlink(missing_ok=True)
+            raise
+
+    return command
 
 
 def _local(when: datetime) -> str:
@@ -185,6 +185,3 @@ def _delete(db, args: argparse.Namespace) -> int:
     gallery.delete_run(db, args.run_id, force=args.force)
     print(f"deleted run {args.run_id}")
     return EXIT_OK
-
-
-_COMMANDS = {"list": _list, "show": _show, "export": _export, "import": _import, "delete": _delete}

@@ -4,7 +4,7 @@
 checkpoints; ``models list|show|delete|export|import`` manages a gallery's models; ``generate
 --model NAME --style S`` paints with one. Every command takes ``--gallery`` (default:
 ``JAXSTYLE_GALLERY``, else the project's gallery.db): a gallery's models live beside it. Errors end
-in one line on stderr and exit status 2 (:func:`jaxstyle.cli.main`).
+in one line on stderr and exit status 2 (:func:`~jaxstyle.cli.common.run_command`).
 """
 
 from __future__ import annotations
@@ -14,17 +14,13 @@ import json
 import sys
 from pathlib import Path
 
-from jaxstyle.cli_common import progress_bar
+from jaxstyle.cli.common import add_gallery_flag, add_weights_flags, local_weights, progress_bar, ray_cluster
 from jaxstyle.errors import JaxstyleError
 
-
-def _gallery_flag(parser: argparse.ArgumentParser, default=None) -> None:
-    parser.add_argument(
-        "--gallery", type=Path, default=default, help="gallery whose models to use (default: the project's gallery.db)"
-    )
+_MODELS_GALLERY = "gallery whose models to use"  # what train and models use of --gallery
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``models``."""
     from jaxstyle.instant.train import TrainSettings
 
@@ -69,33 +65,39 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps per checkpoint")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--resume", action="store_true", help="continue a stopped training from its last checkpoint")
-    train.add_argument("--weights", help="VGG19 weights file (Keras .h5 or .npz); else JAXSTYLE_WEIGHTS")
-    train.add_argument("--download-weights", action="store_true", help="download the pretrained weights if missing")
+    add_weights_flags(train)
     train.add_argument("--json", action="store_true", help="print one JSON summary line on stdout")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument(
         "--ray-address",
         help="train on a worker of this Ray cluster (auto, HOST:PORT or ray://HOST:10001); checkpoints come back here",
     )
-    _gallery_flag(train)
+    add_gallery_flag(train, what=_MODELS_GALLERY)
+    train.set_defaults(func=_train)
 
     models = commands.add_parser("models", help="list, show, delete, export or import instant-style models")
-    _gallery_flag(models)
+    add_gallery_flag(models, what=_MODELS_GALLERY)
     sub = models.add_subparsers(dest="models_command", required=True)
     listing = sub.add_parser("list", help="every model of the gallery")
     listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_models_list)
     show = sub.add_parser("show", help="one model's styles, training and loss curve")
     show.add_argument("name")
     show.add_argument("--json", action="store_true")
-    sub.add_parser("delete", help="delete a model and its checkpoint").add_argument("name")
+    show.set_defaults(func=_models_show)
+    delete = sub.add_parser("delete", help="delete a model and its checkpoint")
+    delete.add_argument("name")
+    delete.set_defaults(func=_models_delete)
     export = sub.add_parser("export", help="copy a model's file out")
     export.add_argument("name")
     export.add_argument("dest", type=Path, help="a file or a folder")
+    export.set_defaults(func=_models_export)
     imported = sub.add_parser("import", help="add a model file to the gallery's models")
     imported.add_argument("file", type=Path)
     imported.add_argument("--name", help="import under this name")
+    imported.set_defaults(func=_models_import)
     for parser in sub.choices.values():  # after the subcommand too; SUPPRESS keeps one given before it
-        _gallery_flag(parser, default=argparse.SUPPRESS)
+        add_gallery_flag(parser, what=_MODELS_GALLERY, default=argparse.SUPPRESS)
 
 
 def _builtin_summary(entry) -> dict:
@@ -133,9 +135,8 @@ def _model_summary(model) -> dict:
     }
 
 
-def train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace) -> int:
     from jaxstyle import inputs
-    from jaxstyle.cli_common import local_weights, ray_cluster
     from jaxstyle.instant import models, train
 
     start_from = None  # the model a new one starts from (--from)
@@ -244,61 +245,81 @@ def _style_name(spec: str) -> str:
     return Path(spec.rstrip("/").rsplit("/", 1)[-1].split("?")[0]).stem or "style"
 
 
-def models_command(args: argparse.Namespace) -> int:
+def _refuse_builtin(name: str, verb: str) -> None:
+    from jaxstyle.instant import builtin
+
+    if builtin.is_builtin(name):
+        raise JaxstyleError(f"{name} is a built-in model: every install has it, so it can't be {verb}")
+
+
+def _models_list(args: argparse.Namespace) -> int:
     from jaxstyle.instant import builtin, models
 
-    command = args.models_command
-    name = getattr(args, "name", None)
-    if command in ("show", "delete", "export") and builtin.is_builtin(name):
-        if command != "show":
-            verb = "deleted" if command == "delete" else "exported"
-            raise JaxstyleError(f"{name} is a built-in model: every install has it, so it can't be {verb}")
-        summary = _builtin_summary(builtin.BUILTIN_MODELS[name])
+    found, problems = models.scan_models(args.gallery)
+    for problem in problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([_builtin_summary(m) for m in builtin.BUILTIN_MODELS.values()]
+                         + [_model_summary(m) for m in found]))  # fmt: skip
+    else:
+        for entry in builtin.BUILTIN_MODELS.values():
+            print(f"{entry.name:24} built-in: {entry.summary}")
+    if not args.json and not found:
+        print(f"no trained models in {models.models_dir(args.gallery)}", file=sys.stderr)
+    for model in [] if args.json else found:
+        summary = _model_summary(model)
+        print(f"{model.name:24} {', '.join(model.styles):40} {summary['step']} steps, {summary['train_s']:.0f} s")
+    return 0
+
+
+def _models_show(args: argparse.Namespace) -> int:
+    from jaxstyle.instant import builtin, models
+
+    if builtin.is_builtin(args.name):
+        summary = _builtin_summary(builtin.BUILTIN_MODELS[args.name])
         print(json.dumps(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
         return 0
-    if command == "list":
-        found, problems = models.scan_models(args.gallery)
-        for problem in problems:
-            print(f"skipped: {problem}", file=sys.stderr)
-        if args.json:
-            print(json.dumps([_builtin_summary(m) for m in builtin.BUILTIN_MODELS.values()]
-                             + [_model_summary(m) for m in found]))  # fmt: skip
-        else:
-            for entry in builtin.BUILTIN_MODELS.values():
-                print(f"{entry.name:24} built-in: {entry.summary}")
-        if not args.json and not found:
-            print(f"no trained models in {models.models_dir(args.gallery)}", file=sys.stderr)
-        for model in [] if args.json else found:
-            summary = _model_summary(model)
-            print(f"{model.name:24} {', '.join(model.styles):40} {summary['step']} steps, {summary['train_s']:.0f} s")
-        return 0
-    if command == "show":
-        model = models.load_model(args.name, args.gallery)
-        summary = {**_model_summary(model), "loss_history": model.meta.get("loss_history", [])}
-        if args.json:
-            print(json.dumps(summary))
-        else:
-            for key, value in summary.items():
-                if key != "loss_history":
-                    print(f"{key}: {value}")
-            history = summary["loss_history"]
-            if history:
-                print(f"loss: {history[0]:.4g} at step 1 → {history[-1]:.4g} at step {len(history)}")
-        return 0
-    if command == "delete":
-        models.delete_model(args.name, args.gallery)
-        print(f"deleted model {args.name}", file=sys.stderr)
-        return 0
-    if command == "export":
-        dest = models.export_model(args.name, args.dest, args.gallery)
-        print(f"wrote {dest}", file=sys.stderr)
-        return 0
+    model = models.load_model(args.name, args.gallery)
+    summary = {**_model_summary(model), "loss_history": model.meta.get("loss_history", [])}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            if key != "loss_history":
+                print(f"{key}: {value}")
+        history = summary["loss_history"]
+        if history:
+            print(f"loss: {history[0]:.4g} at step 1 → {history[-1]:.4g} at step {len(history)}")
+    return 0
+
+
+def _models_delete(args: argparse.Namespace) -> int:
+    from jaxstyle.instant import models
+
+    _refuse_builtin(args.name, "deleted")
+    models.delete_model(args.name, args.gallery)
+    print(f"deleted model {args.name}", file=sys.stderr)
+    return 0
+
+
+def _models_export(args: argparse.Namespace) -> int:
+    from jaxstyle.instant import models
+
+    _refuse_builtin(args.name, "exported")
+    dest = models.export_model(args.name, args.dest, args.gallery)
+    print(f"wrote {dest}", file=sys.stderr)
+    return 0
+
+
+def _models_import(args: argparse.Namespace) -> int:
+    from jaxstyle.instant import models
+
     model = models.import_model(args.file, args.gallery, name=args.name)
     print(f"imported model {model.name} ({', '.join(model.styles)})", file=sys.stderr)
     return 0
 
 
-def generate(args: argparse.Namespace) -> int:
+def generate_with_model(args: argparse.Namespace) -> int:
     """``generate --model NAME``: paint with a built-in model (``arbitrary``: ``--style`` takes
     paintings; ``styles26``: style numbers) or a trained one (``--style`` names the model's styles)."""
     from jaxstyle import inputs, weights

@@ -1,18 +1,68 @@
-"""Helpers shared by the gallery's tests: a full set of settings, small PNGs, a finished run.
+"""Helpers the tests share (conftest.py holds the fixtures only): where the repo and the test
+photos are, waiting and ports, a local HTTP server, child-process environments, and for the
+gallery's tests a full set of settings, small PNGs and a finished run.
 
-The ``photos`` fixture they use is in conftest.py.
+The servers the end-to-end tests start (the app, a sign-in provider) are in servers.py.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import io
 import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from jaxstyle import gallery
 from jaxstyle.settings import TransferSettings
-from tests.conftest import REPO
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CONTENT_DIR = SHARED_DATA / "content"
+STYLES_DIR = SHARED_DATA / "styles"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, *, timeout_s: float = 180.0, what: str = "the condition") -> None:
+    """Poll ``condition`` until it holds; fail the test, naming ``what``, after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def local_http_server(handler) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1, in a thread, answering with ``handler``; yields its base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for a child Python process that imports jaxstyle from this checkout."""
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+# --- the gallery's tests (the ``photos`` fixture they use is in conftest.py)
 
 SETTINGS = TransferSettings(
     size_px=64,
@@ -54,6 +104,8 @@ def add_done_run(
 ) -> int:  # fmt: skip
     """Store inputs and a finished run (of ``owner``, who names the photo ``origin``, its result a
     solid ``result`` colour); returns its id."""
+    from jaxstyle import gallery  # here, not above: conftest imports this module, and most tests need no gallery
+
     settings = TransferSettings(size_px=64, iterations=10, **changes).to_dict()
     origin = origin or f"{content}.jpg"
     content_sha = gallery.store_image(db, photos[content], origin_kind="file", origin=origin, owner=owner)
@@ -75,8 +127,3 @@ def add_done_run(
         weights_source="random fallback",
     )
     return run_id
-
-
-def subprocess_env() -> dict[str, str]:
-    """The environment for a child Python process that imports jaxstyle from this checkout."""
-    return {**os.environ, "PYTHONPATH": str(REPO)}
