@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from jaxstyle import images, transfer
-from jaxstyle.bench_process import CLASSIC
+from jaxstyle.bench.process import CLASSIC
 from jaxstyle.paths import PROJECT_ROOT
 from jaxstyle.settings import TransferSettings
 
@@ -65,7 +65,7 @@ def test_the_pytorch_peer_computes_the_same_losses_as_jaxstyle(small_content, sm
     """Same network, params, preprocessing and loss definitions: the initial losses agree to float
     precision and a few Adam steps stay together, so the peer's loss is a fair quality bar."""
     pytest.importorskip("torch", reason="the peer is optional: pip install torch==2.13.0")
-    from jaxstyle import bench_peer
+    from jaxstyle.bench import pytorch_peer as bench_peer
 
     settings = TransferSettings(size_px=48, iterations=4, **CLASSIC)
     shape = transfer.working_shape(small_content, 48, settings.content_layers + settings.style_layers)
@@ -86,7 +86,7 @@ def test_the_pytorch_peer_computes_the_same_losses_as_jaxstyle(small_content, sm
 def test_the_peer_refuses_what_it_does_not_implement(small_content, small_style, fallback_weights):
     """The peer is the classic recipe; jaxstyle's pyramid and warm-up have no twin there."""
     pytest.importorskip("torch", reason="the peer is optional: pip install torch==2.13.0")
-    from jaxstyle import bench_peer
+    from jaxstyle.bench import pytorch_peer as bench_peer
 
     array = images.to_array(small_content.resize((32, 32)))
     with pytest.raises(ValueError, match="classic recipe only"):
@@ -97,7 +97,7 @@ def test_the_peer_refuses_what_it_does_not_implement(small_content, small_style,
 
 
 def test_rise_and_time_to_quality_follow_the_whole_run():
-    from jaxstyle.bench_eval import first_iteration_staying_below, rise, time_at
+    from jaxstyle.bench.evaluation import first_iteration_staying_below, rise, time_at
 
     totals = [1.0, 0.5, 0.4, 0.45, 0.3, 0.35]  # totals[k]: after k iterations
     assert rise(totals, 2) == 0.0
@@ -197,7 +197,8 @@ def test_the_instant_benchmark_times_a_model_and_scores_it_on_the_photos_it_is_g
 def test_the_runner_benchmark_times_runs_through_the_queue_and_the_gallery_writes(
     tmp_path, monkeypatch, warm_cache_dir, fallback_weights, shared_data
 ):
-    from jaxstyle import bench_runners, inputs
+    from jaxstyle import inputs
+    from jaxstyle.bench import runners as bench_runners
 
     monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))  # the fallback weights, made once
     monkeypatch.setattr(bench_runners, "GALLERY_REPEATS", 3)

@@ -12,7 +12,7 @@ import sys
 import pytest
 from PIL import Image
 
-from jaxstyle import bench_video
+from jaxstyle.bench import video as bench_video
 from jaxstyle.paths import PROJECT_ROOT
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxstyle import paths
-from jaxstyle.bench_process import CLASSIC, RESULT_PREFIX, load_params, machine, peak_memory_gib, save_params, spawn
+from jaxstyle.bench.process import CLASSIC, RESULT_PREFIX, load_params, machine, peak_memory_gib, save_params, spawn
 from jaxstyle.settings import TransferSettings
 
 DEFAULT_DATA = paths.PROJECT_ROOT.parent / "shared" / "data"
@@ -101,7 +101,7 @@ def _peer_worker(spec: dict) -> dict:
     import numpy as np
     import torch
 
-    from jaxstyle import bench_peer
+    from jaxstyle.bench import pytorch_peer as bench_peer
 
     torch.manual_seed(0)
     params = load_params(Path(spec["out_dir"]))
@@ -453,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner.add_argument("--runner-size", type=int, default=128, help="run size, px (default 128)")
     runner.add_argument("--runner-iterations", type=int, default=100, help="iterations per run (default 100)")
     runner.add_argument("--runner-runs", type=int, default=8, help="runs submitted at once (default 8)")
-    from jaxstyle import bench_video
+    from jaxstyle.bench import video as bench_video
 
     bench_video.add_arguments(parser)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -462,17 +462,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         spec = json.loads(args.worker)
         if spec["kind"].startswith("eval_"):
-            from jaxstyle import bench_eval
+            from jaxstyle.bench import evaluation as bench_eval
 
             worker = getattr(bench_eval, spec["kind"].removeprefix("eval_") + "_worker")
         elif spec["kind"].startswith("builtin_"):
-            from jaxstyle import bench_builtin
+            from jaxstyle.bench import builtin as bench_builtin
 
             worker = getattr(bench_builtin, spec["kind"].removeprefix("builtin_") + "_worker")
         elif spec["kind"].startswith("video_"):
             worker = getattr(bench_video, spec["kind"].removeprefix("video_") + "_worker")
         elif spec["kind"].startswith("instant_"):
-            from jaxstyle import bench_instant
+            from jaxstyle.bench import instant as bench_instant
 
             worker = getattr(bench_instant, spec["kind"].removeprefix("instant_") + "_worker")
         else:
@@ -487,11 +487,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.argv[1:] if argv is None else list(argv),
         )
     if args.runners:
-        from jaxstyle import bench_runners
+        from jaxstyle.bench import runners as bench_runners
 
         return bench_runners.main(args, parser.error, lambda message: print(message, file=sys.stderr, flush=True))
     if args.instant:
-        from jaxstyle import bench_instant
+        from jaxstyle.bench import instant as bench_instant
 
         return bench_instant.main(args, parser.error, lambda message: print(message, file=sys.stderr, flush=True))
     if args.eval:
@@ -500,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 import torch  # noqa: F401
             except ImportError:
                 parser.error("--peer needs PyTorch: pip install torch==2.13.0 (the CPU wheel)")
-        from jaxstyle import bench_eval
+        from jaxstyle.bench import evaluation as bench_eval
 
         return bench_eval.main(args, parser.error, lambda message: print(message, file=sys.stderr, flush=True))
 
@@ -535,7 +535,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -48,8 +48,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jaxstyle import bench_process
-from jaxstyle.bench_builtin import STYLES26_STYLE, _cores, _peer_versions, _spawn
+from jaxstyle.bench import process as bench_process
+from jaxstyle.bench.builtin import STYLES26_STYLE, _cores, _peer_versions, _spawn
 
 CAMERA_SIZE = (640, 480)  # width, height: what a webcam sends by default
 FILE_SIZE = (320, 240)

@@ -15,7 +15,7 @@ Three measurements, each in a fresh process (``bench_process.spawn``):
   after 100 iterations, all scored by the same function (``transfer.losses_of``: same VGG19
   weights, layers and relative weights), with the model's own copy of each painting. ``--contact-sheet`` draws them.
 
-A built-in model (``--model arbitrary`` or ``styles26``) is measured by :mod:`jaxstyle.bench_builtin`.
+A built-in model (``--model arbitrary`` or ``styles26``) is measured by :mod:`jaxstyle.bench.builtin`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jaxstyle import bench_process
+from jaxstyle.bench import process as bench_process
 
 INFERENCE_REPEATS = 5
 TRAIN_BATCH = 4
@@ -244,7 +244,7 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
     from jaxstyle.instant import builtin, train
 
     if args.model and builtin.is_builtin(args.model):  # before the gallery's models, as the CLI looks them up
-        from jaxstyle import bench_builtin
+        from jaxstyle.bench import builtin as bench_builtin
 
         return bench_builtin.main(args, parse_error, log)
     if args.quality_iterations < 1:

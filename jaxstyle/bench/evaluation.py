@@ -33,7 +33,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jaxstyle import bench_process, paths
+from jaxstyle import paths
+from jaxstyle.bench import process as bench_process
 from jaxstyle.files import atomic_write
 from jaxstyle.settings import PRESETS, TransferSettings
 
@@ -138,7 +139,7 @@ def peer_worker(spec: dict) -> dict:
     import numpy as np
     import torch
 
-    from jaxstyle import bench_peer
+    from jaxstyle.bench import pytorch_peer as bench_peer
 
     torch.manual_seed(0)
     params = bench_process.load_params(Path(spec["out_dir"]))

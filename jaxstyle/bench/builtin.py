@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jaxstyle import bench_process
+from jaxstyle.bench import process as bench_process
 
 REPEATS = 5
 STYLES26_STYLE = "7"  # the style styles26 is timed in (speed does not depend on which)

@@ -1,0 +1,5 @@
+"""``python -m jaxstyle.bench``."""
+
+from jaxstyle.bench.speed import main
+
+raise SystemExit(main())
