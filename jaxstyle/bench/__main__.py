@@ -1,5 +1,5 @@
 """``python -m jaxstyle.bench``."""
 
-from jaxstyle.bench.speed import main
+from jaxstyle.bench.cli import main
 
 raise SystemExit(main())
