@@ -297,19 +297,19 @@ def test_the_runner_benchmark_times_runs_through_the_queue_and_the_gallery_write
     tmp_path, monkeypatch, warm_cache_dir, fallback_weights, shared_data
 ):
     from jaxstyle import inputs
-    from jaxstyle.bench import runners as bench_runners
+    from jaxstyle.bench import runners as runners_bench
 
     monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))  # the fallback weights, made once
-    monkeypatch.setattr(bench_runners, "GALLERY_REPEATS", 3)
+    monkeypatch.setattr(runners_bench, "GALLERY_REPEATS", 3)
     content = inputs.load_source(str(shared_data / "content" / "tubingen.jpg"))
     style = inputs.load_source(str(shared_data / "styles" / "starry_night.jpg"))
     settings = TransferSettings(size_px=32, iterations=12)
-    timed = bench_runners._time_runner("in-process", None, settings, 2, content, style, tmp_path, print)
+    timed = runners_bench._time_runner("in-process", None, settings, 2, content, style, tmp_path, print)
     assert (timed["workers"], timed["runs"]) == (1, 2)
     assert 0 < timed["start_s_median"] < timed["alone_s_median"] and timed["store_s_median"] >= 0
     assert timed["runs_per_min"] == pytest.approx(60 * 2 / timed["wall_s"])
 
-    rate = bench_runners.gallery_rate(content, style, tmp_path, 32)
+    rate = runners_bench.gallery_rate(content, style, tmp_path, 32)
     assert rate["writes_per_run"] == 3 + 10 + 1 and rate["runs_per_min"] == pytest.approx(60 / rate["s_per_run_median"])
     from jaxstyle import gallery
 
@@ -320,7 +320,7 @@ def test_the_runner_benchmark_times_runs_through_the_queue_and_the_gallery_write
 
     report = {"settings": {"size_px": 32, "iterations": 12, "runs": 2}, "cpus": 2, "device": "cpu"}
     report |= {"cluster": "none", "runners": [timed, {**timed, "runner": "ray-1"}], "gallery": rate}
-    table = bench_runners.format_table(report)
+    table = runners_bench.format_table(report)
     assert "| in-process | 1 |" in table and "ray-1 adds +0.00 s per run alone" in table
 
 

@@ -259,15 +259,6 @@ def choose(summary: dict) -> str:
     return min(names, key=lambda name: summary[name]["still_flicker"]["median"]) if names else "off"
 
 
-def _paintings(args: Any) -> list[Path]:
-    folder = args.data / "styles"
-    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if args.flicker_paintings:
-        wanted = [name.strip() for name in args.flicker_paintings.split(",") if name.strip()]
-        found = [p for p in found if p.stem in wanted]
-    return found
-
-
 def run(args: Any, plan: None, log: Callable[[str], None]) -> dict:
     """``--flicker`` (arguments checked by :func:`video_common.check`): every setting at the default
     work size on every pair, the choice, then the chosen setting beside off and the unmasked blend

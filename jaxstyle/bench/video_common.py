@@ -42,6 +42,7 @@ def still_frames(photo, frames: int, width: int, height: int) -> list[bool]:
 
 
 def paintings(args: Any) -> list[Path]:
+    """The paintings of ``styles/`` the flicker study paints (all, or those ``--flicker-paintings`` names)."""
     folder = args.data / "styles"
     found = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if args.flicker_paintings:
