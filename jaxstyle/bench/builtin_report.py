@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from jaxstyle.bench import load, sheets
+from jaxstyle.bench import load, sheets, tables
 from jaxstyle.bench.builtin_workers import PEER_GRAPH_PX, REPEATS, STYLE_PX, megapixels
 from jaxstyle.bench.tables import fmt, ms
 
@@ -50,7 +50,7 @@ def goals(report: dict) -> list[dict]:
         if str(size_px) in inference:
             row = inference[str(size_px)]
             goal(f"{size_px:,} px ≤ {limit} s", row["run_s"], limit, "s",
-                 f"network pass at {row['size'][0]}×{row['size'][1]}; whole call {row['call_s']:.3f} s")  # fmt: skip
+                 f"network pass at {tables.shape(row['size'])}; whole call {row['call_s']:.3f} s")  # fmt: skip
     if report.get("networks"):
         goal("style vector ≤ 20 ms", report["networks"]["style_s"], STYLE_GOAL_S, "s",
              f"predictor on a {STYLE_PX}×{STYLE_PX} painting, median of {REPEATS} warm passes")  # fmt: skip
@@ -82,23 +82,21 @@ def format_table(report: dict) -> str:
         graph_per_mp = None
         if peer.get("graphs"):
             graph_per_mp = peer["graphs"]["transformer_s"] / megapixels(peer["graphs"]["transformer_shape"])
-        lines += [
-            "| size | image px | network pass s | s per MP | per px vs onnxruntime int8 | whole call s | compile s | "
-            "first call s (empty cache) | first call s (cache filled) | peak RSS GiB |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for size, row in sorted(report["inference"].items(), key=lambda item: int(item[0])):
+        lines += tables.header(
+            "size", "image px", "network pass s", "s per MP", "per px vs onnxruntime int8", "whole call s",
+            "compile s", "first call s (empty cache)", "first call s (cache filled)", "peak RSS GiB",
+        )  # fmt: skip
+        for size, row in tables.by_size(report["inference"]):
             ratio = "—"
             if graph_per_mp:  # arbitrary: against the fixed 384×384 graph's time per pixel
                 ratio = f"{row['s_per_mp'] / graph_per_mp:.2f}×"
             elif size in peer.get("calls", {}) and "graph_s" in peer["calls"][size]:
                 ratio = f"{row['run_s'] / peer['calls'][size]['graph_s']:.2f}×"
-            lines.append(
-                f"| {size} | {row['size'][0]}×{row['size'][1]} | {row['run_s']:.3f} | {row['s_per_mp']:.3f} | "
-                f"{ratio} | "
-                f"{row['call_s']:.3f} | {row['compile_s']:.2f} | {row['first_call_s']:.2f} | "
-                f"{row['first_call_cached_s']:.2f} | {row['peak_memory_gib']:.2f} |"
-            )
+            lines.append(tables.row(
+                size, tables.shape(row['size']), f"{row['run_s']:.3f}", f"{row['s_per_mp']:.3f}", ratio,
+                f"{row['call_s']:.3f}", f"{row['compile_s']:.2f}", f"{row['first_call_s']:.2f}",
+                f"{row['first_call_cached_s']:.2f}", f"{row['peak_memory_gib']:.2f}",
+            ))  # fmt: skip
     if report.get("networks"):
         nets = report["networks"]
         lines.append(
@@ -151,7 +149,7 @@ def _peer_call_lines(report: dict) -> list[str]:
         "| Flax pass s |",
         "|---|---|---|---|---|---|",
     ]
-    for size, row in sorted(peer["calls"].items(), key=lambda item: int(item[0])):
+    for size, row in tables.by_size(peer["calls"]):
         ours = report["inference"].get(size, {})
         lines.append(
             f"| {size} | {row['call_s']:.3f} | {row['s_per_mp']:.3f} | {fmt(ours.get('call_s'), '.3f')} | "

@@ -352,7 +352,7 @@ def format_flicker(report: dict) -> str:
     settings, chosen = report["settings"], report["chosen"]["name"]
     lines = [
         f"Flicker study on {report['machine']['processor']} ({report['cores']} cores); {load.load_line(report)}",
-        f"Clips: {settings['frames']} frames of {settings['frame_size'][0]}×{settings['frame_size'][1]} (pan, still, "
+        f"Clips: {settings['frames']} frames of {tables.shape(settings['frame_size'])} (pan, still, "
         f"pan back; sensor noise), painted by arbitrary in {len(settings['paintings'])} paintings. Each cell: median "
         "(worst) over the pairs. still flicker: output change ÷ input change over the still part; flicker: the same "
         "over the whole clip (FlickerMeter); ghost: |filtered − unfiltered| where the input moved by > 0.1, ÷ the "
@@ -371,7 +371,7 @@ def format_flicker(report: dict) -> str:
             role = "the default is chosen here" if which == "choice" and int(size) == settings["choice_px"] else (
                 "unseen by the choice" if which == "report" else "checked")  # fmt: skip
             lines += [
-                f"\n{size} px (painted at {entry['work_shape'][0]}×{entry['work_shape'][1]}), {note}clips of "
+                f"\n{size} px (painted at {tables.shape(entry['work_shape'])}), {note}clips of "
                 f"{', '.join(photos)} ({role}):",
                 "| setting | still flicker | flicker | ghost share | drag share | blur |", "|---|---|---|---|---|---|",
             ]  # fmt: skip

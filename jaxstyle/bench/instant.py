@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jaxstyle.bench import process, sheets
+from jaxstyle.bench import process, sheets, tables
 
 INFERENCE_REPEATS = 5
 TRAIN_BATCH = 4
@@ -188,21 +188,20 @@ def contact_sheet(report: dict, image_dir: Path, dest: Path, *, cell_px: int = 1
 def format_table(report: dict) -> str:
     lines = [
         f"Inference ({report['inference_model']}), {report['device']}:",
-        "| size | image px | compile s | first call s | network pass s | whole call s | peak memory GiB |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for size_px, row in sorted(report["inference"].items(), key=lambda item: int(item[0])):
+        *tables.header("size", "image px", "compile s", "first call s", "network pass s", "whole call s",
+                       "peak memory GiB"),
+    ]  # fmt: skip
+    for size_px, row in tables.by_size(report["inference"]):
+        lines.append(tables.row(
+            size_px, tables.shape(row['size']), f"{row['compile_s']:.2f}", f"{row['first_call_s']:.2f}",
+            f"{row['run_s']:.3f}", f"{row['call_s']:.3f}", f"{row['peak_memory_gib']:.2f} ({row['memory_kind']})",
+        ))  # fmt: skip
+    if training := report.get("training"):
+        crop_px = training.get("crop_px", report["train_size_px"])
         lines.append(
-            f"| {size_px} | {row['size'][0]}×{row['size'][1]} | {row['compile_s']:.2f} | {row['first_call_s']:.2f} | "
-            f"{row['run_s']:.3f} | {row['call_s']:.3f} | {row['peak_memory_gib']:.2f} ({row['memory_kind']}) |"
-        )
-    if report.get("training"):
-        row = report["training"]
-        lines.append(
-            f"\nTraining at {report['train_size_px']} px, {row.get('crop_px', report['train_size_px'])} px crops, "
-            f"batch {TRAIN_BATCH}: {row['images_per_s']:.2f} images/s "
-            f"over {row['steps_timed']} steps (first step, compiling: {row['first_step_s']:.1f} s), "
-            f"peak memory {row['peak_memory_gib']:.2f} GiB."
+            f"\nTraining at {report['train_size_px']} px, {crop_px} px crops, batch {TRAIN_BATCH}: "
+            f"{training['images_per_s']:.2f} images/s over {training['steps_timed']} steps (first step, compiling: "
+            f"{training['first_step_s']:.1f} s), peak memory {training['peak_memory_gib']:.2f} GiB."
         )
     if report.get("quality"):
         rows = report["quality"]["rows"]

@@ -281,8 +281,9 @@ def format_table(report: dict) -> str:
         f"{'the PyTorch peer' if report['peer'] else 'jaxstyle Adam'} reaches after {report['iterations']} Adam "
         f"iterations, checked every {report['chunk']} iterations; compiled code already in memory.",
     ]
-    if report["peer"]:
-        lines.append(peer_runs.modes_line([peer for peer in report["peer"].values() if "modes" in peer]))
+    peers = [peer for peer in report["peer"].values() if "modes" in peer]
+    if peers:
+        lines.append(peer_runs.modes_line(peers))
     for config, rows in sorted(report.get("scaling", {}).items()):
         growth = ", ".join(
             f"{r['size_px']} px: pixels ×{r['pixels_ratio']:.1f}, s/it ×{fmt(r['s_per_it_ratio'], '.1f')}, "

@@ -84,14 +84,14 @@ def format_video(report: dict) -> str:
         for size, row in rows.items():
             queued = row["recv_queued"]
             lines.append(
-                f"| {model} | {size} | {row['work_shape'][0]}×{row['work_shape'][1]} | {queued['fps']:.1f} | "
+                f"| {model} | {size} | {tables.shape(row['work_shape'])} | {queued['fps']:.1f} | "
                 f"{queued['median_ms']:.1f} | {queued['worst_ms']:.1f} | {row['recv']['fps']:.1f} | "
                 f"{row['ready_s']:.2f} | "
                 f"{row['load_average_before'][0]:.2f} → {row['load_average_after'][0]:.2f} |"
             )
     clip = report["clip"]
     lines += [
-        f"\nFile path: a {clip['file_size'][0]}×{clip['file_size'][1]}, {clip['fps']} fps clip of "
+        f"\nFile path: a {tables.shape(clip['file_size'])}, {clip['fps']} fps clip of "
         f"{Path(clip['photo']).name} ({clip['frames']} frames, {clip['duration_s']:g} s, AAC audio), decode → paint → "
         f"encode; frames/s: the median of {REPEATS} jobs after the first (ours: compile excluded). Flicker: "
         "output change ÷ input change (painted: as paint_video measures it, before encoding; "
@@ -108,7 +108,7 @@ def format_video(report: dict) -> str:
             if row:
                 first, steady = row["first"], row["steady"]
                 lines.append(
-                    f"| jaxstyle {model} | {size} | {row['work_shape'][0]}×{row['work_shape'][1]} | "
+                    f"| jaxstyle {model} | {size} | {tables.shape(row['work_shape'])} | "
                     f"{first['total_s']:.2f} ({first['compile_s']:.2f}) | {steady['frames_per_s']:.1f} | "
                     f"{steady['realtime']:.2f} | {fmt(steady['flicker'])} | {fmt(row['decoded']['flicker'])} | "
                     f"{fmt(row['decoded_off']['flicker'])} | — | {'kept' if row['output']['has_audio'] else 'lost'} | "
