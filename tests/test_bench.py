@@ -15,14 +15,18 @@ import pytest
 from PIL import Image
 
 from jaxstyle import images, objective, transfer
-from jaxstyle.bench_process import CLASSIC
+from jaxstyle.bench.process import CLASSIC
 from jaxstyle.paths import PROJECT_ROOT
 from jaxstyle.settings import TransferSettings
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "jaxstyle.bench", *args], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=600
+        [sys.executable, "-m", "jaxstyle.bench", *args, "--allow-busy"],  # tests run on a busy machine
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=600,
     )
 
 
@@ -40,7 +44,12 @@ def test_a_tiny_run_prints_the_table_and_writes_the_json_report(tmp_path):
     assert report["weights_source"] == "random-fallback"  # and the table says so
     assert "fallback" in proc.stdout
     assert report["device"] == "cpu"
-    assert len(report["machine"]["load_average_start"]) == 3
+    machine = report["machine"]
+    assert len(machine["load_average_start"]) == len(machine["load_average_end"]) == 3
+    assert machine["cores_start"] == machine["cores_end"] == len(os.sched_getaffinity(0))
+    # Configurations timed against adam's reference: a comparison, started on a quiet machine or marked.
+    assert report["load_check"]["comparison"] and report["busy_override"] == report["load_check"]["busy"]
+    assert report["command"].startswith("python -m jaxstyle.bench --sizes 32")
     rows = {row["config"]: row for row in report["rows"]}
     assert set(rows) == {"adam", "default", "ms"}
     adam, default, multiscale = rows["adam"], rows["default"], rows["ms"]
@@ -66,7 +75,7 @@ def test_the_pytorch_peer_computes_the_same_losses_as_jaxstyle(small_content, sm
     """Same network, params, preprocessing and loss definitions: the initial losses agree to float
     precision and a few Adam steps stay together, so the peer's loss is a fair quality bar."""
     pytest.importorskip("torch", reason="the peer is optional: pip install torch==2.13.0")
-    from jaxstyle import bench_peer
+    from jaxstyle.bench import pytorch_peer
 
     settings = TransferSettings(size_px=48, iterations=4, **CLASSIC)
     shape = objective.working_shape(small_content, 48, settings.content_layers + settings.style_layers)
@@ -74,7 +83,7 @@ def test_the_pytorch_peer_computes_the_same_losses_as_jaxstyle(small_content, sm
     style = small_style.resize(shape[::-1], Image.Resampling.LANCZOS)  # already working shapes: no resizing
 
     ours = transfer.stylize(content, [style], settings, fallback_weights, report_every=2)
-    peer = bench_peer.stylize_adam(
+    peer = pytorch_peer.stylize_adam(
         fallback_weights.params, images.to_array(content), images.to_array(style), settings, 4
     )
     ours_history = np.array([[h[k] for k in transfer.LOSS_NAMES] for h in ours.loss_history])
@@ -87,18 +96,108 @@ def test_the_pytorch_peer_computes_the_same_losses_as_jaxstyle(small_content, sm
 def test_the_peer_refuses_what_it_does_not_implement(small_content, small_style, fallback_weights):
     """The peer is the classic recipe; jaxstyle's pyramid and warm-up have no twin there."""
     pytest.importorskip("torch", reason="the peer is optional: pip install torch==2.13.0")
-    from jaxstyle import bench_peer
+    from jaxstyle.bench import pytorch_peer
 
     array = images.to_array(small_content.resize((32, 32)))
     with pytest.raises(ValueError, match="classic recipe only"):
-        bench_peer.stylize_adam(fallback_weights.params, array, array, TransferSettings(size_px=32), 1)
+        pytorch_peer.stylize_adam(fallback_weights.params, array, array, TransferSettings(size_px=32), 1)
+
+
+def test_the_peer_runs_eager_and_compiled_and_the_faster_counts(
+    tmp_path, monkeypatch, warm_cache_dir, fallback_weights, shared_data
+):
+    """Both runs are kept with their loss histories; the faster one's figures are the peer's. The
+    workers run here instead of in processes, and torch.compile's "eager" backend stands in for
+    inductor (the same tracing, none of its minutes of code generation)."""
+    pytest.importorskip("torch", reason="the peer is optional: pip install torch==2.13.0")
+    from jaxstyle.bench import peer_runs, process
+    from jaxstyle.bench.workers import WORKERS
+
+    monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))  # the fallback weights, made once
+    monkeypatch.setattr(process, "spawn", lambda spec, timeout_s: WORKERS[spec["kind"]](spec))
+    content, style = shared_data / "content" / "tubingen.jpg", shared_data / "styles" / "starry_night.jpg"
+    job = peer_runs.inputs_job(content, style, 32, "inputs.npz")
+    prepared = process.spawn({"kind": "prepare", "out_dir": str(tmp_path), "jobs": [job]}, 600)
+    assert prepared["shapes"] == {"inputs.npz": [32, 32]} and prepared["weights_source"] == "random-fallback"
+
+    settings = TransferSettings(size_px=32, iterations=3, **CLASSIC)
+    spec = {"out_dir": str(tmp_path), "inputs": "inputs.npz", "settings": settings.to_dict(), "iterations": 3}
+    peer = peer_runs.measure_peer(spec, compile_backend="eager", log=print)
+    eager, compiled = peer["modes"]["eager"], peer["modes"]["compiled"]
+    assert (eager["backend"], compiled["backend"]) == ("eager", "eager")  # eager, and compiled by that backend
+    assert eager["compile_s"] == 0 < compiled["compile_s"]
+    for run in (eager, compiled):
+        assert len(run["loss_history"]) == 3 and run["loss_terms"] == ["total", "content", "style", "tv"]
+        assert run["final_loss"] < run["loss_history"][0][0] and run["run_s"] > 0
+    np.testing.assert_allclose(compiled["loss_history"], eager["loss_history"], rtol=1e-4)  # the same run, compiled
+    assert peer["mode"] == min(("eager", "compiled"), key=lambda mode: peer["modes"][mode]["run_s"])
+    assert peer["run_s"] == peer["modes"][peer["mode"]]["run_s"] and "loss_history" not in peer
+    assert "counted 1 of 1" in peer_runs.modes_line([peer])
+
+    failed = {"eager": eager, "compiled": {"backend": "inductor", "error": "no C++ compiler"}}
+    assert peer_runs.fastest(failed)["mode"] == "eager"  # a compile that fails leaves eager to count
+
+
+def test_a_comparison_waits_for_a_quiet_machine_or_is_refused(tmp_path, monkeypatch, capsys):
+    from jaxstyle.bench import cli, load, process
+
+    cores = process.cores()
+    slept: list[float] = []
+    loads = iter([cores + 2.0, cores + 1.0, cores - 0.5])
+    check = load.wait_for_quiet(wait_s=60, read_load=lambda: next(loads), sleep=slept.append, log=print)
+    assert check == {"load_average_1min": cores - 0.5, "cores": cores, "waited_s": 10.0, "busy": False}
+    assert slept == [5.0, 5.0]  # it polls until the load falls to the cores
+    slept.clear()
+    check = load.wait_for_quiet(wait_s=12, read_load=lambda: cores + 3.0, sleep=slept.append, log=print)
+    assert check["busy"] and check["waited_s"] == 12 and slept == [5.0, 5.0, 2.0]  # and no longer than it may
+
+    # A busy machine (the load read is faked) refuses a comparison with one line, and measures nothing.
+    monkeypatch.setattr(load, "one_minute_load", lambda: cores + 5.0)
+    monkeypatch.setattr(load, "BUSY_WAIT_S", 0.0)
+    measured: list[str] = []
+
+    def benchmark(compares: bool) -> cli.Benchmark:
+        return cli.Benchmark(
+            check=lambda args, error: None,
+            run=lambda args, plan, log: measured.append(args.sizes) or {"machine": process.machine()},
+            table=lambda report: "the table",
+            compares=lambda args: compares,
+        )
+
+    monkeypatch.setitem(cli.BENCHMARKS, "speed", benchmark(True))
+    out = tmp_path / "report.json"
+    assert cli.main(["--sizes", "32", "--json", str(out)]) == cli.EXIT_BUSY
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "refused: the 1-minute load average is" in err and "--allow-busy" in err
+    assert not measured and not out.exists()
+
+    # --allow-busy measures it anyway, and the report says so.
+    assert cli.main(["--sizes", "32", "--json", str(out), "--allow-busy"]) == 0
+    report = json.loads(out.read_text())
+    assert report["busy_override"] is True and report["load_check"]["busy"] and measured == ["32"]
+    assert report["machine"]["cores_start"] == report["machine"]["cores_end"] == cores
+    assert len(report["machine"]["load_average_end"]) == 3
+
+    # What compares nothing is measured on a busy machine too, its load kept.
+    monkeypatch.setitem(cli.BENCHMARKS, "speed", benchmark(False))
+    assert cli.main(["--sizes", "64", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["busy_override"] is False and report["load_check"]["load_average_1min"] == cores + 5.0
+
+
+def test_the_bench_imports_neither_jax_nor_torch_until_a_worker_needs_them():
+    """The peer's process must hold no JAX (its memory would count as the peer's), nor jaxstyle's
+    processes PyTorch: every module of the bench, and its table of workers, imports them lazily."""
+    code = "import sys, jaxstyle.bench.cli, jaxstyle.bench.workers; print('jax' in sys.modules, 'torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert proc.stdout.split() == ["False", "False"], proc.stderr
 
 
 # --- the evaluation set (python -m jaxstyle.bench --eval) ------------------------------------
 
 
 def test_rise_and_time_to_quality_follow_the_whole_run():
-    from jaxstyle.bench_eval import first_iteration_staying_below, rise, time_at
+    from jaxstyle.bench.evaluation import first_iteration_staying_below, rise, time_at
 
     totals = [1.0, 0.5, 0.4, 0.45, 0.3, 0.35]  # totals[k]: after k iterations
     assert rise(totals, 2) == 0.0
@@ -202,19 +301,20 @@ def test_the_instant_benchmark_times_a_model_and_scores_it_on_the_photos_it_is_g
 def test_the_runner_benchmark_times_runs_through_the_queue_and_the_gallery_writes(
     tmp_path, monkeypatch, warm_cache_dir, fallback_weights, shared_data
 ):
-    from jaxstyle import bench_runners, inputs
+    from jaxstyle import inputs
+    from jaxstyle.bench import runners as runners_bench
 
     monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))  # the fallback weights, made once
-    monkeypatch.setattr(bench_runners, "GALLERY_REPEATS", 3)
+    monkeypatch.setattr(runners_bench, "GALLERY_REPEATS", 3)
     content = inputs.load_source(str(shared_data / "content" / "tubingen.jpg"))
     style = inputs.load_source(str(shared_data / "styles" / "starry_night.jpg"))
     settings = TransferSettings(size_px=32, iterations=12)
-    timed = bench_runners._time_runner("in-process", None, settings, 2, content, style, tmp_path, print)
+    timed = runners_bench._time_runner("in-process", None, settings, 2, content, style, tmp_path, print)
     assert (timed["workers"], timed["runs"]) == (1, 2)
     assert 0 < timed["start_s_median"] < timed["alone_s_median"] and timed["store_s_median"] >= 0
     assert timed["runs_per_min"] == pytest.approx(60 * 2 / timed["wall_s"])
 
-    rate = bench_runners.gallery_rate(content, style, tmp_path, 32)
+    rate = runners_bench.gallery_rate(content, style, tmp_path, 32)
     assert rate["writes_per_run"] == 3 + 10 + 1 and rate["runs_per_min"] == pytest.approx(60 / rate["s_per_run_median"])
     from jaxstyle import gallery
 
@@ -225,7 +325,7 @@ def test_the_runner_benchmark_times_runs_through_the_queue_and_the_gallery_write
 
     report = {"settings": {"size_px": 32, "iterations": 12, "runs": 2}, "cpus": 2, "device": "cpu"}
     report |= {"cluster": "none", "runners": [timed, {**timed, "runner": "ray-1"}], "gallery": rate}
-    table = bench_runners.format_table(report)
+    table = runners_bench.format_table(report)
     assert "| in-process | 1 |" in table and "ray-1 adds +0.00 s per run alone" in table
 
 

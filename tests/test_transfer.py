@@ -164,7 +164,7 @@ def test_the_default_recipe_never_climbs_back_up(shared_data, fallback_weights, 
     """At the checkpoints the presets stop at, the loss is never more than 1% above its lowest
     value so far (the default before decay_power climbed 17–240% by 300 iterations, README
     "Quality"), on two pairs at 64 px."""
-    from jaxstyle.bench_eval import rise
+    from jaxstyle.bench.evaluation import rise
 
     content = images.open_image(shared_data / "content" / "chicago.jpg")
     style = images.open_image(shared_data / "styles" / painting)

@@ -10,7 +10,8 @@ once: :data:`EVAL_SIX`) at 512 px. For each recipe and pair it records:
 - time-to-quality against the PyTorch peer (with ``--peer``): the wall time until the total loss
   falls below what the peer's classic Adam reaches after 300 iterations *and stays below it until
   the end of the run*, as a ratio to the peer's time for its 300 iterations (each pair alternating
-  peer and jaxstyle processes, compiled code warm);
+  peer and jaxstyle processes, compiled code warm; the peer eager and with ``torch.compile``, the
+  faster counting);
 - at each checkpoint, the picture's own measures (jaxstyle/quality.py): chroma speckle against the
   inputs, luma detail against the photo, and colour and texture distance to the painting beside
   the photo's (a style that transfers brings both down).
@@ -25,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -33,11 +33,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jaxstyle import bench_process, paths
-from jaxstyle.files import atomic_write
+from jaxstyle.bench import peer_runs, process, sheets
 from jaxstyle.settings import PRESETS, TransferSettings
 
-DEFAULT_DATA = paths.PROJECT_ROOT.parent / "shared" / "data"
 # Six pairs for the larger sizes: every photo twice and every painting once.
 EVAL_SIX: tuple[tuple[str, str], ...] = (
     ("tubingen", "starry_night"),
@@ -124,50 +122,13 @@ def _stats(values: Sequence[float], worst: Callable[[Sequence[float]], float] = 
     return {"median": statistics.median(values), "worst": worst(values), "n": len(values)}
 
 
-# --- workers (each in its own process, through bench_process.spawn) ----------------------------------
+# --- the worker (each run in its own process, through process.spawn) --------------------------------
 
 
 def _inputs(data: Path, photo: str, painting: str):
     from jaxstyle import images
 
     return images.open_image(data / "content" / f"{photo}.jpg"), images.open_image(data / "styles" / f"{painting}.jpg")
-
-
-def peer_worker(spec: dict) -> dict:
-    """The PyTorch peer's classic Adam, 300 iterations, on one pair at one size."""
-    import numpy as np
-    import torch
-
-    from jaxstyle import bench_peer
-
-    torch.manual_seed(0)
-    params = bench_process.load_params(Path(spec["out_dir"]))
-    inputs = np.load(spec["inputs"])
-    settings = TransferSettings.from_dict(spec["settings"])
-    record = bench_peer.stylize_adam(params, inputs["content"], inputs["style"], settings, PEER_ITERATIONS)
-    return {"bar": record["final_loss"], "peer_s": float(record["step_end_s"][-1])}
-
-
-def prepare_worker(spec: dict) -> dict:
-    """The params and every pair's working-size inputs as files, for the peer (which must not
-    import JAX)."""
-    import numpy as np
-    from PIL import Image
-
-    from jaxstyle import devices, images, objective, weights
-
-    loaded = weights.load_weights()
-    bench_process.save_params(loaded.params, Path(spec["out_dir"]))
-    defaults = TransferSettings()
-    layers = defaults.content_layers + defaults.style_layers
-    data = Path(spec["data"])
-    for size_px, photo, painting in spec["jobs"]:
-        arrays = {}
-        for key, image in zip(("content", "style"), _inputs(data, photo, painting), strict=True):
-            height, width = objective.working_shape(image, size_px, layers)
-            arrays[key] = images.to_array(image.resize((width, height), Image.Resampling.LANCZOS))
-        np.savez(Path(spec["out_dir"]) / f"inputs_{size_px}_{photo}_{painting}.npz", **arrays)
-    return {"weights": loaded.description, "weights_source": loaded.source, "device": devices.description()}
 
 
 def jax_worker(spec: dict) -> dict:
@@ -230,6 +191,10 @@ def _tag(recipe: str, size_px: int, photo: str, painting: str) -> str:
     return f"{recipe}_{size_px}_{photo}_{painting}"
 
 
+def _inputs_file(size_px: int, photo: str, painting: str) -> str:
+    return f"inputs_{size_px}_{photo}_{painting}.npz"
+
+
 def run_evaluation(
     plans: Sequence[Plan],
     recipes: Sequence[str],
@@ -237,31 +202,35 @@ def run_evaluation(
     data: Path,
     image_dir: Path,
     log: Callable[[str], None] = print,
-    peer_runs: dict[tuple[int, str, str], dict] | None = None,
+    measured_peers: dict[tuple[int, str, str], dict] | None = None,
     earlier: dict | None = None,
     save: Callable[[dict], None] | None = None,
+    compile_backend: str = peer_runs.COMPILE_BACKEND,
 ) -> dict:
     """Run every plan for every recipe (and the peer where the plan says); returns the report.
-    ``peer_runs`` holds peer results already measured, by (size, photo, painting), to reuse;
+    ``measured_peers`` holds peer results already measured, by (size, photo, painting), to reuse;
     ``earlier`` is an interrupted report whose finished runs are kept instead of measured again;
     ``save`` gets the report so far after every pair (the whole evaluation takes hours)."""
-    peer_runs = peer_runs or {}
+    measured_peers = measured_peers or {}
     image_dir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"machine": bench_process.machine(), "data": str(data), "recipes": {}, "runs": []}
+    report: dict[str, Any] = {"machine": process.machine(), "data": str(data), "recipes": {}, "runs": []}
     finished = {(r["size_px"], *r["pair"]): r for r in (earlier or {}).get("runs", [])}
     for run in finished.values():
         if "peer" in run:
-            peer_runs.setdefault((run["size_px"], *run["pair"]), run["peer"])
+            measured_peers.setdefault((run["size_px"], *run["pair"]), run["peer"])
     with tempfile.TemporaryDirectory(prefix="jaxstyle-eval-") as tmp:
         jobs = [
-            [plan.size_px, photo, painting]
+            peer_runs.inputs_job(
+                data / "content" / f"{photo}.jpg", data / "styles" / f"{painting}.jpg", plan.size_px,
+                _inputs_file(plan.size_px, photo, painting),
+            )
             for plan in plans
             if plan.peer
             for photo, painting in plan.pairs
-            if (plan.size_px, photo, painting) not in peer_runs
-        ]
-        prepared = bench_process.spawn({"kind": "eval_prepare", "out_dir": tmp, "data": str(data), "jobs": jobs}, 900)
-        report.update(prepared)
+            if (plan.size_px, photo, painting) not in measured_peers
+        ]  # fmt: skip
+        prepared = process.spawn({"kind": "prepare", "out_dir": tmp, "jobs": jobs}, 900)
+        report.update({key: prepared[key] for key in ("weights", "weights_source", "device")})
         cache_dir = str(Path(tmp) / "xla")
         for plan in plans:
             for photo, painting in plan.pairs:
@@ -272,15 +241,14 @@ def run_evaluation(
                     report["runs"].append(kept)
                     continue
                 run: dict[str, Any] = {"size_px": plan.size_px, "pair": [photo, painting], "recipes": {}}
-                if plan.peer and (plan.size_px, photo, painting) in peer_runs:
-                    run["peer"] = peer_runs[plan.size_px, photo, painting]
+                if plan.peer and (plan.size_px, photo, painting) in measured_peers:
+                    run["peer"] = measured_peers[plan.size_px, photo, painting]
                 elif plan.peer:
-                    classic = TransferSettings(
-                        size_px=plan.size_px, iterations=PEER_ITERATIONS, **bench_process.CLASSIC
-                    )
-                    inputs = str(Path(tmp) / f"inputs_{plan.size_px}_{photo}_{painting}.npz")
-                    spec = {"kind": "eval_peer", "out_dir": tmp, "inputs": inputs, "settings": classic.to_dict()}
-                    run["peer"] = bench_process.spawn(spec, 3600)
+                    classic = TransferSettings(size_px=plan.size_px, iterations=PEER_ITERATIONS, **process.CLASSIC)
+                    spec = {"out_dir": tmp, "inputs": _inputs_file(plan.size_px, photo, painting),
+                            "settings": classic.to_dict(), "iterations": PEER_ITERATIONS}  # fmt: skip
+                    best = peer_runs.measure_peer(spec, compile_backend=compile_backend, log=log)
+                    run["peer"] = {**best, "bar": best["final_loss"], "peer_s": best["run_s"]}
                 for recipe in recipes:
                     settings = TransferSettings(size_px=plan.size_px, iterations=plan.iterations, **RECIPES[recipe])
                     report["recipes"][recipe] = RECIPES[recipe]
@@ -295,7 +263,7 @@ def run_evaluation(
                         "tag": _tag(recipe, plan.size_px, photo, painting),
                     }
                     started = time.perf_counter()
-                    run["recipes"][recipe] = _pair_figures(bench_process.spawn(spec, 3600), run.get("peer"))
+                    run["recipes"][recipe] = _pair_figures(process.spawn(spec, 3600), run.get("peer"))
                     figures = run["recipes"][recipe]
                     log(
                         f"{plan.size_px} px {photo} × {painting} {recipe}: final {figures['totals'][-1]:.4f}, "
@@ -305,7 +273,6 @@ def run_evaluation(
                 report["runs"].append(run)
                 if save:
                     save(report)
-    report["machine"]["load_average_end"] = list(os.getloadavg())
     report["summary"] = summarize(report)
     return report
 
@@ -399,13 +366,16 @@ def format_table(report: dict) -> str:
         f"Machine: {machine['processor']}, {machine['cpus']} CPUs; device {report['device']}; load average (1 min) "
         f"{machine['load_average_start'][0]:.1f} → {machine['load_average_end'][0]:.1f}. Weights: {report['weights']}.",
     ]
+    peers = [run["peer"] for run in report["runs"] if "modes" in run.get("peer", {})]
+    if peers:
+        lines.append(peer_runs.modes_line(peers))
     return "\n".join(lines)
 
 
 def contact_sheet(report: dict, image_dir: Path, data: Path, dest: Path, *, cell_px: int = 192) -> Path:
     """Every pair of the report's first size at its first checkpoint, as one JPEG: a row per photo,
     a column per painting, the inputs along the top and the left."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from jaxstyle import images
 
@@ -415,72 +385,72 @@ def contact_sheet(report: dict, image_dir: Path, data: Path, dest: Path, *, cell
     step = min(int(k) for k in runs[0]["recipes"][recipe]["measures"])
     photos = list(dict.fromkeys(r["pair"][0] for r in runs))
     paintings = list(dict.fromkeys(r["pair"][1] for r in runs))
-    label_px = 16
-    sheet = Image.new("RGB", ((len(paintings) + 1) * cell_px, (len(photos) + 1) * cell_px + label_px), "white")
-    draw = ImageDraw.Draw(sheet)
-    draw.text((4, 2), f"{recipe}, {size_px} px, {step} iterations, {report['weights_source']}", fill="black")
 
-    def paste(image, column: int, row: int) -> None:
-        image = images.fit_long_side(image.convert("RGB"), cell_px)
-        x = column * cell_px + (cell_px - image.width) // 2
-        y = label_px + row * cell_px + (cell_px - image.height) // 2
-        sheet.paste(image, (x, y))
+    def result(photo: str, painting: str):
+        path = image_dir / f"{_tag(recipe, size_px, photo, painting)}_{step}.png"
+        return Image.open(path) if path.is_file() else None
 
-    for column, painting in enumerate(paintings, start=1):
-        paste(images.open_image(data / "styles" / f"{painting}.jpg"), column, 0)
-    for row, photo in enumerate(photos, start=1):
-        paste(images.open_image(data / "content" / f"{photo}.jpg"), 0, row)
-        for column, painting in enumerate(paintings, start=1):
-            path = image_dir / f"{_tag(recipe, size_px, photo, painting)}_{step}.png"
-            if path.is_file():
-                with Image.open(path) as result:
-                    paste(result, column, row)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(dest, quality=85, optimize=True)
-    return dest
+    rows = [[None, *(images.open_image(data / "styles" / f"{painting}.jpg") for painting in paintings)]]
+    rows += [[images.open_image(data / "content" / f"{photo}.jpg"), *(result(photo, p) for p in paintings)]
+             for photo in photos]  # fmt: skip
+    title = f"{recipe}, {size_px} px, {step} iterations, {report['weights_source']}"
+    return sheets.save(sheets.grid(rows, cell_px, title), dest)
 
 
-def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], None]) -> int:
-    """``--eval``, with the bench's parsed arguments."""
+def check(args: Any, error: Callable[[str], None]) -> dict:
+    """``--eval``'s arguments checked; what :func:`run` measures."""
     data = args.data
     recipes = [r for r in args.recipes.split(",") if r]
     unknown = sorted(set(recipes) - set(RECIPES))
     if unknown or not recipes:
-        parse_error(f"unknown recipe(s) {', '.join(unknown)}; known: {', '.join(RECIPES)}")
+        error(f"unknown recipe(s) {', '.join(unknown)}; known: {', '.join(RECIPES)}")
+    if args.peer:
+        peer_runs.check_installed(error)
     if args.pairs:
         pairs = tuple(tuple(p.split(":")) for p in args.pairs.split(","))
         if any(len(p) != 2 for p in pairs):
-            parse_error("--pairs takes PHOTO:PAINTING,… (file stems in --data's content/ and styles/)")
+            error("--pairs takes PHOTO:PAINTING,… (file stems in --data's content/ and styles/)")
     for photo, painting in pairs if args.pairs else all_pairs(data):
         for path in (data / "content" / f"{photo}.jpg", data / "styles" / f"{painting}.jpg"):
             if not path.is_file():
-                parse_error(f"image {path} not found (see --data)")
+                error(f"image {path} not found (see --data)")
     if args.eval_sizes:
         sizes = [int(s) for s in args.eval_sizes.split(",")]
         plans = [Plan(s, args.eval_iterations, pairs if args.pairs else all_pairs(data), args.peer) for s in sizes]
     else:
         plans = default_plans(data, peer=args.peer)
-    peer_runs = {}
+    measured_peers = {}
     if args.peer_from:
         earlier = json.loads(args.peer_from.read_text())
-        peer_runs = {(r["size_px"], *r["pair"]): r["peer"] for r in earlier["runs"] if "peer" in r}
+        measured_peers = {(r["size_px"], *r["pair"]): r["peer"] for r in earlier["runs"] if "peer" in r}
         plans = [dataclasses.replace(plan, peer=True) for plan in plans]
-    earlier = None
     if args.resume and not args.json:
-        parse_error("--resume continues the report named by --json")
+        error("--resume continues the report named by --json")
+    return {"recipes": recipes, "plans": plans, "measured_peers": measured_peers}
+
+
+def run(args: Any, plan: dict, log: Callable[[str], None]) -> dict:
+    """``--eval``, with the bench's parsed arguments; the report is saved after every pair."""
+    earlier = None
     if args.resume and args.json.is_file():  # a missing report: nothing to keep yet, start afresh
         earlier = json.loads(args.json.read_text())
     image_dir = args.images or Path(tempfile.mkdtemp(prefix="jaxstyle-eval-images-"))
 
     def save(report: dict) -> None:
         if args.json:
-            atomic_write(args.json, json.dumps(report, indent=1).encode())
+            process.write_report(args.json, report)
 
     report = run_evaluation(
-        plans, recipes, data=data, image_dir=image_dir, log=log, peer_runs=peer_runs, earlier=earlier, save=save
+        plan["plans"],
+        plan["recipes"],
+        data=args.data,
+        image_dir=image_dir,
+        log=log,
+        measured_peers=plan["measured_peers"],
+        earlier=earlier,
+        save=save,
+        compile_backend=args.torch_compile_backend,
     )
-    print(format_table(report))
-    save(report)
     if args.contact_sheet:
-        contact_sheet(report, image_dir, data, args.contact_sheet)
-    return 0
+        contact_sheet(report, image_dir, args.data, args.contact_sheet)
+    return report

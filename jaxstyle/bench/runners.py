@@ -27,12 +27,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jaxstyle import gallery, images, inputs, runners
-from jaxstyle.jobs import JobRunner
+from jaxstyle import gallery, images, inputs
+from jaxstyle.bench import process
 from jaxstyle.runs import DONE
 from jaxstyle.settings import TransferSettings
+
+if TYPE_CHECKING:  # both import JAX, which the bench's worker processes must not (see bench.workers)
+    from jaxstyle import runners
+    from jaxstyle.jobs import JobRunner
 
 GALLERY_RUN_STEPS = 100  # the steps of the run whose gallery writes are timed
 GALLERY_REPEATS = 40
@@ -49,6 +53,8 @@ def _time_runner(
     folder: Path,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
+    from jaxstyle.jobs import JobRunner
+
     jobs = JobRunner(folder / f"{name}.db", backend=backend, report_every=10, preview_every=20, max_queued=runs + 4)
     try:
         workers = jobs.backend.connect()
@@ -163,12 +169,13 @@ def run_benchmark(
     style_path: Path,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    from jaxstyle import devices, ray_runner
+    from jaxstyle import devices, ray_runner, runners
 
     settings = TransferSettings(size_px=size_px, iterations=iterations)
     content = inputs.load_source(str(content_path))
     style = inputs.load_source(str(style_path))
     report: dict[str, Any] = {
+        "machine": process.machine(),
         "settings": {"size_px": size_px, "iterations": iterations, "runs": runs},
         "device": devices.description(),
         "cpus": os.cpu_count(),
@@ -230,9 +237,8 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(args: Any, error: Callable[[str], None], log: Callable[[str], None]) -> int:
-    import json
-
+def check(args: Any, error: Callable[[str], None]) -> dict:
+    """``--runners``' arguments checked; the photo and painting it paints."""
     if args.runner_runs < 1 or args.runner_iterations < 1:
         error("--runner-runs and --runner-iterations must be at least 1")
     content, style = args.data / args.content, args.data / args.style
@@ -243,18 +249,20 @@ def main(args: Any, error: Callable[[str], None], log: Callable[[str], None]) ->
         from jaxstyle.ray_runner import ray_endpoint
 
         ray_endpoint(args.ray_address)  # a bad address, before minutes of in-process runs
+    return {"content": content, "style": style}
+
+
+def run(args: Any, plan: dict, log: Callable[[str], None]) -> dict:
+    """``--runners``, with the bench's parsed arguments."""
     started = time.perf_counter()
     report = run_benchmark(
         size_px=args.runner_size,
         iterations=args.runner_iterations,
         runs=args.runner_runs,
         ray_address=args.ray_address,
-        content_path=content,
-        style_path=style,
+        content_path=plan["content"],
+        style_path=plan["style"],
         log=log,
     )
     report["total_s"] = time.perf_counter() - started
-    print(format_table(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-    return 0
+    return report

@@ -1,12 +1,14 @@
-"""The benchmark's peer: the same style transfer in plain PyTorch eager, for side-by-side ratios.
+"""The benchmark's peer: the same style transfer in plain PyTorch, for side-by-side ratios.
 
 Same network (VGG19 up to the deepest layer asked for, with *the same* params, converted HWIO →
 OIHW), same preprocessing (RGB [0, 1] → Caffe BGR, 0–255, mean removed), same relative losses
 (jaxstyle/losses.py), same Adam and the same [0, 1] clamp after every step. Written the way a
-PyTorch user writes it: an ``nn.Module``, ``torch.optim.Adam``, ``loss.backward()``, channels_last.
+PyTorch user writes it: an ``nn.Module``, ``torch.optim.Adam``, ``loss.backward()``, channels_last;
+eager, or with the loss compiled by ``torch.compile`` (the bench times both and counts the faster:
+:mod:`jaxstyle.bench.peer_runs`).
 
-PyTorch is an optional dependency (``pip install torch==2.13.0``, the CPU wheel); nothing else
-in jaxstyle imports this module.
+PyTorch is an optional dependency (``pip install torch==2.13.0``, the CPU wheel); only the peer's
+worker process (:func:`jaxstyle.bench.peer_runs.peer_worker`) imports this module.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def stylize_adam(
     iterations: int,
     *,
     threads: int | None = None,
+    compile_backend: str | None = None,
 ) -> dict[str, Any]:
     """Gatys et al. with Adam from the content image, ``iterations`` steps; returns its record.
 
@@ -105,11 +108,15 @@ def stylize_adam(
         settings: loss weights, layers, pooling and learning rate (as in jaxstyle).
         iterations: Adam steps.
         threads: torch intra-op threads (None: torch's default, one per core).
+        compile_backend: None: eager; else the loss (forward and backward) is compiled by
+            ``torch.compile`` with this backend (``"inductor"``: its default), before the clock
+            starts, as jaxstyle's timed runs start with compiled code.
 
     Returns:
         ``losses`` (iterations, 4): total, content, style, tv *before* each step;
         ``final_loss``: the total after the last step; ``step_end_s``: wall time at the end of
-        each step since the start (targets included); ``targets_s``; ``image`` (H, W, 3).
+        each step since the start (targets included, compilation not); ``targets_s``;
+        ``compile_s`` (0 eager); ``image`` (H, W, 3).
     """
     if settings.pyramid_levels != 1 or settings.warmup_iterations != 0 or settings.decay_power != 0:
         raise ValueError("the peer runs the classic recipe only: pyramid_levels=1, warmup_iterations=0, decay_power=0")
@@ -139,13 +146,23 @@ def stylize_adam(
         total = settings.content_weight * c + settings.style_weight * s + settings.tv_weight * t
         return torch.stack([total, c, s, t])
 
+    step_terms = loss_terms
+    compile_s = 0.0
+    if compile_backend:
+        step_terms = torch.compile(loss_terms, backend=compile_backend)
+        compiling = time.perf_counter()
+        for _ in range(2):  # the first call compiles the forward, its backward the backward
+            step_terms(content.clone().requires_grad_(True))[0].backward()
+        compile_s = time.perf_counter() - compiling
+        started += compile_s  # the clock counts the targets and the steps, as in eager
+
     image = content.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([image], lr=settings.learning_rate)
     history = np.zeros((iterations, 4), np.float32)
     step_end_s = np.zeros(iterations)
     for i in range(iterations):
         optimizer.zero_grad(set_to_none=True)
-        terms = loss_terms(image)
+        terms = step_terms(image)
         terms[0].backward()
         optimizer.step()
         with torch.no_grad():
@@ -159,5 +176,6 @@ def stylize_adam(
         "final_loss": final_loss,
         "step_end_s": step_end_s,
         "targets_s": targets_s,
+        "compile_s": compile_s,
         "image": image.detach()[0].permute(1, 2, 0).numpy(),
     }

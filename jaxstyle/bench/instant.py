@@ -1,7 +1,7 @@
 """``python -m jaxstyle.bench --instant``: how fast instant models paint and train, and how good
 their images are beside the optimization's.
 
-Three measurements, each in a fresh process (``bench_process.spawn``):
+Three measurements, each in a fresh process (``process.spawn``):
 
 - *Inference* at each size: the first call's compile, the network's pass (median of repeats,
   without compile), the whole call as a user waits for it (resize, pass, conversion), peak memory.
@@ -12,15 +12,14 @@ Three measurements, each in a fresh process (``bench_process.spawn``):
 - *Quality* (with ``--model``): on held-out photos (``--data``'s ``content/``, which the demo
   model never saw, or the photos of ``--quality-photos``), each style of the model: the instant
   image's total loss, beside the photo's own and beside what the default optimization reaches
-  after 100 iterations, all scored by the same function (``transfer.losses_of``: same VGG19
+  after 100 iterations, all scored by the same function (``objective.losses_of``: same VGG19
   weights, layers and relative weights), with the model's own copy of each painting. ``--contact-sheet`` draws them.
 
-A built-in model (``--model arbitrary`` or ``styles26``) is measured by :mod:`jaxstyle.bench_builtin`.
+A built-in model (``--model arbitrary`` or ``styles26``) is measured by :mod:`jaxstyle.bench.builtin`.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
@@ -28,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jaxstyle import bench_process
+from jaxstyle.bench import process, sheets, tables
 
 INFERENCE_REPEATS = 5
 TRAIN_BATCH = 4
@@ -74,7 +73,7 @@ def infer_worker(spec: dict) -> dict:
         result = painter.paint(photo, styles, blend, size_px=spec["size_px"])
         calls.append(time.perf_counter() - started)
         passes.append(result.run_s)
-    memory, memory_kind = bench_process.peak_memory_gib()
+    memory, memory_kind = process.peak_memory_gib()
     return {
         "size": list(first.image.size),
         "compile_s": first.compile_s,
@@ -116,7 +115,7 @@ def train_worker(spec: dict) -> dict:
         "images_per_s": steps * TRAIN_BATCH / (step_ends[-1] - step_ends[0]),
         "crop_px": settings.crop_px,
         "steps_timed": steps,
-        "peak_memory_gib": bench_process.peak_memory_gib()[0],
+        "peak_memory_gib": process.peak_memory_gib()[0],
         "weights_source": loaded.source,
         "device": devices.description(),
     }
@@ -163,58 +162,46 @@ def quality_worker(spec: dict) -> dict:
 def contact_sheet(report: dict, image_dir: Path, dest: Path, *, cell_px: int = 192) -> Path:
     """A row per scored photo and style: the photo, the painting, the instant image, the
     100-iteration optimization."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from jaxstyle import images
     from jaxstyle.instant import models
 
-    rows = report["quality"]["rows"]
     model = models.load_model(report["model"], report.get("gallery"))
-    label_px = 16
-    sheet = Image.new("RGB", (4 * cell_px, len(rows) * cell_px + label_px), "white")
-    ImageDraw.Draw(sheet).text(
-        (4, 2),
-        f"photo | painting | instant ({report['model']}) | "
-        f"optimized {report.get('quality_iterations', OPTIMIZE_ITERATIONS)} it, "
-        f"{report['quality_size_px']} px, {report['weights_source']}",
-        fill="black",
-    )
-    for index, row in enumerate(rows):
-        stem = f"{row['photo']}_{row['style']}"
-        cells = [
+    rows = [
+        [
             images.open_image(Path(row["photo_file"])),
             model.style_image(row["style"]),
-            Image.open(image_dir / f"{stem}_instant.png"),
-            Image.open(image_dir / f"{stem}_optimized.png"),
+            Image.open(image_dir / f"{row['photo']}_{row['style']}_instant.png"),
+            Image.open(image_dir / f"{row['photo']}_{row['style']}_optimized.png"),
         ]
-        for column, image in enumerate(cells):
-            image = images.fit_long_side(image.convert("RGB"), cell_px)
-            x = column * cell_px + (cell_px - image.width) // 2
-            y = label_px + index * cell_px + (cell_px - image.height) // 2
-            sheet.paste(image, (x, y))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(dest, quality=85, optimize=True)
-    return dest
+        for row in report["quality"]["rows"]
+    ]
+    title = (
+        f"photo | painting | instant ({report['model']}) | "
+        f"optimized {report.get('quality_iterations', OPTIMIZE_ITERATIONS)} it, "
+        f"{report['quality_size_px']} px, {report['weights_source']}"
+    )
+    return sheets.save(sheets.grid(rows, cell_px, title), dest)
 
 
 def format_table(report: dict) -> str:
     lines = [
         f"Inference ({report['inference_model']}), {report['device']}:",
-        "| size | image px | compile s | first call s | network pass s | whole call s | peak memory GiB |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for size_px, row in sorted(report["inference"].items(), key=lambda item: int(item[0])):
+        *tables.header("size", "image px", "compile s", "first call s", "network pass s", "whole call s",
+                       "peak memory GiB"),
+    ]  # fmt: skip
+    for size_px, row in tables.by_size(report["inference"]):
+        lines.append(tables.row(
+            size_px, tables.shape(row['size']), f"{row['compile_s']:.2f}", f"{row['first_call_s']:.2f}",
+            f"{row['run_s']:.3f}", f"{row['call_s']:.3f}", f"{row['peak_memory_gib']:.2f} ({row['memory_kind']})",
+        ))  # fmt: skip
+    if training := report.get("training"):
+        crop_px = training.get("crop_px", report["train_size_px"])
         lines.append(
-            f"| {size_px} | {row['size'][0]}×{row['size'][1]} | {row['compile_s']:.2f} | {row['first_call_s']:.2f} | "
-            f"{row['run_s']:.3f} | {row['call_s']:.3f} | {row['peak_memory_gib']:.2f} ({row['memory_kind']}) |"
-        )
-    if report.get("training"):
-        row = report["training"]
-        lines.append(
-            f"\nTraining at {report['train_size_px']} px, {row.get('crop_px', report['train_size_px'])} px crops, "
-            f"batch {TRAIN_BATCH}: {row['images_per_s']:.2f} images/s "
-            f"over {row['steps_timed']} steps (first step, compiling: {row['first_step_s']:.1f} s), "
-            f"peak memory {row['peak_memory_gib']:.2f} GiB."
+            f"\nTraining at {report['train_size_px']} px, {crop_px} px crops, batch {TRAIN_BATCH}: "
+            f"{training['images_per_s']:.2f} images/s over {training['steps_timed']} steps (first step, compiling: "
+            f"{training['first_step_s']:.1f} s), peak memory {training['peak_memory_gib']:.2f} GiB."
         )
     if report.get("quality"):
         rows = report["quality"]["rows"]
@@ -236,41 +223,42 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], None]) -> int:
-    """``--instant``, with the bench's parsed arguments."""
-    import json
-
+def check(args: Any, error: Callable[[str], None]) -> dict:
+    """``--instant``'s arguments checked (a trained model, or none); what :func:`run` measures."""
     from jaxstyle.errors import JaxstyleError
-    from jaxstyle.instant import builtin, train
+    from jaxstyle.instant import train
 
-    if args.model and builtin.is_builtin(args.model):  # before the gallery's models, as the CLI looks them up
-        from jaxstyle import bench_builtin
-
-        return bench_builtin.main(args, parse_error, log)
     if args.quality_iterations < 1:
-        parse_error("--quality-iterations must be at least 1")
+        error("--quality-iterations must be at least 1")
     data: Path = args.data
     photos, quality_photos = [], []
     try:
         photos = train.photo_files(data / "content")
         quality_photos = train.photo_files(args.quality_photos) if args.quality_photos else photos
-    except JaxstyleError as error:
-        parse_error(str(error))
+    except JaxstyleError as failure:
+        error(str(failure))
     if not photos:
-        parse_error(f"no photos in {data / 'content'} (see --data)")
+        error(f"no photos in {data / 'content'} (see --data)")
     if not quality_photos:
-        parse_error(f"no photos in {args.quality_photos} (see --quality-photos)")
-    sizes: Sequence[int] = [int(s) for s in args.instant_sizes.split(",") if s]
+        error(f"no photos in {args.quality_photos} (see --quality-photos)")
     if args.model:
         from jaxstyle.instant import models
 
         try:
             models.load_model(args.model, args.gallery)
-        except JaxstyleError as error:
-            parse_error(str(error))
+        except JaxstyleError as failure:
+            error(str(failure))
+    return {"photos": photos, "quality_photos": quality_photos}
+
+
+def run(args: Any, plan: dict, log: Callable[[str], None]) -> dict:
+    """``--instant`` (a trained model, or none), with the bench's parsed arguments."""
+    data: Path = args.data
+    photos, quality_photos = plan["photos"], plan["quality_photos"]
+    sizes: Sequence[int] = [int(s) for s in args.instant_sizes.split(",") if s]
     common = {"model": args.model, "gallery": str(args.gallery) if args.gallery else None}
     report: dict[str, Any] = {
-        "machine": bench_process.machine(),
+        "machine": process.machine(),
         "model": args.model,
         "gallery": common["gallery"],
         "inference_model": f"model {args.model}" if args.model else "an untrained two-style network",
@@ -278,16 +266,14 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
     }
     for size_px in sizes:
         log(f"inference at {size_px} px…")
-        row = bench_process.spawn(
-            {"kind": "instant_infer", "photo": str(photos[0]), "size_px": size_px, **common}, 1800
-        )
+        row = process.spawn({"kind": "instant_infer", "photo": str(photos[0]), "size_px": size_px, **common}, 1800)
         report["inference"][str(size_px)] = row
         report["device"] = row["device"]
         log(f"  {row['run_s']:.3f} s per pass, compile {row['compile_s']:.2f} s")
     if args.train_steps:
         log(f"training throughput at {args.train_size} px…")
         report["train_size_px"] = args.train_size
-        report["training"] = bench_process.spawn(
+        report["training"] = process.spawn(
             {
                 "kind": "instant_train",
                 "photos": str(data / "content"),
@@ -301,7 +287,7 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
         log(f"quality on the photos of {quality_photos[0].parent}…")
         image_dir = args.images or Path(tempfile.mkdtemp(prefix="jaxstyle-instant-images-"))
         image_dir.mkdir(parents=True, exist_ok=True)
-        quality = bench_process.spawn(
+        quality = process.spawn(
             {
                 "kind": "instant_quality",
                 "photos": [str(p) for p in quality_photos],
@@ -321,8 +307,4 @@ def main(args: Any, parse_error: Callable[[str], None], log: Callable[[str], Non
         ).get("weights_source", "")
         if args.contact_sheet:
             contact_sheet(report, image_dir, args.contact_sheet)
-    report["machine"]["load_average_end"] = list(os.getloadavg())
-    print(format_table(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1))
-    return 0
+    return report

@@ -1,0 +1,5 @@
+"""``python -m jaxstyle.bench``."""
+
+from jaxstyle.bench.cli import main
+
+raise SystemExit(main())
