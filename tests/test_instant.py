@@ -465,7 +465,7 @@ def test_a_killed_training_leaves_a_valid_checkpoint_that_resume_continues(
     photo_dir, tmp_path, warm_cache_dir, fallback_weights
 ):
     """Killed with SIGKILL and resumed, a training ends with the very params, moving average,
-    Adam state and loss history of the same training run uninterrupted (README, Instant styles)."""
+    Adam state and loss history of the same training run uninterrupted (docs/how-it-works.md, Model files)."""
     gallery_path = tmp_path / "gallery.db"
     whole_gallery = tmp_path / "whole" / "gallery.db"
     whole_gallery.parent.mkdir()

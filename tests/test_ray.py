@@ -46,7 +46,7 @@ def cluster(warm_cache_dir, fallback_weights) -> str:
     env |= {"RAY_AUTH_TOKEN_PATH": str(token)}
     env.pop("RAY_AUTH_MODE", None)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_AUTH_TOKEN_PATH", str(token))  # this machine holds the token, as the README says
+        patch.setenv("RAY_AUTH_TOKEN_PATH", str(token))  # this machine holds the token, as docs/deploying.md says
         patch.delenv("RAY_AUTH_MODE", raising=False)
         address = ray_runner.start_local_head(num_cpus=2, temp_dir=temp_dir, env=env)
         try:

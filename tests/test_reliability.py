@@ -1,7 +1,7 @@
 """Hostile input and faults, tried for real: through the app (AppTest), the job runner and the gallery.
 
 What test_fetch.py, test_images.py, test_gallery.py and test_jobs.py already prove is not repeated
-here; this file adds what they leave open (the README's "Reliability" table maps every case):
+here; this file adds what they leave open (docs/limits.md's "Hostile input" and "Faults" tables map every case):
 
 - the app shows a clear message for hostile URLs, files and settings, and writes nothing to the gallery;
 - host names that resolve to private or metadata addresses (before and after a redirect), and

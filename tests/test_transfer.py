@@ -141,7 +141,7 @@ def test_the_result_moves_towards_the_paintings_colours(small_content, small_sty
 
 def test_the_pyramid_and_warm_up_reach_a_lower_loss_than_classic_adam(small_content, small_style, fallback_weights):
     """The default recipe against the classic one (pixels, constant step 0.02) in the same number
-    of iterations: what makes jaxstyle faster to a given quality (see README, Speed)."""
+    of iterations: what makes jaxstyle faster to a given quality (see docs/measurements.md, Optimization speed)."""
     classic = run(
         small_content, [small_style], fallback_weights, iterations=40, pyramid_levels=1, warmup_iterations=0,
         decay_power=0.0, learning_rate=0.02,
