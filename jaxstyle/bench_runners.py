@@ -41,7 +41,7 @@ LATENCY_RUNS = 3  # runs timed one at a time, for the time Ray adds to each
 
 def _time_runner(
     name: str,
-    backend: runners.Runner | None,
+    backend: runners.Backend | None,
     settings: TransferSettings,
     runs: int,
     content: inputs.LoadedImage,
@@ -163,7 +163,8 @@ def run_benchmark(
     style_path: Path,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    from jaxstyle import ray_runner, transfer
+    from jaxstyle import transfer
+    from jaxstyle.runners import ray_cluster
 
     settings = TransferSettings(size_px=size_px, iterations=iterations)
     content = inputs.load_source(str(content_path))
@@ -181,19 +182,19 @@ def run_benchmark(
         report["runners"].append(_time_runner("in-process", None, settings, runs, content, style, folder, log))
         address = ray_address
         if address is None:
-            address = ray_runner.start_local_head(num_cpus=2, temp_dir=str(folder / "ray"))
+            address = ray_cluster.start_local_head(num_cpus=2, temp_dir=str(folder / "ray"))
             report["cluster"] = "a Ray head started on 127.0.0.1 with 2 CPUs (this machine)"
         else:
             report["cluster"] = address
         try:
             for workers in (1, 2):
-                backend = runners.runner_for(address, workers=workers)
+                backend = runners.backend_for(address, workers=workers)
                 report["runners"].append(
                     _time_runner(f"ray-{workers}", backend, settings, runs, content, style, folder, log)
                 )
         finally:
             if ray_address is None:
-                ray_runner.stop_local_heads()
+                ray_cluster.stop_local_heads()
     return report
 
 
@@ -240,7 +241,7 @@ def main(args: Any, error: Callable[[str], None], log: Callable[[str], None]) ->
         if not path.is_file():
             error(f"image {path} not found (see --data)")
     if args.ray_address:
-        from jaxstyle.ray_runner import ray_endpoint
+        from jaxstyle.runners.ray_cluster import ray_endpoint
 
         ray_endpoint(args.ray_address)  # a bad address, before minutes of in-process runs
     started = time.perf_counter()

@@ -16,12 +16,12 @@ from jaxstyle.errors import JaxstyleError
 EXIT_BAD_INPUT = 2  # every command's exit status for input it refuses (one line on stderr)
 
 if TYPE_CHECKING:
-    from jaxstyle.runners import Runner
+    from jaxstyle.runners import Backend
     from jaxstyle.weights import Weights
 
 
-def ray_cluster(args: argparse.Namespace) -> Runner | None:
-    """The Ray runner of ``--ray-address``, joined (an unreachable cluster is one line here), or
+def ray_cluster(args: argparse.Namespace) -> Backend | None:
+    """The Ray backend of ``--ray-address``, joined (an unreachable cluster is one line here), or
     None without the flag. ``--weights`` and ``--download-weights`` are refused beside it."""
     if not args.ray_address:
         return None
@@ -29,7 +29,7 @@ def ray_cluster(args: argparse.Namespace) -> Runner | None:
 
     if args.weights or args.download_weights:
         raise JaxstyleError("--weights and --download-weights are for this machine: Ray workers load their own")
-    backend = runners.runner_for(args.ray_address)
+    backend = runners.backend_for(args.ray_address)
     backend.connect()
     return backend
 

@@ -57,7 +57,6 @@ from ui.common import (
     runner,
     status_badge,
     trainings,
-    vgg_weights,
 )
 from ui.compare_views import compare_picker, comparison, sweep_form, sweep_grid, sweep_groups, sweep_view
 from ui.gallery_views import (
@@ -222,7 +221,6 @@ __all__ = [
     "train_form",
     "training_view",
     "trainings",
-    "vgg_weights",
     "runs_panel",
     "weights_panel",
 ]
