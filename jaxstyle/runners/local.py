@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jaxstyle import transfer
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from jaxstyle.instant import models
-    from jaxstyle.instant.train import PhotoSource, TrainProgress, TrainSettings
     from jaxstyle.weights import Weights
 
 T = TypeVar("T")
@@ -41,20 +37,8 @@ class InProcessBackend:
             preview_every=preview_every,
         )
 
-    def train(
-        self,
-        name: str,
-        styles: Sequence[tuple[str, Image.Image]],
-        photos: PhotoSource,
-        settings: TrainSettings,
-        report: Callable[[TrainProgress], bool | None] | None,
-        *,
-        gallery_path: str | os.PathLike | None,
-        resume: bool = False,
-        add_to: models.Model | None = None,
-        start_from: models.Model | None = None,
-        report_every: int = 10,
-    ) -> models.Model:
+    def train(self, name, styles, photos, settings, report, *, gallery_path, resume=False, add_to=None,
+              start_from=None, report_every=10) -> models.Model:  # fmt: skip
         from jaxstyle.instant import train
 
         return train.train(

@@ -21,7 +21,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,10 +34,8 @@ from jaxstyle.runners import ray_cluster
 from jaxstyle.runners.ray_worker import WORKER_ENV, StyleWorker, model_files
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from jaxstyle.instant import models
-    from jaxstyle.instant.train import PhotoSource, TrainProgress, TrainSettings
+    from jaxstyle.instant.train import PhotoSource
     from jaxstyle.weights import Weights
 
 log = logging.getLogger(__name__)
@@ -187,20 +185,8 @@ class RayBackend:
             else:
                 yield item
 
-    def train(
-        self,
-        name: str,
-        styles: Sequence[tuple[str, Image.Image]],
-        photos: PhotoSource,
-        settings: TrainSettings,
-        report: Callable[[TrainProgress], bool | None] | None,
-        *,
-        gallery_path: str | os.PathLike | None,
-        resume: bool = False,
-        add_to: models.Model | None = None,
-        start_from: models.Model | None = None,
-        report_every: int = 10,
-    ) -> models.Model:
+    def train(self, name, styles, photos, settings, report, *, gallery_path, resume=False, add_to=None,
+              start_from=None, report_every=10) -> models.Model:  # fmt: skip
         """Train an instant model on a worker: the photos go there as bytes (the worker has no
         access to this disk; the model's record names them as here), and so do the model and
         checkpoint this gallery holds (to resume, or ``add_to`` this model). The checkpoints come
