@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from jaxstyle import gallery
-from jaxstyle.jobs import JobRunner, Progress
+from jaxstyle.jobs import JobRunner
+from jaxstyle.runs import Progress
 
 
 def snapshot(runner: JobRunner, run_id: int) -> Progress | None:
@@ -21,6 +22,6 @@ def snapshot(runner: JobRunner, run_id: int) -> Progress | None:
     except gallery.RunNotFound:
         return None
     return Progress(
-        run.id, run.status, step=run.step, total_steps=run.total_steps or 0,
-        losses=run.final_losses, history=tuple(run.loss_history), error=run.error or None,
+        run.status, step=run.step, total_steps=run.total_steps or 0, losses=run.final_losses,
+        history=tuple(run.loss_history), error=run.error or None, run_id=run.id,
     )  # fmt: skip

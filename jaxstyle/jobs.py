@@ -1,7 +1,7 @@
 """Background style-transfer runs: a bounded queue and worker threads that hand each run to a
-runner (:mod:`jaxstyle.runners`: in this process by default, or a Ray cluster) and write its
-progress, result or failure to the gallery. The queue, positions and every gallery write stay in
-this process whichever runner executes the runs.
+backend (:mod:`jaxstyle.runners`: in this process by default, or a Ray cluster) and write its
+progress (:class:`jaxstyle.runs.Progress`), result or failure to the gallery. The queue, positions
+and every gallery write stay in this process whichever backend executes the runs.
 
 Fair shares (a shared site, :mod:`jaxstyle.site`): each run remembers its owner, a signed-in user
 under their :class:`~jaxstyle.site.UserLimits` can't have more than ``active_runs`` queued or
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from jaxstyle import images, inputs, runners, shares, site, transfer
 from jaxstyle.errors import Cancelled, JaxstyleError, QueueFullError, SettingsError, VideoError
 from jaxstyle.recorder import GalleryRecorder
-from jaxstyle.runs import CANCELLED, DONE, FAILED, FINISHED_STATUSES, QUEUED, RUNNING
+from jaxstyle.runs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Progress
 from jaxstyle.settings import TransferSettings
 
 if TYPE_CHECKING:
@@ -50,46 +50,6 @@ DEFAULT_WORKERS = 1  # one run already keeps every CPU core busy
 DEFAULT_MAX_QUEUED = 16
 _LIMITS = {"workers": (1, 16), "max_queued": (1, 1000)}
 _RETRY_RECORD_S = 5.0  # how often an outcome the gallery refused is written again
-
-
-@dataclasses.dataclass(frozen=True)
-class Progress:
-    """A snapshot of one run as this process sees it (the gallery holds the same, less often).
-
-    Attributes:
-        run_id: the gallery's id of the run.
-        status: one of :data:`jaxstyle.runs.RUN_STATUSES`.
-        step: optimizer steps done so far, over all scales (1-based once running).
-        total_steps: steps the whole run takes.
-        size_px: the long side of the current scale.
-        losses: the latest weighted losses, by :data:`jaxstyle.runs.LOSS_NAMES`.
-        elapsed_s: seconds since the run started optimizing (compilation included).
-        its_per_s: recent optimizer steps per second.
-        preview_png: the latest preview of the image, PNG bytes, if one was made.
-        history: every reported loss so far, dicts with "step", "size_px" and the loss names.
-        error: why a failed or cancelled run stopped.
-    """
-
-    run_id: int
-    status: str
-    step: int = 0
-    total_steps: int = 0
-    size_px: int = 0
-    losses: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    elapsed_s: float = 0.0
-    its_per_s: float = 0.0
-    preview_png: bytes | None = None
-    history: tuple[Mapping[str, float], ...] = ()
-    error: str | None = None
-
-    @property
-    def fraction(self) -> float:
-        """Share of the steps done, 0–1."""
-        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
 
 
 @dataclasses.dataclass
@@ -140,7 +100,7 @@ class JobRunner:
             (with ``weights_loader``), so creating a runner is instant.
         weights_loader: how to load weights when ``weights`` is None; defaults to
             ``weights.load_weights(allow_fallback=True)``.
-        backend: where runs execute (:func:`jaxstyle.runners.runner_for`); default in this process,
+        backend: where runs execute (:func:`jaxstyle.runners.backend_for`); default in this process,
             with the weights above. A Ray cluster's workers load their own.
         workers: runs optimized at the same time. One suits a CPU (a run already uses every core);
             the app reads it from ``JAXSTYLE_WORKERS`` (see :func:`options_from_env`). A backend
@@ -158,7 +118,7 @@ class JobRunner:
         *,
         weights: Weights | None = None,
         weights_loader: Callable[[], Weights] | None = None,
-        backend: runners.Runner | None = None,
+        backend: runners.Backend | None = None,
         workers: int = DEFAULT_WORKERS,
         max_queued: int = DEFAULT_MAX_QUEUED,
         report_every: int = 10,
@@ -174,7 +134,7 @@ class JobRunner:
         self._keep_finished = keep_finished
         self._weights = weights
         self._weights_loader = weights_loader or runners.default_weights_loader
-        self.backend = backend or runners.InProcessRunner(self._load_weights)
+        self.backend = backend or runners.InProcessBackend(self._load_weights)
         self._weights_lock = threading.Lock()
         self._cond = threading.Condition()
         self._pending: collections.deque[_Job] = collections.deque()
@@ -257,7 +217,7 @@ class JobRunner:
             while len(self._threads) < slots:
                 self._start_worker()
             self._pending.append(job)
-            self._progress[job.run_id] = Progress(job.run_id, QUEUED, total_steps=settings.total_iterations())
+            self._progress[job.run_id] = Progress(QUEUED, total_steps=settings.total_iterations(), run_id=job.run_id)
             self._cond.notify()
         return job.run_id
 
@@ -299,7 +259,7 @@ class JobRunner:
             while len(self._threads) < slots:
                 self._start_worker()
             self._pending.append(job)
-            self._progress[job.run_id] = Progress(job.run_id, QUEUED, total_steps=expected)
+            self._progress[job.run_id] = Progress(QUEUED, total_steps=expected, run_id=job.run_id)
             self._cond.notify()
         return job.run_id
 
@@ -583,7 +543,7 @@ class JobRunner:
 
     def _update(self, run_id: int, **changes: Any) -> None:
         with self._cond:
-            current = self._progress.get(run_id) or Progress(run_id, QUEUED)
+            current = self._progress.get(run_id) or Progress(QUEUED, run_id=run_id)
             self._progress[run_id] = dataclasses.replace(current, **changes)
 
     def _retire(self, run_id: int) -> None:
@@ -623,7 +583,7 @@ class _Reporter:
             "history": tuple(self.history),
         }
         if iterate.preview is not None:
-            changes["preview_png"] = images.png_bytes(iterate.preview)
+            changes["preview"] = images.png_bytes(iterate.preview)
         self.runner._update(self.job.run_id, **changes)
         try:
             self.recorder.progress(iterate)  # throttled: the gallery is shared by every session

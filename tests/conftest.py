@@ -75,6 +75,14 @@ def fallback_weights(warm_cache_dir):
     return loaded
 
 
+@pytest.fixture(scope="session")
+def in_process(fallback_weights):
+    """The in-process backend with the fallback VGG19: where instant runs paint and score in tests."""
+    from jaxstyle.runners import InProcessBackend
+
+    return InProcessBackend(lambda: fallback_weights)
+
+
 def _small(path: Path, size_px: int):
     from PIL import Image
 

@@ -224,17 +224,15 @@ def test_styles26_paints_numbered_styles_and_refuses_others(styles26_painter, sh
 
 
 def test_a_builtin_run_is_stored_as_an_instant_run_with_its_settings(
-    arbitrary_painter, styles26_painter, shared_data, gallery_path, fallback_weights
+    arbitrary_painter, styles26_painter, shared_data, gallery_path, in_process
 ):
     content = inputs.from_path(shared_data / "content" / "tubingen.jpg")
     paintings = [inputs.from_catalog("starry_night"), inputs.from_path(shared_data / "styles" / "great_wave.jpg")]
     run = run_builtin(
-        arbitrary_painter, content, paintings, [0.7, 0.3], fallback_weights, size_px=256, strength=0.8,
+        arbitrary_painter, content, paintings, [0.7, 0.3], in_process, size_px=256, strength=0.8,
         stroke_px=0, gallery_path=gallery_path,
     )  # fmt: skip
-    numbered = run_builtin(
-        styles26_painter, content, ["3"], None, fallback_weights, size_px=256, gallery_path=gallery_path
-    )
+    numbered = run_builtin(styles26_painter, content, ["3"], None, in_process, size_px=256, gallery_path=gallery_path)
     with gallery.connect(gallery_path) as db:
         stored = gallery.get_run(db, run.run_id)
         other = gallery.get_run(db, numbered.run_id)
@@ -248,7 +246,7 @@ def test_a_builtin_run_is_stored_as_an_instant_run_with_its_settings(
     assert "styles26 style 3" in other.title
     # A refused request stores nothing.
     with pytest.raises(SettingsError):
-        run_builtin(arbitrary_painter, content, paintings[:1], None, fallback_weights, size_px=4000,
+        run_builtin(arbitrary_painter, content, paintings[:1], None, in_process, size_px=4000,
                     gallery_path=gallery_path)  # fmt: skip
     with gallery.connect(gallery_path) as db:
         assert len(gallery.list_runs(db)) == 2
@@ -331,14 +329,14 @@ def test_a_convolution_on_2x2_blocks_equals_the_plain_one(kernel, channels, out_
 
 
 def test_a_run_painted_first_and_scored_after_keeps_its_image_and_gains_its_losses(
-    arbitrary_painter, shared_data, gallery_path, fallback_weights
+    arbitrary_painter, shared_data, gallery_path, in_process
 ):
     """What the app does: the image is stored at once (the pass takes a fraction of a second), the
     losses (VGG19 on the image and the photo, seconds on a CPU) after, by run.score_later."""
     content = inputs.from_path(shared_data / "content" / "chicago.jpg")
     painting = [inputs.from_catalog("great_wave")]
     run = run_builtin(
-        arbitrary_painter, content, painting, None, fallback_weights, size_px=256, gallery_path=gallery_path,
+        arbitrary_painter, content, painting, None, in_process, size_px=256, gallery_path=gallery_path,
         score=False,
     )  # fmt: skip
     with gallery.connect(gallery_path) as db:

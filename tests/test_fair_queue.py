@@ -29,7 +29,7 @@ ADMIN = Viewer("root-sub", "teacher@example.org", is_admin=True)
 PERSONAL = SiteConfig().viewer(None)  # what the app's personal mode passes: sees everything
 
 
-class GatedRunner(runners.InProcessRunner):
+class GatedBackend(runners.InProcessBackend):
     """Runs in this process, but each run first waits for ``gate`` (so the test fills the queue
     while the first run holds the only worker) and is noted in ``started``, by its seed. Once
     ``ended``, a run let through is cancelled at once (a test's end: nothing more to compile)."""
@@ -56,8 +56,8 @@ class GatedRunner(runners.InProcessRunner):
 
 
 @pytest.fixture
-def backend(fallback_weights) -> GatedRunner:
-    return GatedRunner(fallback_weights)
+def backend(fallback_weights) -> GatedBackend:
+    return GatedBackend(fallback_weights)
 
 
 @pytest.fixture
@@ -90,11 +90,11 @@ def runs_stored(gallery_path: Path) -> int:
         return gallery.count_runs(db)
 
 
-def first_holds_the_worker(runner: JobRunner, backend: GatedRunner, run_id: int) -> None:
+def first_holds_the_worker(runner: JobRunner, backend: GatedBackend, run_id: int) -> None:
     wait_until(lambda: runner.position(run_id) == 0 and backend.started, what=f"run {run_id} to take the worker")
 
 
-def finish_all(runner: JobRunner, backend: GatedRunner, gallery_path: Path, run_ids: list[int]) -> list[gallery.Run]:
+def finish_all(runner: JobRunner, backend: GatedBackend, gallery_path: Path, run_ids: list[int]) -> list[gallery.Run]:
     """Open the gate, wait for every run to end; the runs, in the order they finished."""
     backend.gate.set()
     wait_until(lambda: all(runner.position(r) is None for r in run_ids), what="every run to end")

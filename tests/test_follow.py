@@ -30,7 +30,7 @@ def test_a_run_of_another_process_is_read_from_the_gallery_and_an_unknown_one_is
         snap = follow.snapshot(runner, run_id)
         assert (snap.run_id, snap.status, snap.step, snap.total_steps) == (run_id, "running", 2, 3)
         assert snap.fraction == 2 / 3
-        assert not snap.finished and snap.preview_png is None
+        assert not snap.finished and snap.preview is None
         assert follow.snapshot(runner, run_id + 1) is None
     finally:
         runner.shutdown()

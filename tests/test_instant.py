@@ -19,11 +19,12 @@ import jax
 import numpy as np
 import pytest
 
-from jaxstyle import gallery, images, inputs
+from jaxstyle import gallery, images, inputs, runs
 from jaxstyle.errors import Cancelled, SettingsError
 from jaxstyle.instant import background, models, network, train
 from jaxstyle.instant.paint import Painter
 from jaxstyle.instant.run import run_instant
+from jaxstyle.runners import InProcessBackend
 from tests.support import CONTENT_DIR, REPO, STYLES_DIR
 
 # The last step's params (no moving average), as models were before ema_decay.
@@ -165,6 +166,59 @@ def test_a_stopped_training_resumes_to_the_same_params_as_an_uninterrupted_one(
     assert resumed.meta["step"] == SMALL.steps
     assert _leaves_equal(resumed.net, model.net) and _leaves_equal(resumed.norms, model.norms)
     assert resumed.meta["loss_history"] == model.meta["loss_history"]
+
+
+class RecordingBackend(InProcessBackend):
+    """The in-process backend, noting each call of the protocol's ``train``: its model and options."""
+
+    def __init__(self, weights) -> None:
+        super().__init__(lambda: weights)
+        self.trained: list[tuple[str, dict]] = []
+
+    def train(self, name, styles, photos, settings, report, **options):
+        self.trained.append((name, options))
+        return super().train(name, styles, photos, settings, report, **options)
+
+
+@pytest.mark.slow
+def test_a_background_training_goes_through_its_backend_and_reports_the_one_progress_type(
+    photo_dir, paintings, fallback_weights, tmp_path
+):
+    """The app's trainings (Trainings) train through Backend.train (test_ray: the Ray backend's, by
+    the same call), stop at a cancel and resume; in this process they make the very model
+    train.train makes."""
+    backend = RecordingBackend(fallback_weights)
+    gallery_path = tmp_path / "gallery.db"
+    trainings = background.Trainings(gallery_path, backend=backend)
+    styles = [(name, paintings[name]) for name in ("starry_night", "great_wave")]
+    job = trainings.start("two", styles, photo_dir, SMALL)
+    job.cancel()  # stops after the first step, with a checkpoint
+    assert job.join(300)
+    stopped = job.snapshot()
+    assert isinstance(stopped, runs.Progress) and stopped.finished
+    assert (stopped.status, stopped.step, stopped.total_steps) == (runs.CANCELLED, 1, SMALL.steps)
+    assert "Resume continues it" in stopped.error
+
+    job = trainings.resume("two")
+    assert job.join(300)
+    done = job.snapshot()
+    assert (done.status, done.step, done.start_step, done.error) == (runs.DONE, SMALL.steps, 1, None)
+    assert [point["step"] for point in done.history] == list(range(1, SMALL.steps + 1))
+    assert done.losses == {"total": done.history[-1]["total"]} and done.fraction == 1.0
+    options = {"gallery_path": gallery_path, "start_from": None, "report_every": 1}
+    assert backend.trained == [("two", {**options, "resume": False}), ("two", {**options, "resume": True})]
+    # What the trainings did before backends: train.train here, reporting every step, the same cancel.
+    direct = tmp_path / "direct" / "gallery.db"
+    direct.parent.mkdir()
+    with pytest.raises(Cancelled):
+        train.train("two", styles, photo_dir, SMALL, fallback_weights, gallery_path=direct,
+                    callback=lambda progress: True, report_every=1)  # fmt: skip
+    saved_styles, photos, settings, _ = background.resume_inputs("two", direct)  # as Trainings.resume reads them
+    expected = train.train("two", saved_styles, photos, settings, fallback_weights, gallery_path=direct, resume=True,
+                           report_every=1)  # fmt: skip
+    made = models.load_model("two", gallery_path)
+    assert _leaves_equal(made.net, expected.net) and _leaves_equal(made.norms, expected.norms)
+    assert made.meta["loss_history"] == expected.meta["loss_history"]
 
 
 @pytest.mark.slow
@@ -332,13 +386,13 @@ def test_adding_a_style_trains_only_its_own_params(
 
 
 def test_an_instant_run_is_stored_in_the_gallery_with_its_method_model_and_losses(
-    trained, fallback_weights, content_path, tmp_path
+    trained, in_process, content_path, tmp_path
 ):
     model, _ = trained
     gallery_path = tmp_path / "runs.db"
     content = inputs.from_path(content_path)
     run = run_instant(
-        Painter(model), content, ["starry_night", "great_wave"], [3, 1], 64, fallback_weights, gallery_path=gallery_path
+        Painter(model), content, ["starry_night", "great_wave"], [3, 1], 64, in_process, gallery_path=gallery_path
     )
     assert max(run.result.image.size) == 64 and run.result.run_s > 0
     with gallery.connect(gallery_path) as db:
@@ -360,7 +414,7 @@ def test_an_instant_run_is_stored_in_the_gallery_with_its_method_model_and_losse
 
 
 def test_bad_requests_are_refused_with_a_clear_error_and_nothing_stored(
-    trained, photo_dir, paintings, fallback_weights, content_path, tmp_path
+    trained, photo_dir, paintings, fallback_weights, in_process, content_path, tmp_path
 ):
     model, gallery_path = trained
     painter = Painter(model)
@@ -373,7 +427,7 @@ def test_bad_requests_are_refused_with_a_clear_error_and_nothing_stored(
         painter.paint(photo, ["starry_night"], size_px=10_000)
     runs_db = tmp_path / "runs.db"
     with pytest.raises(models.ModelError):
-        run_instant(painter, inputs.from_path(content_path), ["nope"], None, 48, fallback_weights, gallery_path=runs_db)
+        run_instant(painter, inputs.from_path(content_path), ["nope"], None, 48, in_process, gallery_path=runs_db)
     with gallery.connect(runs_db) as db:
         assert gallery.count_runs(db) == 0
     with pytest.raises(models.ModelError, match="no model called 'absent'.*two"):

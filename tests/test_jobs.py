@@ -67,7 +67,7 @@ def test_a_submitted_run_is_in_the_gallery_at_once_and_ends_done_with_its_image(
     progress = runner.progress(run_id)
     assert (progress.status, progress.step, progress.total_steps) == ("done", 3, 3)
     assert [entry["step"] for entry in progress.history] == [1, 2, 3]
-    assert progress.preview_png is not None
+    assert progress.preview is not None
     assert runner.position(run_id) is None
 
 

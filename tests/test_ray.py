@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from jaxstyle import gallery, inputs, ray_runner, runners, sweeps
+from jaxstyle import gallery, inputs, runners, sweeps
 from jaxstyle.errors import ClusterError
 from jaxstyle.jobs import JobRunner
+from jaxstyle.runners import ray_cluster
 from jaxstyle.settings import TransferSettings
 from tests.support import CONTENT_DIR, REPO, STYLES_DIR, free_port, wait_until
 
@@ -48,11 +49,11 @@ def cluster(warm_cache_dir, fallback_weights) -> str:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAY_AUTH_TOKEN_PATH", str(token))  # this machine holds the token, as docs/deploying.md says
         patch.delenv("RAY_AUTH_MODE", raising=False)
-        address = ray_runner.start_local_head(num_cpus=2, temp_dir=temp_dir, env=env)
+        address = ray_cluster.start_local_head(num_cpus=2, temp_dir=temp_dir, env=env)
         try:
             yield address
         finally:
-            ray_runner.stop_local_heads()
+            ray_cluster.stop_local_heads()
             os.environ.pop("RAY_AUTH_MODE", None)  # jaxstyle set it for this head
             shutil.rmtree(temp_dir, ignore_errors=True)
 
@@ -64,7 +65,7 @@ def queue_on(cluster, gallery_path):
     made: list[JobRunner] = []
 
     def make(workers: int) -> JobRunner:
-        made.append(JobRunner(gallery_path, backend=runners.runner_for(cluster, workers=workers), report_every=1))
+        made.append(JobRunner(gallery_path, backend=runners.backend_for(cluster, workers=workers), report_every=1))
         return made[-1]
 
     yield make
@@ -293,7 +294,7 @@ def test_a_worker_killed_mid_training_leaves_its_last_checkpoint_here_to_resume(
     from jaxstyle.instant.train import TrainSettings
 
     gallery_path = tmp_path / "g.db"
-    backend = runners.runner_for(cluster, workers=1)
+    backend = runners.backend_for(cluster, workers=1)
     styles = [("starry_night", inputs.load_source(str(STYLES_DIR / "starry_night.jpg")).image)]
     photos = [(p.name, p.read_bytes()) for p in sorted(photo_folder.iterdir())]
     settings = TrainSettings(size_px=32, steps=100_000, batch=1, checkpoint_every=2)
@@ -305,14 +306,65 @@ def test_a_worker_killed_mid_training_leaves_its_last_checkpoint_here_to_resume(
     try:
         died = r"the Ray worker training tiny died near step \d+ \(.*\); the checkpoint of step \d+ is kept here"
         with pytest.raises(ClusterError, match=died):
-            backend.train("tiny", styles, photos, settings, gallery_path=gallery_path, report=report, report_every=1)
+            backend.train("tiny", styles, photos, settings, report, gallery_path=gallery_path, report_every=1)
         kept = models.read_checkpoint_meta("tiny", gallery_path)["step"]
         assert kept >= 4 and kept % 2 == 0
         assert models.load_model("tiny", gallery_path).meta["step"] == kept  # a valid model too
 
         short = TrainSettings(size_px=32, steps=kept + 2, batch=1, checkpoint_every=2)
-        resumed = backend.train("tiny", styles, photos, short, gallery_path=gallery_path, resume=True)
+        resumed = backend.train("tiny", styles, photos, short, None, gallery_path=gallery_path, resume=True)
         assert resumed.meta["step"] == kept + 2
+    finally:
+        backend.close()
+
+
+def test_the_apps_trainings_and_instant_runs_go_to_the_cluster_and_land_here(cluster, tmp_path, photo_folder, photo):
+    """Trainings (jaxstyle.instant.background) reach the Ray backend's ``train`` by the very call that
+    reaches the in-process one's (test_instant), and an instant run is painted and scored on a
+    worker (its painter travels as its model); the model, its checkpoint and the run land here."""
+    from jaxstyle.instant import background, models
+    from jaxstyle.instant.paint import Painter
+    from jaxstyle.instant.run import run_instant
+    from jaxstyle.instant.train import TrainSettings
+    from jaxstyle.runners.ray import RayBackend
+
+    class RecordingRayBackend(RayBackend):
+        """The Ray backend, noting each call of the protocol's ``train``: its model and options."""
+
+        def __init__(self, address: str, **options) -> None:
+            super().__init__(address, **options)
+            self.trained: list[tuple[str, dict]] = []
+
+        def train(self, name, styles, photos, settings, report, **options):
+            self.trained.append((name, options))
+            return super().train(name, styles, photos, settings, report, **options)
+
+    gallery_path = tmp_path / "g.db"
+    backend = RecordingRayBackend(cluster, workers=1)
+    styles = [("starry_night", inputs.load_source(str(STYLES_DIR / "starry_night.jpg")).image)]
+    try:
+        job = background.Trainings(gallery_path, backend=backend).start(
+            "tiny", styles, photo_folder, TrainSettings(size_px=32, steps=3, batch=1, checkpoint_every=2)
+        )
+        assert job.join(300)
+        snap = job.snapshot()
+        assert (snap.status, snap.step, snap.error) == ("done", 3, None), snap.error
+        options = {"gallery_path": gallery_path, "resume": False, "start_from": None, "report_every": 1}
+        assert backend.trained == [("tiny", options)]  # the call test_instant sees the in-process backend get
+        model = models.load_model("tiny", gallery_path)
+        assert model.meta["step"] == 3 and model.meta["train"]["weights_source"] == "random-fallback"
+        assert model.meta["train"]["photos"] == str(photo_folder.resolve())
+        assert models.read_checkpoint_meta("tiny", gallery_path)["step"] == 3
+
+        where = backend.instant(lambda weights: (os.getpid(), weights.source))
+        assert where[0] != os.getpid() and where[1] == "random-fallback"
+        run = run_instant(Painter(model), photo, ["starry_night"], None, 64, backend, gallery_path=gallery_path,
+                          score=False)  # fmt: skip
+        run.score_later()  # on the worker too
+        stored = run_of(gallery_path, run.run_id)
+        assert (stored.method, stored.model, stored.status) == ("instant", "tiny", "done")
+        assert stored.weights_source == "random-fallback" and stored.final_losses["total"] > 0
+        assert max(run.result.image.size) == 64
     finally:
         backend.close()
 

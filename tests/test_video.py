@@ -452,14 +452,14 @@ def test_a_style_the_model_refuses_is_shown_and_the_stream_goes_on(frames_of_pho
     assert "0–25" in live_painter.stats().error
 
 
-def test_a_capture_is_stored_as_an_instant_run(frames_of_photo, painter, painting, fallback_weights, gallery_path):
+def test_a_capture_is_stored_as_an_instant_run(frames_of_photo, painter, painting, in_process, gallery_path):
     style = live.LiveStyle(painter, (painting.image,), work_px=256, strength=0.8, smooth=0.2, key="k")
     live_painter = live.LivePainter(style)
     live_painter.process(frames_of_photo[0])
     assert live_painter.wait_ready(60)
     live_painter.process(frames_of_photo[0])
     camera, painted = live_painter.latest()
-    run = video_run.store_capture(style, camera, painted, [painting], fallback_weights, gallery_path=gallery_path)
+    run = video_run.store_capture(style, camera, painted, [painting], in_process, gallery_path=gallery_path)
     run.score_later()
     with gallery.connect(gallery_path) as db:
         stored = gallery.get_run(db, run.run_id)

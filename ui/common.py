@@ -20,7 +20,6 @@ from jaxstyle import devices, gallery, images, jobs, paths, runners, runs
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.instant.background import Trainings
 from jaxstyle.jobs import JobRunner
-from jaxstyle.weights import Weights
 
 log = logging.getLogger("jaxstyle.app")
 
@@ -74,30 +73,25 @@ def _runner(path: str, ray_address: str) -> JobRunner:
     options = jobs.options_from_env()
     # On a cluster, JAXSTYLE_WORKERS (when set) is the number of Ray workers; else one per GPU or node.
     workers = options["workers"] if os.environ.get("JAXSTYLE_WORKERS", "").strip() else None
-    backend = runners.runner_for(ray_address, workers=workers) if ray_address else None
+    backend = runners.backend_for(ray_address, workers=workers) if ray_address else None
     return JobRunner(path, backend=backend, **options)
 
 
 def runner() -> JobRunner:
-    """The job runner of this gallery (one per process, shared by every session)."""
+    """The job runner of this gallery (one per process, shared by every session). Its ``backend``
+    is where runs, instant runs and trainings execute, with the same VGG19 weights."""
     return _runner(str(gallery_path()), os.environ.get(runners.RAY_ADDRESS_VARIABLE, "").strip())
 
 
-def vgg_weights() -> Weights:
-    """The VGG19 weights optimization runs use (loaded now if no run has yet): instant runs score,
-    and trainings learn, with the very same ones."""
-    return runner().load_weights()
-
-
 @st.cache_resource(show_spinner=False)
-def _trainings(path: str) -> Trainings:
-    return Trainings(path)
+def _trainings(path: str, ray_address: str) -> Trainings:
+    return Trainings(path, backend=runner().backend)
 
 
 def trainings() -> Trainings:
     """The trainings of this gallery's models (one registry per process, so a rerun or another
-    tab finds a training that is still going)."""
-    return _trainings(str(gallery_path()))
+    tab finds a training that is still going), executed where the runs are."""
+    return _trainings(str(gallery_path()), os.environ.get(runners.RAY_ADDRESS_VARIABLE, "").strip())
 
 
 def db() -> gallery.GalleryDatabase:

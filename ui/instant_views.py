@@ -37,7 +37,6 @@ from ui.common import (
     on_cpu,
     recall,
     runner,
-    vgg_weights,
 )
 from ui.inputs import blend_input, slider_weight
 from ui.run_views import run_view
@@ -200,7 +199,7 @@ def paint(content: LoadedImage, request: dict) -> int | None:
     with st.spinner("Painting… (the first photo of a size compiles the network once)"):
         if builtin.is_builtin(request["model"]):
             run = run_builtin(
-                builtin_painter(request["model"]), content, request["styles"], request["blend"], vgg_weights(),
+                builtin_painter(request["model"]), content, request["styles"], request["blend"], runner().backend,
                 size_px=request["size_px"], strength=request["strength"], stroke_px=request["stroke_px"],
                 preserve_color=request["preserve_color"], gallery_path=gallery_path(), score=False,
                 owner=viewer().subject,
@@ -212,7 +211,7 @@ def paint(content: LoadedImage, request: dict) -> int | None:
                 request["styles"],
                 request["blend"],
                 request["size_px"],
-                vgg_weights(),
+                runner().backend,
                 gallery_path=gallery_path(),
                 score=False,
                 owner=viewer().subject,

@@ -39,7 +39,7 @@ from jaxstyle.video import run as video_run
 from ui import pages
 from ui.access import my_models, share, viewer
 from ui.builtin_views import builtin_painter, swatch
-from ui.common import db, failure_message, gallery_path, index_of, recall, runner, vgg_weights
+from ui.common import db, failure_message, gallery_path, index_of, recall, runner
 from ui.inputs import blend_input, style_input
 from ui.instant_views import model_label, painter, style_label
 from ui.run_views import video_progress, video_view
@@ -278,7 +278,7 @@ def _capture(live: video_live.LivePainter) -> None:
     camera_frame, painted = latest
     with st.spinner("Storing the frame…"):
         run = video_run.store_capture(
-            style, camera_frame, painted, choice.style_inputs(), vgg_weights(), gallery_path=gallery_path(),
+            style, camera_frame, painted, choice.style_inputs(), runner().backend, gallery_path=gallery_path(),
             paint_s=live.stats().ms_per_frame / 1000.0, score=False, owner=viewer().subject,
         )  # fmt: skip
     scoring = _Scoring(run.run_id, run.score_later)

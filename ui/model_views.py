@@ -19,7 +19,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from jaxstyle import catalog, gallery, images, inputs
+from jaxstyle import catalog, gallery, images, inputs, runs
 from jaxstyle.instant import background, builtin, models
 from jaxstyle.instant.train import TrainSettings, gallery_photos, recorded_settings
 from ui import handoff
@@ -35,7 +35,6 @@ from ui.common import (
     gallery_path,
     on_cpu,
     recall,
-    runner,
     trainings,
 )
 from ui.instant_views import painter_at, style_label
@@ -120,7 +119,7 @@ def _resume(name: str) -> None:
     try:
         check_my_model(name)
         check_training_allowed()
-        trainings().resume(name, runner().load_weights)
+        trainings().resume(name)
     except Exception as error:  # noqa: BLE001 — a callback's failure would otherwise be a traceback
         st.session_state["m_outcome"] = ("error", failure_message(error, f"resuming {name}"))
 
@@ -437,9 +436,7 @@ def start_training(form: dict[str, Any]) -> None:
         keep = True
     else:
         photos, keep = gallery_photos(gallery_path(), owner=own_inputs_owner()), False
-    trainings().start(
-        form["name"], styles, photos, settings, runner().load_weights, keep_photos=keep, start_from=start_from
-    )
+    trainings().start(form["name"], styles, photos, settings, keep_photos=keep, start_from=start_from)
     record_model_owner(form["name"])
 
 
@@ -458,15 +455,15 @@ def _live_training(name: str) -> None:
         st.rerun()
     top = st.columns([4, 1], vertical_alignment="center")
     with top[0]:
-        if snap.step == snap.resumed_from:
+        if snap.step == snap.start_step:
             st.progress(
                 snap.fraction, text=f"**{name}** · preparing: loading the photos, the paintings' targets, compiling…"
             )
         else:
-            rate = f"{snap.images_per_s:.1f} img/s · " if snap.images_per_s else ""
+            rate = f"{snap.its_per_s * job.settings.batch:.1f} img/s · " if snap.its_per_s else ""
             st.progress(
                 snap.fraction,
-                text=f"**{name}** · step {snap.step} / {snap.steps} · {rate}loss {snap.loss:.4g} · "
+                text=f"**{name}** · step {snap.step} / {snap.total_steps} · {rate}loss {snap.losses['total']:.4g} · "
                 f"{snap.elapsed_s:.0f} s",
             )
     with top[1]:
@@ -474,8 +471,8 @@ def _live_training(name: str) -> None:
             "Cancel", key=f"cancel_train_{name}", icon=":material/stop_circle:", on_click=_cancel, args=(name,),
             width="stretch", help="Stops after writing a checkpoint: Resume continues from there.",
         )  # fmt: skip
-    if snap.losses:
-        steps, losses = zip(*snap.losses, strict=True)
+    if snap.history:
+        steps, losses = zip(*((point["step"], point["total"]) for point in snap.history), strict=True)
         training_loss_chart(steps, losses, height=160)
 
 
@@ -492,11 +489,12 @@ def training_view() -> None:
                 continue
             line, dismiss = st.columns([5, 1], vertical_alignment="center")
             with line:
-                if snap.state == background.DONE:
+                if snap.status == runs.DONE:
                     st.success(
-                        f"Trained **{name}**: {snap.steps} steps in {snap.elapsed_s:.0f} s.", icon=":material/check:"
+                        f"Trained **{name}**: {snap.total_steps} steps in {snap.elapsed_s:.0f} s.",
+                        icon=":material/check:",
                     )
-                elif snap.state == background.CANCELLED:
+                elif snap.status == runs.CANCELLED:
                     st.info(f"**{name}**: {snap.error}.", icon=":material/pause_circle:")
                 else:
                     st.error(f"Training {name} failed: {snap.error}", icon=":material/error:")

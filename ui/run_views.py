@@ -15,7 +15,7 @@ from jaxstyle import follow, gallery, images, runs
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.inputs import input_label
 from jaxstyle.instant import builtin
-from jaxstyle.jobs import Progress
+from jaxstyle.runs import Progress
 from ui import pages
 from ui.access import viewer
 from ui.common import POLL_S, db, placeholder, runner
@@ -65,7 +65,7 @@ def live_run(run_id: int) -> None:
         running=f"Iteration {snap.step} / {snap.total_steps} · {snap.its_per_s:.1f} it/s · {snap.size_px} px · "
         f"{snap.elapsed_s:.0f} s",
     )  # fmt: skip
-    preview_png = snap.preview_png
+    preview_png = snap.preview
     if preview_png is None and snap.status == runs.RUNNING:
         with contextlib.suppress(JaxstyleError), db() as conn:
             preview_png = gallery.run_preview(conn, run_id)

@@ -45,7 +45,7 @@ LATENCY_RUNS = 3  # runs timed one at a time, for the time Ray adds to each
 
 def _time_runner(
     name: str,
-    backend: runners.Runner | None,
+    backend: runners.Backend | None,
     settings: TransferSettings,
     runs: int,
     content: inputs.LoadedImage,
@@ -169,7 +169,8 @@ def run_benchmark(
     style_path: Path,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    from jaxstyle import devices, ray_runner, runners
+    from jaxstyle import devices, runners
+    from jaxstyle.runners import ray_cluster
 
     settings = TransferSettings(size_px=size_px, iterations=iterations)
     content = inputs.load_source(str(content_path))
@@ -188,19 +189,19 @@ def run_benchmark(
         report["runners"].append(_time_runner("in-process", None, settings, runs, content, style, folder, log))
         address = ray_address
         if address is None:
-            address = ray_runner.start_local_head(num_cpus=2, temp_dir=str(folder / "ray"))
+            address = ray_cluster.start_local_head(num_cpus=2, temp_dir=str(folder / "ray"))
             report["cluster"] = "a Ray head started on 127.0.0.1 with 2 CPUs (this machine)"
         else:
             report["cluster"] = address
         try:
             for workers in (1, 2):
-                backend = runners.runner_for(address, workers=workers)
+                backend = runners.backend_for(address, workers=workers)
                 report["runners"].append(
                     _time_runner(f"ray-{workers}", backend, settings, runs, content, style, folder, log)
                 )
         finally:
             if ray_address is None:
-                ray_runner.stop_local_heads()
+                ray_cluster.stop_local_heads()
     return report
 
 
@@ -246,7 +247,7 @@ def check(args: Any, error: Callable[[str], None]) -> dict:
         if not path.is_file():
             error(f"image {path} not found (see --data)")
     if args.ray_address:
-        from jaxstyle.ray_runner import ray_endpoint
+        from jaxstyle.runners.ray_cluster import ray_endpoint
 
         ray_endpoint(args.ray_address)  # a bad address, before minutes of in-process runs
     return {"content": content, "style": style}

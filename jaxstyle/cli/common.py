@@ -20,7 +20,7 @@ EXIT_BAD_INPUT = 2  # every command's exit status for input it refuses (one line
 EXIT_CANCELLED = 130  # a cancelled run or Ctrl-C, as a shell reports a SIGINT
 
 if TYPE_CHECKING:
-    from jaxstyle.runners import Runner
+    from jaxstyle.runners import Backend
     from jaxstyle.weights import Weights
 
 
@@ -63,8 +63,8 @@ def add_weights_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--download-weights", action="store_true", help="download the pretrained weights if missing")
 
 
-def ray_cluster(args: argparse.Namespace) -> Runner | None:
-    """The Ray runner of ``--ray-address``, joined (an unreachable cluster is one line here), or
+def ray_cluster(args: argparse.Namespace) -> Backend | None:
+    """The Ray backend of ``--ray-address``, joined (an unreachable cluster is one line here), or
     None without the flag. ``--weights`` and ``--download-weights`` are refused beside it."""
     if not args.ray_address:
         return None
@@ -72,7 +72,7 @@ def ray_cluster(args: argparse.Namespace) -> Runner | None:
 
     if args.weights or args.download_weights:
         raise JaxstyleError("--weights and --download-weights are for this machine: Ray workers load their own")
-    backend = runners.runner_for(args.ray_address)
+    backend = runners.backend_for(args.ray_address)
     backend.connect()
     return backend
 

@@ -161,7 +161,7 @@ def _optimize(args: argparse.Namespace) -> int:
     styles = [inputs.load_source(spec) for spec in args.style]
     if backend is None:
         loaded = local_weights(args)
-        backend = runners.InProcessRunner(lambda: loaded)
+        backend = runners.InProcessBackend(lambda: loaded)
 
     recorder = None
     if not args.no_gallery:

@@ -136,7 +136,7 @@ def _model_summary(model) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from jaxstyle import inputs
+    from jaxstyle import inputs, runners
     from jaxstyle.instant import models, train
 
     start_from = None  # the model a new one starts from (--from)
@@ -183,7 +183,9 @@ def _train(args: argparse.Namespace) -> int:
     else:
         styles = [(_style_name(spec), inputs.load_source(spec).image) for spec in specs]
     photo_source = args.photos if args.photos is not None else train.gallery_photos(args.gallery)
-    loaded = local_weights(args) if backend is None else None
+    if backend is None:
+        loaded = local_weights(args)
+        backend = runners.InProcessBackend(lambda: loaded)
     start_step = int(resumed.get("step", 0)) if resumed is not None else 0
     bar = progress_bar(settings.steps, unit="step", quiet=args.quiet, initial=start_step)
 
@@ -192,29 +194,13 @@ def _train(args: argparse.Namespace) -> int:
         bar.set_postfix(loss=f"{progress.loss:.4g}", img_s=f"{progress.images_per_s:.2f}", refresh=False)
 
     try:
-        if backend is not None:
-            model = backend.train(
-                name, styles, _photo_bytes(photo_source), settings, gallery_path=args.gallery, adding=base is not None,
-                resume=args.resume, photos_label=train.describe_photos(photo_source), report=on_progress,
-                start_from=start_from,
-            )  # fmt: skip
-        else:
-            model = train.train(
-                name,
-                styles,
-                photo_source,
-                settings,
-                loaded,
-                gallery_path=args.gallery,
-                resume=args.resume,
-                add_to=base,
-                start_from=start_from,
-                callback=on_progress,
-            )
+        model = backend.train(
+            name, styles, photo_source, settings, on_progress, gallery_path=args.gallery, resume=args.resume,
+            add_to=base, start_from=start_from,
+        )  # fmt: skip
     finally:
         bar.close()
-        if backend is not None:
-            backend.close()
+        backend.close()
     summary = {**_model_summary(model), "path": str(models.model_path(model.name, args.gallery))}
     if args.json:
         print(json.dumps(summary))
@@ -225,15 +211,6 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def _photo_bytes(source) -> list[tuple[str, bytes]]:
-    """The training photos as (name, bytes), to send to a Ray worker (it has no access to this disk)."""
-    from jaxstyle.instant import train
-
-    if isinstance(source, (str, Path)):
-        return [(path.name, path.read_bytes()) for path in train.photo_files(source)]
-    return list(source)
 
 
 def _style_name(spec: str) -> str:
@@ -322,7 +299,7 @@ def _models_import(args: argparse.Namespace) -> int:
 def generate_with_model(args: argparse.Namespace) -> int:
     """``generate --model NAME``: paint with a built-in model (``arbitrary``: ``--style`` takes
     paintings; ``styles26``: style numbers) or a trained one (``--style`` names the model's styles)."""
-    from jaxstyle import inputs, weights
+    from jaxstyle import inputs, runners, weights
     from jaxstyle.instant import builtin, models
     from jaxstyle.instant.paint import Painter
     from jaxstyle.instant.run import run_instant
@@ -347,7 +324,7 @@ def generate_with_model(args: argparse.Namespace) -> int:
         args.style,
         args.style_blend,
         size_px,
-        loaded,
+        runners.InProcessBackend(lambda: loaded),
         gallery_path=args.gallery,
         store=not args.no_gallery,
         title=args.title,
@@ -361,7 +338,7 @@ def generate_with_model(args: argparse.Namespace) -> int:
 
 def _generate_builtin(args: argparse.Namespace) -> int:
     """``generate --model arbitrary|styles26``: every check before any work, then one pass."""
-    from jaxstyle import inputs, weights
+    from jaxstyle import inputs, runners, weights
     from jaxstyle.instant import builtin
     from jaxstyle.instant.run import run_builtin
     from jaxstyle.settings import blend_weights
@@ -385,8 +362,9 @@ def _generate_builtin(args: argparse.Namespace) -> int:
     content = inputs.load_source(args.content)
     loaded = weights.load_weights(args.weights, allow_download=args.download_weights)
     run = run_builtin(
-        painter, content, styles, args.style_blend, loaded, size_px=size_px, strength=strength, stroke_px=stroke_px,
-        preserve_color=preserve_color, gallery_path=args.gallery, store=not args.no_gallery, title=args.title,
+        painter, content, styles, args.style_blend, runners.InProcessBackend(lambda: loaded), size_px=size_px,
+        strength=strength, stroke_px=stroke_px, preserve_color=preserve_color, gallery_path=args.gallery,
+        store=not args.no_gallery, title=args.title,
     )  # fmt: skip
     styles_named = [s.origin for s in styles] if entry.any_painting else list(run.result.styles)
     _write_and_report(

@@ -1,11 +1,14 @@
 """Trainings in the background: one thread per training, its progress readable from any thread,
 and a cancel that stops it after a checkpoint (what the app's Models page starts and watches).
+Each thread hands its training to a backend (:mod:`jaxstyle.runners`: this process, or a worker of
+the Ray cluster the app's runs go to), so the model and its checkpoints always land here.
 
 A :class:`Trainings` registry holds one gallery's trainings by model name, so a page that is
 rendered again (or another browser tab) finds a training that is still going. Everything a
 person can get wrong (a name that is taken, no styles, no photos, settings out of range) is
 refused by :meth:`Trainings.start` before a thread starts; what fails later (a photo that does not
-decode, a full disk) ends the training as failed, with its one-line reason in the snapshot.
+decode, a full disk) ends the training as failed, with its one-line reason in its
+:class:`~jaxstyle.runs.Progress`.
 
 Uploaded photos are kept in ``<name>-photos/`` beside the model, so a stopped training resumes on
 the very photos it started with, also after a restart; the gallery's photos are read again at a
@@ -15,7 +18,6 @@ resume. Nothing here imports Streamlit.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import os
 import shutil
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from jaxstyle import images
+from jaxstyle import images, runners
 from jaxstyle.errors import Cancelled, JaxstyleError
 from jaxstyle.instant import models
 from jaxstyle.instant.train import (
@@ -35,40 +37,14 @@ from jaxstyle.instant.train import (
     gallery_photos,
     photo_files,
     recorded_settings,
-    train,
 )
-from jaxstyle.weights import Weights
+from jaxstyle.runs import CANCELLED, DONE, FAILED, RUNNING, Progress
 
 log = logging.getLogger(__name__)
 
-RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 GALLERY_PHOTOS = "the gallery's photos"  # what train() records for photos given as a list
 _MAX_POINTS = 4000  # loss points kept for the live chart (thinned beyond that)
 _RATE_WINDOW = 20  # reports averaged for images per second
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingSnapshot:
-    """Where a training is now, for a progress view."""
-
-    name: str
-    state: str  # RUNNING, DONE, CANCELLED or FAILED
-    step: int  # steps done (0 while loading photos and compiling)
-    steps: int
-    loss: float | None
-    images_per_s: float | None
-    elapsed_s: float
-    losses: tuple[tuple[int, float], ...]  # (step, loss), thinned to at most about _MAX_POINTS
-    error: str  # why it failed or stopped; "" otherwise
-    resumed_from: int  # the step a resumed training started at (0 for a new one)
-
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.step / self.steps) if self.steps else 0.0
-
-    @property
-    def finished(self) -> bool:
-        return self.state != RUNNING
 
 
 class TrainingJob:
@@ -80,7 +56,7 @@ class TrainingJob:
         styles: Sequence[tuple[str, Image.Image]],
         photo_source: str | os.PathLike | Sequence[tuple[str, bytes]],
         settings: TrainSettings,
-        weights_loader: Callable[[], Weights],
+        backend: runners.Backend,
         *,
         gallery_path: str | os.PathLike | None,
         resume: bool = False,
@@ -90,13 +66,14 @@ class TrainingJob:
     ) -> None:
         self.name = name
         self.settings = settings
-        self._args = (list(styles), photo_source, weights_loader, gallery_path, resume, start_from)
+        self.backend = backend
+        self._args = (list(styles), photo_source, gallery_path, resume, start_from)
         self._cancel = threading.Event()
         self._lock = threading.Lock()
-        self._state = RUNNING
-        self._error = ""
+        self._status = RUNNING
+        self._error: str | None = None
         self._step = start_step
-        self._resumed_from = start_step
+        self._start_step = start_step
         self._loss: float | None = history[-1] if history else None
         self._losses = [(k + 1, float(v)) for k, v in enumerate(history)]
         self._rates: collections.deque[tuple[float, int]] = collections.deque(maxlen=_RATE_WINDOW)
@@ -117,28 +94,29 @@ class TrainingJob:
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
 
-    def snapshot(self) -> TrainingSnapshot:
+    def snapshot(self) -> Progress:
+        """Where the training is: its steps per second are the recent rate (images per second is
+        that times ``settings.batch``), its history ``{"step", "total"}`` points for a chart."""
         with self._lock:
             rates = list(self._rates)
-            rate = None
+            rate = 0.0
             if len(rates) >= 2 and rates[-1][0] > rates[0][0]:
-                rate = (rates[-1][1] - rates[0][1]) * self.settings.batch / (rates[-1][0] - rates[0][0])
-            return TrainingSnapshot(
-                name=self.name,
-                state=self._state,
+                rate = (rates[-1][1] - rates[0][1]) / (rates[-1][0] - rates[0][0])
+            return Progress(
+                self._status,
                 step=self._step,
-                steps=self.settings.steps,
-                loss=self._loss,
-                images_per_s=rate,
-                elapsed_s=self._elapsed if self._state != RUNNING else time.monotonic() - self._started,
-                losses=tuple(self._losses),
+                total_steps=self.settings.steps,
+                losses={} if self._loss is None else {"total": self._loss},
                 error=self._error,
-                resumed_from=self._resumed_from,
+                history=tuple({"step": step, "total": loss} for step, loss in self._losses),
+                elapsed_s=self._elapsed if self._status != RUNNING else time.monotonic() - self._started,
+                its_per_s=rate,
+                start_step=self._start_step,
             )
 
     def _report(self, progress: TrainProgress) -> bool:
         with self._lock:
-            if progress.step > self._resumed_from + 1:  # the first step's time is mostly compiling
+            if progress.step > self._start_step + 1:  # the first step's time is mostly compiling
                 self._rates.append((progress.elapsed_s, progress.step))
             self._step, self._loss = progress.step, progress.loss
             self._losses.append((progress.step, progress.loss))
@@ -147,30 +125,29 @@ class TrainingJob:
         return self._cancel.is_set()
 
     def _work(self) -> None:
-        styles, photo_source, weights_loader, gallery_path, resume, start_from = self._args
-        state, error = DONE, ""
+        styles, photo_source, gallery_path, resume, start_from = self._args
+        status, error = DONE, None
         try:
-            train(
+            self.backend.train(
                 self.name,
                 styles,
                 photo_source,
                 self.settings,
-                weights_loader(),
+                self._report,
                 gallery_path=gallery_path,
                 resume=resume,
                 start_from=start_from,
-                callback=self._report,
                 report_every=1,
             )
         except Cancelled as stopped:
-            state, error = CANCELLED, str(stopped).replace("--resume continues it", "Resume continues it")
+            status, error = CANCELLED, str(stopped).replace("--resume continues it", "Resume continues it")
         except JaxstyleError as failure:
-            state, error = FAILED, str(failure)
+            status, error = FAILED, str(failure)
         except Exception as failure:  # noqa: BLE001 — shown as one line, logged in full
             log.exception("training %s failed", self.name)
-            state, error = FAILED, f"unexpected error: {type(failure).__name__}: {failure}"
+            status, error = FAILED, f"unexpected error: {type(failure).__name__}: {failure}"
         with self._lock:
-            self._state, self._error = state, error
+            self._status, self._error = status, error
             self._elapsed = time.monotonic() - self._started
 
 
@@ -246,10 +223,19 @@ def resume_inputs(
 
 
 class Trainings:
-    """One gallery's trainings by model name: start, resume, find, forget."""
+    """One gallery's trainings by model name: start, resume, find, forget.
 
-    def __init__(self, gallery_path: str | os.PathLike | None = None) -> None:
+    Args:
+        gallery_path: the gallery the models are kept beside.
+        backend: where the trainings execute (the app's: :func:`jaxstyle.runners.backend_for`);
+            default in this process, with :func:`jaxstyle.runners.default_weights_loader`.
+    """
+
+    def __init__(
+        self, gallery_path: str | os.PathLike | None = None, *, backend: runners.Backend | None = None
+    ) -> None:
         self.gallery_path = gallery_path
+        self.backend = backend or runners.InProcessBackend(runners.default_weights_loader)
         self._jobs: dict[str, TrainingJob] = {}
         self._lock = threading.Lock()
 
@@ -278,7 +264,6 @@ class Trainings:
         styles: Sequence[tuple[str, Image.Image]],
         photo_source: str | os.PathLike | Sequence[tuple[str, bytes]],
         settings: TrainSettings,
-        weights_loader: Callable[[], Weights],
         *,
         keep_photos: bool = False,
         start_from: models.Model | None = None,
@@ -311,12 +296,12 @@ class Trainings:
             if keep_photos and not isinstance(photo_source, (str, os.PathLike)):
                 source = save_photos(name, photo_source, self.gallery_path)
             return TrainingJob(
-                name, styles, source, settings, weights_loader, gallery_path=self.gallery_path, start_from=start_from
+                name, styles, source, settings, self.backend, gallery_path=self.gallery_path, start_from=start_from
             )
 
         return self._launch(name, make, taken=True)
 
-    def resume(self, name: str, weights_loader: Callable[[], Weights]) -> TrainingJob:
+    def resume(self, name: str) -> TrainingJob:
         """Continue a stopped training of ``name`` from its last checkpoint.
 
         Raises:
@@ -331,7 +316,7 @@ class Trainings:
                 styles,
                 source,
                 settings,
-                weights_loader,
+                self.backend,
                 gallery_path=self.gallery_path,
                 resume=True,
                 history=history,

@@ -113,6 +113,11 @@ class BuiltinPainter:
 
     name: str
 
+    def __reduce__(self) -> tuple:
+        # Pickled as its class (to a Ray worker: jaxstyle.runners.Backend.instant), which reads the
+        # params there; the lock, programs and style vectors stay with this one.
+        return (type(self), ())
+
     def load(self) -> None:
         """Read the params now (they are read on first use otherwise): a missing or altered weight
         file is refused (WeightsError) before anything slow."""

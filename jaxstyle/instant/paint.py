@@ -38,6 +38,11 @@ class Painter:
         self._params = (jax.tree.map(jnp.asarray, model.net), jax.tree.map(jnp.asarray, model.norms))
         self._programs = Programs(_paint)
 
+    def __reduce__(self) -> tuple:
+        # Pickled as its model (to a Ray worker: jaxstyle.runners.Backend.instant); the params go
+        # on that device and the programs compile there.
+        return (Painter, (self.model,))
+
     def styled(self, styles: Sequence[str], blend: Sequence[float] | None = None) -> StyledNetwork:
         """The network with ``styles`` (blended by ``blend``) fixed, for a stream of frames.
 

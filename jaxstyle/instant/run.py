@@ -4,6 +4,9 @@ trained model (:func:`run_instant`) or a built-in one (:func:`run_builtin`).
 The image is scored with the optimization's loss (same VGG19 weights, layers and relative
 weights; :func:`jaxstyle.objective.losses_of`), beside the photo's own loss, so an instant run and
 an optimization run compare by one number in the gallery and on Compare.
+
+Painting and scoring happen where the backend executes (:meth:`jaxstyle.runners.Backend.instant`:
+this process, or a Ray worker with its own weights); the gallery is written here.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -21,6 +25,9 @@ from jaxstyle.instant.passes import InstantResult
 from jaxstyle.runs import METHOD_INSTANT
 from jaxstyle.settings import TransferSettings
 from jaxstyle.weights import Weights
+
+if TYPE_CHECKING:
+    from jaxstyle.runners import Backend
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +49,7 @@ def run_instant(
     styles: Sequence[str],
     blend: Sequence[float] | None,
     size_px: int,
-    weights: Weights,
+    backend: Backend,
     *,
     gallery_path: str | os.PathLike | None = None,
     store: bool = True,
@@ -52,7 +59,8 @@ def run_instant(
     owner: str | None = None,
 ) -> InstantRun:
     """Paint ``content`` with the painter's trained model in ``styles`` (blended by ``blend``) at
-    ``size_px``, score it, and store it in the gallery at ``gallery_path`` unless ``store`` is False.
+    ``size_px`` and score it where ``backend`` executes, and store it in the gallery at
+    ``gallery_path`` unless ``store`` is False.
     With ``score=False`` the image is stored at once and :attr:`InstantRun.score_later` scores it.
     ``owner``: on a shared site, the signed-in user the run belongs to.
 
@@ -67,7 +75,7 @@ def run_instant(
     style_inputs = [inputs.from_model(model, style) for style in styles]
     return _paint_and_store(
         lambda: painter.paint(content.image, styles, blend, size_px=size_px),
-        model.name, settings, content, style_inputs, weights,
+        model.name, settings, content, style_inputs, backend,
         gallery_path=gallery_path, store=store, title=title, tags=tags, score=score, owner=owner,
     )  # fmt: skip
 
@@ -77,7 +85,7 @@ def run_builtin(
     content: inputs.LoadedImage,
     styles: Sequence[inputs.LoadedImage] | Sequence[str],
     blend: Sequence[float] | None,
-    weights: Weights,
+    backend: Backend,
     *,
     size_px: int = 512,
     strength: float = 1.0,
@@ -119,7 +127,7 @@ def run_builtin(
             content.image, paint_styles, blend, size_px=size_px, strength=strength, stroke_px=stroke_px,
             preserve_color=preserve_color,
         ),
-        painter.name, settings, content, style_inputs, weights,
+        painter.name, settings, content, style_inputs, backend,
         gallery_path=gallery_path, store=store, title=title, tags=tags, score=score, owner=owner,
     )  # fmt: skip
 
@@ -130,7 +138,7 @@ def store_painted(
     settings: TransferSettings,
     content: inputs.LoadedImage,
     style_inputs: Sequence[inputs.LoadedImage],
-    weights: Weights,
+    backend: Backend,
     *,
     gallery_path: str | os.PathLike | None = None,
     title: str | None = None,
@@ -139,10 +147,10 @@ def store_painted(
     owner: str | None = None,
 ) -> InstantRun:
     """Store an image already painted (a frame from the camera) as an instant run, scored like
-    any other (now, or by the run's ``score_later`` when ``score`` is False); ``owner``: a shared
-    site's user it belongs to."""
+    any other where ``backend`` executes (now, or by the run's ``score_later`` when ``score`` is
+    False); ``owner``: a shared site's user it belongs to."""
     return _paint_and_store(
-        lambda: result, model_name, settings, content, style_inputs, weights,
+        lambda: result, model_name, settings, content, style_inputs, backend,
         gallery_path=gallery_path, store=True, title=title, tags=tags, score=score, owner=owner,
     )  # fmt: skip
 
@@ -153,7 +161,7 @@ def _paint_and_store(
     settings: TransferSettings,
     content: inputs.LoadedImage,
     style_inputs: Sequence[inputs.LoadedImage],
-    weights: Weights,
+    backend: Backend,
     *,
     gallery_path: str | os.PathLike | None,
     store: bool,
@@ -162,8 +170,9 @@ def _paint_and_store(
     score: bool,
     owner: str | None = None,
 ) -> InstantRun:
-    """The run added to the gallery (unless not ``store``), painted, scored beside the photo (now,
-    or by the returned run's ``score_later``), finished."""
+    """The run added to the gallery (unless not ``store``), painted and scored beside the photo
+    where ``backend`` executes (scored now, or by the returned run's ``score_later``), finished.
+    Its weights are recorded when it finishes: a Ray worker's are its own."""
     recorder = None
     if store:
         from jaxstyle.recorder import GalleryRecorder
@@ -173,7 +182,6 @@ def _paint_and_store(
             settings,
             content,
             style_inputs,
-            weights=weights,
             title=title if title is not None else inputs.default_title(content, style_inputs),
             tags=tags,
             method=METHOD_INSTANT,
@@ -181,15 +189,19 @@ def _paint_and_store(
             owner=owner,
         )
 
-    def scores(image: Image.Image) -> tuple[dict[str, float], dict[str, float]]:
-        paintings = [s.image for s in style_inputs]
+    paintings = [s.image for s in style_inputs]
+
+    def scores(image: Image.Image, weights: Weights) -> tuple[dict[str, float], dict[str, float]]:
         losses = objective.losses_of(image, content.image, paintings, settings, weights)
         photo = images.fit_long_side(content.image.convert("RGB"), settings.size_px)
         return losses, objective.losses_of(photo, content.image, paintings, settings, weights)
 
-    try:
+    def paint_and_score(weights: Weights) -> tuple[InstantResult, dict, dict, str]:
         result = paint()
-        losses, photo_losses = scores(result.image) if score else ({}, {})
+        return result, *(scores(result.image, weights) if score else ({}, {})), weights.source
+
+    try:
+        result, losses, photo_losses, weights_source = backend.instant(paint_and_score)
         run_id = None
         if recorder is not None:
             run_id = recorder.finish_instant(
@@ -199,7 +211,7 @@ def _paint_and_store(
                 compile_s=result.compile_s,
                 run_s=result.run_s,
                 device=result.device,
-                weights_source=weights.source,
+                weights_source=weights_source,
                 size_px=settings.size_px,
             )
     except BaseException as error:
@@ -210,7 +222,7 @@ def _paint_and_store(
         return InstantRun(result, losses, photo_losses, run_id)
 
     def score_later() -> None:
-        losses, photo_losses = scores(result.image)
+        losses, photo_losses = backend.instant(lambda weights: scores(result.image, weights))
         if recorder is not None:
             recorder.record_scores(photo_losses=photo_losses, losses=losses, size_px=settings.size_px)
 

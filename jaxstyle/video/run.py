@@ -36,7 +36,7 @@ from jaxstyle.video.flicker import DEFAULT_SMOOTH, TemporalFilter, check_smooth
 from jaxstyle.video.frames import DEFAULT_WORK_PX, FramePainter, check_work_px, styled_network
 
 if TYPE_CHECKING:
-    from jaxstyle.weights import Weights
+    from jaxstyle.runners import Backend
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,7 +283,7 @@ def store_capture(
     camera_frame: np.ndarray,
     painted: np.ndarray,
     style_inputs: Sequence[inputs.LoadedImage],
-    weights: Weights,
+    backend: Backend,
     *,
     gallery_path: str | os.PathLike | None = None,
     title: str | None = None,
@@ -292,8 +292,8 @@ def store_capture(
     owner: str | None = None,
 ) -> Any:
     """Store a camera frame and its painting (from :meth:`LivePainter.latest`) as an instant run
-    of ``live_style``'s model; scored now, or by the returned run's ``score_later`` (see
-    :func:`jaxstyle.instant.run.run_builtin`).
+    of ``live_style``'s model; scored where ``backend`` executes, now or by the returned run's
+    ``score_later`` (see :func:`jaxstyle.instant.run.run_builtin`).
 
     Raises:
         GalleryError: a gallery that cannot be written.
@@ -318,7 +318,7 @@ def store_capture(
         device=devices.description(), strength=live_style.strength, work_px=min(live_style.work_px, long_side),
     )  # fmt: skip
     return store_painted(
-        result, name, settings, content, style_inputs, weights, gallery_path=gallery_path,
+        result, name, settings, content, style_inputs, backend, gallery_path=gallery_path,
         title=title if title is not None else f"Live: {inputs.default_title(content, style_inputs)}",
         tags=("live",), score=score, owner=owner,
     )  # fmt: skip
