@@ -1,8 +1,10 @@
-"""Helpers the tests share (conftest.py holds the fixtures only): where the repo and the test
-photos are, waiting and ports, a local HTTP server, child-process environments, and for the
-gallery's tests a full set of settings, small PNGs and a finished run.
+"""Helpers the tests share (conftest.py holds the fixtures only): where the repo, the app and the
+test photos are, waiting and ports, a local HTTP server, child processes (their environment, the
+command line), encoded images, and for the gallery's and the runner's tests settings and finished
+runs.
 
-The servers the end-to-end tests start (the app, a sign-in provider) are in servers.py.
+The servers and the browser the end-to-end tests start (the app, a sign-in provider, Chromium) are
+in servers.py.
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ import http.server
 import io
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from jaxstyle.settings import TransferSettings
 
 REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "dashboard.py")  # what AppTest runs: the app as `streamlit run` starts it
 SHARED_DATA = REPO.parent / "shared" / "data"
 CONTENT_DIR = SHARED_DATA / "content"
 STYLES_DIR = SHARED_DATA / "styles"
@@ -44,11 +50,17 @@ def wait_until(condition, *, timeout_s: float = 180.0, what: str = "the conditio
         time.sleep(0.05)
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client hanging up early (a cancelled or capped download) is what many tests do
+
+
 @contextlib.contextmanager
 def local_http_server(handler) -> Iterator[str]:
     """A real HTTP server on 127.0.0.1, in a thread, answering with ``handler``; yields its base URL."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
+    httpd = _QuietServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -57,9 +69,49 @@ def local_http_server(handler) -> Iterator[str]:
         httpd.server_close()
 
 
-def subprocess_env() -> dict[str, str]:
-    """The environment for a child Python process that imports jaxstyle from this checkout."""
-    return {**os.environ, "PYTHONPATH": str(REPO)}
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a child Python process that imports jaxstyle from this checkout and
+    reaches servers on 127.0.0.1 directly (never through a proxy), with ``extra`` set."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_PROXY": "127.0.0.1,localhost", **extra}
+    for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        env.pop(proxy, None)
+    return env
+
+
+def jaxstyle(*args: str) -> subprocess.CompletedProcess:
+    """``python -m jaxstyle *args`` in a child process, run in the repo; its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "jaxstyle", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=subprocess_env(),
+        timeout=300,
+    )
+
+
+# --- images
+
+
+def encode(image: Image.Image, fmt: str, **params) -> bytes:
+    """``image`` as a file in format ``fmt`` (PIL's name: "PNG", "JPEG"), written with ``params``."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def png_of(image: Image.Image) -> bytes:
+    return encode(image, "PNG")
+
+
+def solid_png(color: str, size: tuple[int, int] = (48, 32)) -> bytes:
+    return png_of(Image.new("RGB", size, color))
+
+
+def photo(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """The photo at ``path`` resized to ``size`` as the network takes it: (1, height, width, 3) in [0, 1]."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB").resize(size, Image.Resampling.BICUBIC), np.float32)[None] / 255.0
 
 
 # --- the gallery's tests (the ``photos`` fixture they use is in conftest.py)
@@ -86,16 +138,6 @@ SETTINGS = TransferSettings(
     style_blend=(3.0, 1.0),
     preserve_color="luminance",
 )
-
-
-def png_of(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def solid_png(color: str, size: tuple[int, int] = (48, 32)) -> bytes:
-    return png_of(Image.new("RGB", size, color))
 
 
 def add_done_run(
@@ -126,4 +168,39 @@ def add_done_run(
         device="cpu",
         weights_source="random fallback",
     )
+    return run_id
+
+
+# --- the runner's tests and the app's (hostile input, faults)
+
+TINY = TransferSettings(size_px=32, iterations=2)
+LONG = TransferSettings(size_px=32, iterations=5000)  # runs until it is cancelled or killed
+
+
+def get_run(path: Path, run_id: int):
+    """Run ``run_id`` as the gallery at ``path`` holds it (a ``gallery.Run``)."""
+    from jaxstyle import gallery
+
+    with gallery.connect(path) as db:
+        return gallery.get_run(db, run_id)
+
+
+def seed_run(path: Path, shared_data: Path) -> int:
+    """One finished run with real (small) images, stored through the gallery API."""
+    from jaxstyle import gallery, images
+
+    with Image.open(shared_data / "content" / "chicago.jpg") as photo:
+        content = encode(images.fit_long_side(photo.convert("RGB"), 48), "JPEG")
+    with Image.open(shared_data / "styles" / "udnie.jpg") as painting:
+        style = encode(images.fit_long_side(painting.convert("RGB"), 48), "JPEG")
+    with gallery.connect(path) as db:
+        content_sha = gallery.store_image(db, content, origin_kind="upload", origin="chicago.jpg")
+        style_sha = gallery.store_image(db, style, origin_kind="catalog", origin="udnie")
+        run_id = gallery.add_run(db, TINY.to_dict(), content_sha=content_sha, style_shas=[style_sha], title="seed")
+        gallery.start_run(db, run_id, total_steps=2)
+        gallery.finish_run(
+            db, run_id, image_png=images.png_bytes(images.open_image(content)), initial_losses={"total": 2.0},
+            final_losses={"total": 1.0}, loss_history=[{"step": 2, "total": 1.0}], compile_s=0.1, run_s=0.2,
+            device="cpu", weights_source="random-fallback",
+        )  # fmt: skip
     return run_id

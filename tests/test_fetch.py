@@ -7,7 +7,6 @@ the address filter before any connection is made.
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from jaxstyle import fetch, images
 from jaxstyle.errors import FetchError, ImageError
+from tests.support import local_http_server
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -94,22 +94,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             pass  # the client hung up, as it should
 
 
-class QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass  # clients hanging up early is what many tests are about
-
-
 @pytest.fixture(scope="module")
 def server(shared_data: Path) -> Iterator[str]:
     Handler.jpeg = (shared_data / "content" / "golden_gate.jpg").read_bytes()
-    httpd = QuietServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with local_http_server(Handler) as url:  # it ignores clients hanging up early, what many tests are about
+        yield url
 
 
 def get(url: str, **kwargs) -> bytes:

@@ -1,4 +1,5 @@
-"""VGG19 weights: the Keras h5 loader, the npz cache, the download, the offline fallback, the load order.
+"""VGG19 weights: the Keras h5 loader, the npz cache, the download, the load order (the offline
+fallback is test_weights_fallback.py).
 
 No internet here, so the "pretrained" file is one the tests write with h5py in exactly Keras's
 layout (random values, distinct per layer), and downloads come from a real HTTP server on
@@ -12,18 +13,16 @@ import hashlib
 import http.server
 import re
 import shutil
-import socket
-import threading
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from PIL import Image
 
 from jaxstyle import cli, vgg, weights
 from jaxstyle.cli.common import EXIT_BAD_INPUT
 from jaxstyle.errors import Cancelled, WeightsError
+from tests.support import free_port, local_http_server, photo
 
 # (block, convolutions) of VGG19, written out here rather than taken from the code under test.
 BLOCKS = ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
@@ -99,11 +98,6 @@ def published(monkeypatch, keras_h5, keras_md5):
     """Make the test file count as the published one (its md5 and size become KERAS_MD5, KERAS_SIZE_BYTES)."""
     monkeypatch.setattr(weights.keras, "KERAS_MD5", keras_md5)
     monkeypatch.setattr(weights.keras, "KERAS_SIZE_BYTES", keras_h5.stat().st_size)
-
-
-def photo(path: Path, size: tuple[int, int]) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB").resize(size, Image.Resampling.BICUBIC), np.float32)[None] / 255.0
 
 
 def assert_same_params(got: dict, arrays: dict) -> None:
@@ -293,8 +287,10 @@ def test_stale_cached_npz_is_rebuilt_from_the_cached_h5(published, keras_h5, arr
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    routes: dict[str, tuple[int | None, bytes]] = {}  # path: (the Content-Length it declares, the body)
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        route = self.server.routes.get(self.path)
+        route = self.routes.get(self.path)
         if route is None:
             self.send_error(404)
             return
@@ -309,36 +305,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    def handle_error(self, request, client_address) -> None:
-        pass  # a client that hangs up early (a cancelled download) is expected here
-
-
 @pytest.fixture(scope="module")
 def server(keras_h5):
     data = keras_h5.read_bytes()
     other = bytearray(data)
     other[len(other) // 2] ^= 0xFF  # same size, one bit pattern changed
-    httpd = _Server(("127.0.0.1", 0), _Handler)
-    httpd.routes = {
+    _Handler.routes = {
         "/weights.h5": (len(data), data),
         "/truncated.h5": (len(data), data[: len(data) // 3]),
         "/other.h5": (len(other), bytes(other)),
         "/no-length.h5": (None, data),  # read until the server closes
     }
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with local_http_server(_Handler) as url:  # it ignores clients that hang up (a cancelled download)
+        yield url
 
 
 @pytest.fixture
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/weights.h5"
+    return f"http://127.0.0.1:{free_port()}/weights.h5"
 
 
 def test_download_verifies_and_reports_progress(server, keras_h5, keras_md5, tmp_path):
@@ -423,95 +407,6 @@ def test_the_published_urls_are_the_keras_ones():
     assert weights.KERAS_MD5 == "253f8cb515780f3b799900260a226db6"
     assert weights.KERAS_SIZE_BYTES == 80_134_624
     assert all(url.startswith("https://") and url.endswith("/" + weights.KERAS_FILE_NAME) for url in weights.KERAS_URLS)
-
-
-# --- the offline fallback --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def fallback(tmp_path_factory):
-    """The seed-0 fallback, computed once in a cache dir of its own: (params, cached npz)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("JAXSTYLE_CACHE_DIR", str(tmp_path_factory.mktemp("fallback-cache")))
-        params = weights.random_fallback_params(0)
-        return params, weights.fallback_npz_path(0)
-
-
-def test_fallback_is_deterministic_and_cached(fallback):
-    computed, _ = fallback
-    again = weights.random_fallback_params(0)  # this test's own, empty cache: computed afresh
-    cached = weights.random_fallback_params(0)  # now read from the cache
-    assert weights.fallback_npz_path(0).is_file()
-    for params in (again, cached):
-        for name in vgg.LAYER_NAMES:
-            for what in ("kernel", "bias"):
-                np.testing.assert_array_equal(params["params"][name][what], computed["params"][name][what])
-
-
-def test_fallback_rescales_the_smooth_random_network_one_factor_per_layer(fallback):
-    computed, _ = fallback
-    raw = weights.smooth_random_params(0)["params"]
-    for name in vgg.LAYER_NAMES:
-        kernel, raw_kernel = computed["params"][name]["kernel"], raw[name]["kernel"]
-        factor = float((kernel * raw_kernel).sum() / (raw_kernel * raw_kernel).sum())
-        assert factor > 0, name
-        np.testing.assert_allclose(kernel, factor * raw_kernel, rtol=1e-5, atol=1e-7, err_msg=name)
-
-
-def test_fallback_filters_ignore_pixel_level_stripes(fallback):
-    """Every filter of every layer is smooth: a pattern alternating every pixel, across or down,
-    gives the same response as its flat mean (so optimizing against the network does not pay off
-    in pixel noise). Checked on conv1_1 directly and on each layer's kernel as a 3×3 filter."""
-    computed, _ = fallback
-    stripes = np.zeros((1, 24, 24, 3), np.float32)
-    stripes[:, :, ::2] = 1.0
-    flat = np.full_like(stripes, 0.5)
-    for image in (stripes, stripes.transpose(0, 2, 1, 3)):
-        responses = [vgg.features(computed, x, ["conv1_1"])["conv1_1"][0, 2:-2, 2:-2] for x in (image, flat)]
-        np.testing.assert_allclose(*responses, atol=1e-4)
-    alternating = np.array([1.0, -1.0, 1.0])
-    for name in vgg.LAYER_NAMES:
-        kernel = computed["params"][name]["kernel"]
-        across = np.einsum("hwio,w->hio", kernel, alternating)
-        down = np.einsum("hwio,h->wio", kernel, alternating)
-        scale = np.abs(kernel).max()
-        assert np.abs(across).max() < 1e-5 * scale and np.abs(down).max() < 1e-5 * scale, name
-
-
-def test_fallback_first_layer_sees_colour_only_through_blobs_and_edges(fallback):
-    """conv1_1: luma filters weigh R, G and B alike; colour filters' weights sum to 0 over R, G, B."""
-    computed, _ = fallback
-    kernel = computed["params"]["conv1_1"]["kernel"]  # (3, 3, 3 BGR, 64)
-    per_pixel = np.abs(kernel).sum(axis=(0, 1))
-    luma = np.isclose(kernel[..., 0, :], kernel[..., 1, :], atol=1e-7).all(axis=(0, 1)) & np.isclose(
-        kernel[..., 1, :], kernel[..., 2, :], atol=1e-7
-    ).all(axis=(0, 1))
-    opponent = np.abs(kernel.sum(axis=2)).max(axis=(0, 1)) < 1e-6 * per_pixel.max()
-    assert luma.sum() == sum(n for kind, n in weights.FIRST_LAYER_FILTERS.items() if kind.startswith("luma"))
-    assert opponent.sum() == sum(n for kind, n in weights.FIRST_LAYER_FILTERS.items() if kind.startswith("colour"))
-
-
-def test_fallback_mean_activation_is_near_one_on_a_photo(fallback, content_path):
-    computed, _ = fallback
-    means = {
-        name: float(a.mean())
-        for name, a in vgg.features(computed, photo(content_path, (128, 96)), vgg.LAYER_NAMES).items()
-    }
-    print(f"fallback mean activations on {content_path.name} at 128×96:", {k: round(v, 2) for k, v in means.items()})
-    assert all(0.3 < mean < 3.0 for mean in means.values()), means
-
-
-def test_fallback_is_labeled_not_pretrained(fallback):
-    _, npz = fallback
-    weights.fallback_npz_path(0).parent.mkdir(parents=True)
-    shutil.copyfile(npz, weights.fallback_npz_path(0))  # reuse the module's computation
-    loaded = weights.load_weights()
-    assert (loaded.pretrained, loaded.source, loaded.checksum) == (False, "random-fallback", None)
-    assert "not the pretrained model" in loaded.description and "random" in loaded.description
-    # The fallback npz carries its label with it, even when named explicitly.
-    explicit = weights.load_weights(npz)
-    assert not explicit.pretrained and "not the pretrained model" in explicit.description
-    assert weights.weights_status(npz).pretrained is False
 
 
 # --- the load order --------------------------------------------------------------------------
