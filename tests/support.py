@@ -171,7 +171,13 @@ def add_done_run(
     return run_id
 
 
-# --- the runner's tests and the app's (hostile input, faults)
+# --- the runner's tests and the app's (AppTest)
+
+
+def cards(at, prefix: str) -> list[int]:
+    """Run ids of the cards an AppTest page shows (their Open buttons have keys ``<prefix>_<id>``)."""
+    return [int(b.key.rsplit("_", 1)[1]) for b in at.button if b.key and b.key.startswith(f"{prefix}_")]
+
 
 TINY = TransferSettings(size_px=32, iterations=2)
 LONG = TransferSettings(size_px=32, iterations=5000)  # runs until it is cancelled or killed

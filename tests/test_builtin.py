@@ -19,7 +19,7 @@ from jaxstyle.errors import SettingsError, WeightsError
 from jaxstyle.instant import arbitrary, builtin, models, onnx_import, styles26
 from jaxstyle.instant.run import run_builtin
 from tests.onnx_reference import Session, float_graph, free_size
-from tests.test_cli import jaxstyle
+from tests.support import jaxstyle
 
 PHOTOS = ("chicago.jpg", "golden_gate.jpg", "tubingen.jpg")
 PAINTINGS = ("starry_night.jpg", "great_wave.jpg", "the_scream.jpg")

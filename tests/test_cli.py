@@ -2,32 +2,18 @@
 bad input → one line on stderr and a non-zero exit."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from PIL import Image
 
 from jaxstyle import gallery
-from tests.support import REPO
+from tests.support import REPO, jaxstyle
 
 
 @pytest.fixture(autouse=True)
 def _warm_cache(fallback_weights, warm_cache_dir, monkeypatch):
     """CLI processes share the session's cache: the fallback weights are made once."""
     monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))
-
-
-def jaxstyle(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "jaxstyle", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=300,
-    )
 
 
 def test_generate_writes_a_png_prints_json_and_stores_the_run(tmp_path, content_path, shared_data):

@@ -22,10 +22,8 @@ from jaxstyle import gallery, images, inputs, runs
 from jaxstyle.instant import models
 from jaxstyle.instant.train import TrainSettings, train
 from jaxstyle.settings import TransferSettings
-from tests.support import CONTENT_DIR, REPO, STYLES_DIR
+from tests.support import APP, CONTENT_DIR, STYLES_DIR
 from ui.model_views import binned_losses
-
-APP = str(REPO / "dashboard.py")
 
 
 @pytest.fixture(autouse=True)

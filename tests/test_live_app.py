@@ -24,9 +24,8 @@ from streamlit.testing.v1 import AppTest
 
 from jaxstyle import gallery, runs
 from jaxstyle.video import clips
-from tests.support import CONTENT_DIR, REPO
+from tests.support import APP, CONTENT_DIR
 
-APP = str(REPO / "dashboard.py")
 LIVE = "app_pages/live.py"
 
 

@@ -19,9 +19,7 @@ from streamlit.testing.v1 import AppTest
 from jaxstyle import gallery, images, inputs
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
-from tests.support import REPO
-
-APP = str(REPO / "dashboard.py")
+from tests.support import APP, cards
 
 
 @pytest.fixture(scope="session")
@@ -106,11 +104,6 @@ def make_run(
         if favorite:
             gallery.set_favorite(db, run_id, True)
     return run_id
-
-
-def cards(at: AppTest, prefix: str) -> list[int]:
-    """Run ids of the cards shown (their Open buttons have keys ``<prefix>_<id>``)."""
-    return [int(b.key.rsplit("_", 1)[1]) for b in at.button if b.key and b.key.startswith(f"{prefix}_")]
 
 
 def wait_for_run(gallery_path: Path, *, timeout_s: float = 300.0) -> gallery.Run:

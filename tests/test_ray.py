@@ -27,9 +27,8 @@ from jaxstyle.errors import ClusterError
 from jaxstyle.jobs import JobRunner
 from jaxstyle.runners import ray_cluster
 from jaxstyle.settings import TransferSettings
-from tests.support import CONTENT_DIR, REPO, STYLES_DIR, free_port, wait_until
+from tests.support import APP, CONTENT_DIR, REPO, STYLES_DIR, free_port, wait_until
 
-APP = str(REPO / "dashboard.py")
 TINY = TransferSettings(size_px=32, iterations=3)
 RETRIED = TransferSettings(size_px=32, iterations=400)  # long enough to be killed mid-run, short to redo
 LONG = TransferSettings(size_px=32, iterations=5000)  # runs until it is cancelled

@@ -11,8 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from jaxstyle import gallery
-from tests.support import add_done_run
-from tests.test_pages import APP, cards
+from tests.support import APP, add_done_run, cards
 
 AUTH = {  # Streamlit's [auth]: never contacted here, AppTest's st.user stands in for a sign-in
     "redirect_uri": "http://localhost:8501/oauth2callback",
