@@ -8,6 +8,7 @@ browsers, benchmarks end to end, Ray; marked ``slow``): ``python -m pytest -m "n
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,34 @@ def huge_png() -> bytes:
     Image.new("1", (10_000, 10_000)).save(buffer, format="PNG")
     assert len(buffer.getvalue()) < 200_000 and images.MAX_INPUT_PIXELS < 10_000 * 10_000
     return buffer.getvalue()
+
+
+# --- the end-to-end tests' (what they start is in servers.py)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for a module's browser tests (skipped, or failed, where it is missing)."""
+    from tests.servers import chromium
+
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def app_url(tmp_path: Path):
+    """`streamlit run dashboard.py` on a free local port, with its own gallery file."""
+    from tests.servers import app_health, serve, streamlit_command
+    from tests.support import free_port
+
+    port = free_port()
+    log_path = tmp_path / "streamlit.log"
+    env = {
+        **os.environ,
+        "JAXSTYLE_GALLERY": str(tmp_path / "gallery.db"),
+        "NO_PROXY": "127.0.0.1,localhost",
+        "STREAMLIT_SERVER_HEADLESS": "true",
+    }
+    url = f"http://127.0.0.1:{port}"
+    with serve(streamlit_command(port), f"{url}/_stcore/health", log_path, env, ok=app_health):
+        yield url

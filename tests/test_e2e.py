@@ -4,109 +4,16 @@ Upload a photo, choose a painting, generate at a tiny size, wait for the result,
 run in the gallery; paint a photo at once with the built-in model on a fresh install, and with a
 trained model. Screenshots go to the test's tmp dir. Without Chromium the test skips (saying
 how to install it), unless JAXSTYLE_REQUIRE_BROWSER=1 (set by .ci/run) makes that a failure.
+Chromium, the app's server and the page helpers are in servers.py, the fixtures in conftest.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
-from tests.servers import app_health, serve, streamlit_command
-from tests.support import free_port
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.servers import new_page, open_expander, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def _missing_browser() -> str | None:
-    if not (Path(CHROMIUM).is_file() or shutil.which("chromium")):
-        return f"no Chromium at {CHROMIUM}: install it with `apt-get install chromium` (never `playwright install`)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright for Python is missing: `pip install -r requirements-dev.txt`"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    problem = _missing_browser()
-    if problem:
-        if os.environ.get("JAXSTYLE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"JAXSTYLE_REQUIRE_BROWSER=1 but {problem}")
-        pytest.skip(problem)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def app_url(tmp_path: Path):
-    """`streamlit run dashboard.py` on a free local port, with its own gallery file."""
-    port = free_port()
-    log_path = tmp_path / "streamlit.log"
-    env = {
-        **os.environ,
-        "JAXSTYLE_GALLERY": str(tmp_path / "gallery.db"),
-        "NO_PROXY": "127.0.0.1,localhost",
-        "STREAMLIT_SERVER_HEADLESS": "true",
-    }
-    url = f"http://127.0.0.1:{port}"
-    with serve(streamlit_command(port), f"{url}/_stcore/health", log_path, env, ok=app_health):
-        yield url
-
-
-def settle(page) -> None:
-    """Wait for the rerun an interaction started: acting during one can race with it."""
-    from playwright.sync_api import expect
-
-    page.wait_for_timeout(300)
-    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=60_000)
-
-
-def open_expander(page, label: str) -> None:
-    """Open an expander. The first click after choosing in a multiselect can be taken by the
-    multiselect (closing its menu), so click until it is open."""
-    expander = page.get_by_test_id("stExpander").filter(has_text=label)
-    for _ in range(3):
-        expander.get_by_text(label).click()
-        settle(page)
-        if expander.locator("details[open]").count():
-            return
-    pytest.fail(f"the expander {label!r} did not open")
-
-
-@contextlib.contextmanager
-def new_page(browser, tmp_path: Path, *, shots: tuple[str, ...]):
-    """A browser page that leaves failure.png behind when the flow fails, and then checks that
-    every screenshot in ``shots`` was taken."""
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    try:
-        yield page
-    except Exception:
-        page.screenshot(path=tmp_path / "failure.png")
-        raise
-    finally:
-        page.close()
-    for name in shots:
-        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
 
 
 @pytest.mark.timeout(600)

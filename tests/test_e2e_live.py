@@ -1,6 +1,6 @@
 """The Live page end to end in a real browser: Debian's Chromium with its fake camera (fed a Y4M clip
 made here from a real photo) driven by Playwright against `streamlit run` (the server, the page
-helpers and the skip rule of tests/test_e2e.py). Start the stream, see `painted frames` rise past
+helpers and the skip rule of tests/servers.py). Start the stream, see `painted frames` rise past
 20, change the painting while it runs and see the count keep rising, capture a frame, and find it in
 the Gallery; and paint an uploaded clip through the queue, then open its run page, which plays it.
 WebRTC runs with no ICE servers (the app's default): browser and app on one machine.
@@ -8,7 +8,6 @@ WebRTC runs with no ICE servers (the app's default): browser and app on one mach
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -18,10 +17,9 @@ import pytest
 from PIL import Image
 
 from jaxstyle.video import clips
-from tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, _missing_browser, app_url, new_page, settle
+from tests.servers import chromium, new_page, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-__all__ = ["app_url"]  # a fixture of tests/test_e2e.py, used here
 
 COUNT = re.compile(r"painted frames: (\d+) · ")
 
@@ -44,24 +42,13 @@ def camera_clip(tmp_path_factory, shared_data) -> Path:
 @pytest.fixture(scope="module")
 def browser(camera_clip):
     """Chromium with a fake camera that plays ``camera_clip`` and grants itself the permission."""
-    problem = _missing_browser()
-    if problem:
-        if os.environ.get("JAXSTYLE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"JAXSTYLE_REQUIRE_BROWSER=1 but {problem}")
-        pytest.skip(problem)
-    from playwright.sync_api import sync_playwright
-
-    args = [
-        *CHROMIUM_ARGS,
+    with chromium(
         "--disable-quic",
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-video-capture={camera_clip}",
-    ]
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    ) as launched:
         yield launched
-        launched.close()
 
 
 def painted_frames(page) -> int:

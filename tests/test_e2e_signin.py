@@ -28,9 +28,8 @@ from typing import Any
 
 import pytest
 
-from tests.servers import app_health, serve, streamlit_command
+from tests.servers import app_health, open_expander, serve, settle, skip_or_fail, streamlit_command
 from tests.support import CONTENT_DIR, STYLES_DIR, free_port, wait_until
-from tests.test_e2e import browser, open_expander, settle  # noqa: F401 (browser: the fixture)
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -106,13 +105,10 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(browser, tmp_path_factory, warm_cache_dir, fallback_weights) -> Iterator[Site]:  # noqa: F811
+def site(browser, tmp_path_factory, warm_cache_dir, fallback_weights) -> Iterator[Site]:
     """The provider and the app, each on a free port; the app with one worker and the fallback VGG."""
     if importlib.util.find_spec("oidc_provider_mock") is None:
-        problem = "oidc-provider-mock is missing: `pip install -r requirements-dev.txt`"
-        if os.environ.get("JAXSTYLE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"JAXSTYLE_REQUIRE_BROWSER=1 but {problem}")
-        pytest.skip(problem)
+        skip_or_fail("oidc-provider-mock is missing: `pip install -r requirements-dev.txt`")
     expect.set_options(timeout=30_000)
     tmp = tmp_path_factory.mktemp("signin")
     provider, app_port = f"http://127.0.0.1:{free_port()}", free_port()
