@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,52 @@ def wait_until(condition, *, timeout_s: float = 180.0, what: str = "the conditio
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(0.05)
+
+
+class RoutedHandler(http.server.BaseHTTPRequestHandler):
+    """A quiet HTTP/1.1 handler that answers a GET from ``routes()`` (path: what to send), 404 elsewhere."""
+
+    protocol_version = "HTTP/1.1"
+
+    def routes(self) -> dict[str, Callable[[], None]]:
+        return {}
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        route = self.routes().get(self.path)
+        if route is None:
+            self.send_body(b"not here", "text/plain", status=404)
+        else:
+            route()
+
+    def send_body(self, body: bytes, content_type: str, *, status: int = 200, length: bool = True) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if length:
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Connection", "close")  # the body ends when the connection does
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def announce_only(self, length: int) -> None:
+        """Announce a JPEG of ``length`` bytes and send nothing: only a client that trusts the header
+        returns quickly."""
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        self.wfile.flush()
+        time.sleep(3)
+
+    def log_message(self, format, *args) -> None:  # keep test output quiet
+        pass
 
 
 class _QuietServer(http.server.ThreadingHTTPServer):

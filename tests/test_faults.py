@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import http.server
 import io
 import os
 import signal
@@ -32,7 +31,18 @@ from PIL import Image
 from jaxstyle import gallery, images, inputs, weights
 from jaxstyle.errors import GalleryError
 from jaxstyle.jobs import JobRunner
-from tests.support import LONG, REPO, TINY, encode, get_run, local_http_server, seed_run, subprocess_env, wait_until
+from tests.support import (
+    LONG,
+    REPO,
+    TINY,
+    RoutedHandler,
+    encode,
+    get_run,
+    local_http_server,
+    seed_run,
+    subprocess_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -55,22 +65,12 @@ def without_file_permission_override(command: list[str]) -> list[str]:
 # ----- a weights server on 127.0.0.1 -------------------------------------------------------------
 
 
-class WeightsHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):  # keep test output quiet
-        pass
-
-    def do_GET(self):  # the name http.server calls
-        if self.path == "/slow-weights":
-            self.slow_weights()
-            return
-        body = WEIGHTS_BODY if self.path == "/weights" else b"not here"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+class WeightsHandler(RoutedHandler):
+    def routes(self):
+        return {
+            "/slow-weights": self.slow_weights,
+            "/weights": lambda: self.send_body(WEIGHTS_BODY, "application/octet-stream"),
+        }
 
     def slow_weights(self) -> None:
         # Announces the whole file, then sends it slowly: a download that a kill can interrupt.
@@ -174,9 +174,11 @@ def test_a_base_exception_from_a_run_fails_it_and_a_new_worker_takes_over(galler
         runner.shutdown()
 
 
-KILLED_PROCESS = """
+# A child process's runner, up to a first run finished (what the killed process and the read-only
+# gallery keep intact); the script goes on from there.
+RUNNER_WITH_A_FINISHED_RUN = """
 import sys, time
-from jaxstyle import inputs, weights
+from jaxstyle import gallery, inputs, weights
 from jaxstyle.jobs import JobRunner
 from jaxstyle.settings import TransferSettings
 
@@ -186,6 +188,11 @@ content, style = inputs.load_source(content), inputs.load_source(style)
 finished = runner.submit(TransferSettings(size_px=32, iterations=2), content, [style])
 while not runner.progress(finished).finished:
     time.sleep(0.05)
+"""
+
+KILLED_PROCESS = (
+    RUNNER_WITH_A_FINISHED_RUN
+    + """
 running = runner.submit(TransferSettings(size_px=32, iterations=5000), content, [style])
 waiting = runner.submit(TransferSettings(size_px=32, iterations=2), content, [style])
 while runner.progress(running).step < 2:
@@ -193,6 +200,7 @@ while runner.progress(running).step < 2:
 print(finished, running, waiting, flush=True)
 time.sleep(300)
 """
+)
 
 
 def test_a_process_killed_mid_run_leaves_its_runs_failed_naming_it_and_earlier_runs_intact(
@@ -310,18 +318,9 @@ def test_a_full_disk_fails_the_run_with_the_cause_and_the_runner_goes_on(
     assert integrity(gallery_path) == "ok"
 
 
-READ_ONLY_MID_RUN = """
-import sys, time
-from jaxstyle import gallery, inputs, weights
-from jaxstyle.jobs import JobRunner
-from jaxstyle.settings import TransferSettings
-
-path, content, style = sys.argv[1:4]
-runner = JobRunner(path, weights=weights.load_weights(), report_every=1)
-content, style = inputs.load_source(content), inputs.load_source(style)
-finished = runner.submit(TransferSettings(size_px=32, iterations=2), content, [style])
-while not runner.progress(finished).finished:
-    time.sleep(0.05)
+READ_ONLY_MID_RUN = (
+    RUNNER_WITH_A_FINISHED_RUN
+    + """
 run = runner.submit(TransferSettings(size_px=32, iterations=300), content, [style])
 while runner.progress(run).step < 1:
     time.sleep(0.05)
@@ -338,6 +337,7 @@ while True:  # the runner writes the refused outcome again, every few seconds
     time.sleep(0.2)
 runner.shutdown()
 """
+)
 
 
 def test_a_gallery_made_read_only_mid_run_fails_the_run_naming_the_cause(

@@ -6,7 +6,6 @@ the address filter before any connection is made.
 
 from __future__ import annotations
 
-import http.server
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,39 +14,18 @@ import pytest
 
 from jaxstyle import fetch, images
 from jaxstyle.errors import FetchError, ImageError
-from tests.support import local_http_server
+from tests.support import RoutedHandler, local_http_server
 
 pytestmark = pytest.mark.timeout(30)
 
 CAP_BYTES = 10_000  # a small byte cap for the over-the-cap routes
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(RoutedHandler):
     jpeg: bytes = b""
 
-    def log_message(self, format, *args):  # keep test output quiet
-        pass
-
-    def send_body(self, body: bytes, content_type: str, *, status: int = 200, length: bool = True) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        if length:
-            self.send_header("Content-Length", str(len(body)))
-        else:
-            self.send_header("Connection", "close")  # the body ends when the connection does
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
-
-    def redirect(self, location: str) -> None:
-        self.send_response(302)
-        self.send_header("Location", location)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self):  # the name http.server calls
-        routes = {
+    def routes(self):
+        return {
             "/photo.jpg": lambda: self.send_body(self.jpeg, "image/jpeg"),
             "/photo-as-text": lambda: self.send_body(self.jpeg, "text/plain"),
             "/page.html": lambda: self.send_body(b"<!DOCTYPE html><html><body>Hello</body></html>", "text/html"),
@@ -64,20 +42,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "/to-file": lambda: self.redirect("file:///etc/passwd"),
             "/trickle": self.trickle,
         }
-        route = routes.get(self.path)
-        if route is None:
-            self.send_body(b"not here", "text/plain", status=404)
-        else:
-            route()
-
-    def announce_only(self, length: int) -> None:
-        # Announces a body and sends nothing: only a client that trusts the header returns quickly.
-        self.send_response(200)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        self.wfile.flush()
-        time.sleep(3)
 
     def trickle(self) -> None:
         # One byte every 50 ms: never idle long enough for a read timeout.

@@ -18,7 +18,6 @@ have a name resolve to 10.x or 169.254.169.254 on a test machine).
 from __future__ import annotations
 
 import functools
-import http.server
 import socket
 import struct
 import subprocess
@@ -40,6 +39,7 @@ from tests.support import (
     LONG,
     REPO,
     TINY,
+    RoutedHandler,
     encode,
     get_run,
     local_http_server,
@@ -106,28 +106,11 @@ def png_with_flat_pixels(width: int, height: int, *, color_type: int = 6) -> byt
 # ----- a hostile web server on 127.0.0.1 --------------------------------------------------------
 
 
-class HostileHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class HostileHandler(RoutedHandler):
     photo = b""
 
-    def log_message(self, format, *args):  # keep test output quiet
-        pass
-
-    def send_body(self, body: bytes, content_type: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def redirect(self, location: str) -> None:
-        self.send_response(302)
-        self.send_header("Location", location)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self):  # the name http.server calls
-        routes = {
+    def routes(self):
+        return {
             "/photo.jpg": lambda: self.send_body(self.photo, "image/jpeg"),
             "/page.html": lambda: self.send_body(b"<!DOCTYPE html><html><body>Log in</body></html>", "image/jpeg"),
             "/api.json": lambda: self.send_body(b'{"image": "https://example.org/a.jpg"}', "application/json"),
@@ -135,22 +118,9 @@ class HostileHandler(http.server.BaseHTTPRequestHandler):
             "/to-metadata-name": lambda: self.redirect("http://metadata.test/latest/meta-data/"),
             "/to-intranet-name": lambda: self.redirect("http://intranet.test/photo.jpg"),
             "/loop": lambda: self.redirect("/loop"),
-            "/huge-announced": self.huge_announced,
+            "/huge-announced": lambda: self.announce_only(60 * 1024 * 1024),
             "/forever": self.forever,
         }
-        route = routes.get(self.path)
-        if route is None:
-            self.send_body(b"not here", "text/plain")
-        else:
-            route()
-
-    def huge_announced(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", str(60 * 1024 * 1024))
-        self.end_headers()
-        self.wfile.flush()
-        time.sleep(2)
 
     def forever(self) -> None:
         # An endless body with no length: only the byte cap or the time cap ends it.
