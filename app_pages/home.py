@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from jaxstyle import gallery, runs
+from jaxstyle import devices, gallery, runs
 
 intro, action = st.columns([3, 1], vertical_alignment="center")
 with intro:
@@ -32,7 +32,7 @@ st.subheader("System", anchor=False)
 device_col, runs_col, weights_col, gallery_col = st.columns(4, gap="medium")
 with device_col, st.container(border=True):
     device = ui.device()
-    st.metric("Device", "GPU" if device.startswith(("gpu", "cuda")) else device.upper(), border=False)
+    st.metric("Device", devices.platform().upper(), border=False)
     st.caption(device if ":" in device else "JAX on the CPU: fine for previews; a GPU is much faster.")
 with runs_col, st.container(border=True), ui.guard("the runner"):
     ui.runs_panel()

@@ -1,6 +1,6 @@
 """The layout of the code: the pages live in app_pages/ (never pages/), each defined once in
 ui/pages.py; no module writes another's widget keys; and no module of the core (jaxstyle/) or of the
-UI package (ui/) imports in a cycle."""
+UI package (ui/) imports in a cycle; no module is past 600 lines; entry points live in their packages."""
 
 from __future__ import annotations
 
@@ -345,3 +345,40 @@ def test_the_core_errors_live_in_errors_py_and_their_former_homes_still_export_t
     assert database.RunNotFound is errors.RunNotFound
     assert errors.RunNotFound.__bases__ == (errors.GalleryError, LookupError)
     assert models.ModelError is errors.ModelError
+
+
+MAX_MODULE_LINES = 600  # past this a module is asking to be split by job
+
+
+def long_modules(root: Path, limit: int = MAX_MODULE_LINES) -> dict[str, int]:
+    """Python files under ``root``'s code folders (and dashboard.py) longer than ``limit`` lines."""
+    files = [
+        root / "dashboard.py",
+        *(p for folder in (*PACKAGES, "app_pages", "tests") for p in (root / folder).rglob("*.py")),
+    ]
+    lengths = {path.relative_to(root).as_posix(): len(path.read_text(encoding="utf-8").splitlines()) for path in files}
+    return {name: lines for name, lines in sorted(lengths.items()) if lines > limit}
+
+
+def test_no_module_is_longer_than_600_lines():
+    assert long_modules(REPO) == {}
+
+
+def test_the_length_check_counts_lines_in_every_folder(tmp_path: Path):
+    (tmp_path / "dashboard.py").write_text("x = 1\n")
+    for folder in (*PACKAGES, "app_pages", "tests"):
+        (tmp_path / folder / "deep").mkdir(parents=True)
+        (tmp_path / folder / "deep" / "long.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+        (tmp_path / folder / "short.py").write_text("x = 1\n" * MAX_MODULE_LINES)
+    assert sorted(long_modules(tmp_path)) == [
+        f"{folder}/deep/long.py" for folder in sorted((*PACKAGES, "app_pages", "tests"))
+    ]
+
+
+def test_entry_points_live_in_their_packages_not_beside_the_core():
+    # The command line and the benchmarks import the core; nothing in the core imports them, so they
+    # live in jaxstyle/cli/ and jaxstyle/bench/ and the top of jaxstyle/ shows only the core.
+    top = sorted(path.name for path in (REPO / "jaxstyle").glob("*.py"))
+    assert [name for name in top if name.startswith(("bench", "cli", "ray_runner", "runners"))] == []
+    for package in ("cli", "bench", "runners"):
+        assert (REPO / "jaxstyle" / package / "__init__.py").is_file()
