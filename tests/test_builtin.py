@@ -263,7 +263,11 @@ def test_builtin_names_cannot_be_taken_by_a_trained_or_imported_model():
     assert models.check_new_name("my-model") == "my-model"
 
 
-def test_the_cli_paints_with_builtin_models_and_lists_them(tmp_path, content_path, shared_data):
+def test_the_cli_paints_with_builtin_models_and_lists_them(
+    tmp_path, content_path, shared_data, monkeypatch, warm_cache_dir, fallback_weights
+):
+    # The session's cache: the fallback VGG19 that scores the runs is made once, not in each process.
+    monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))
     out = tmp_path / "out.png"
     gallery_file = tmp_path / "g.db"
     done = jaxstyle(
