@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +22,7 @@ from jaxstyle.errors import SettingsError, WeightsError
 from jaxstyle.instant import arbitrary, builtin, models, onnx_import, styles26
 from jaxstyle.instant.run import run_builtin
 from tests.onnx_reference import Session, float_graph, free_size
-from tests.support import jaxstyle
+from tests.support import REPO, jaxstyle
 
 PHOTOS = ("chicago.jpg", "golden_gate.jpg", "tubingen.jpg")
 PAINTINGS = ("starry_night.jpg", "great_wave.jpg", "the_scream.jpg")
@@ -259,7 +262,11 @@ def test_builtin_names_cannot_be_taken_by_a_trained_or_imported_model():
     assert models.check_new_name("my-model") == "my-model"
 
 
-def test_the_cli_paints_with_builtin_models_and_lists_them(tmp_path, content_path, shared_data):
+def test_the_cli_paints_with_builtin_models_and_lists_them(
+    tmp_path, content_path, shared_data, monkeypatch, warm_cache_dir, fallback_weights
+):
+    # The session's cache: the fallback VGG19 that scores the runs is made once, not in each process.
+    monkeypatch.setenv("JAXSTYLE_CACHE_DIR", str(warm_cache_dir))
     out = tmp_path / "out.png"
     gallery_file = tmp_path / "g.db"
     done = jaxstyle(
@@ -287,8 +294,7 @@ def test_the_cli_paints_with_builtin_models_and_lists_them(tmp_path, content_pat
 def test_the_cli_refuses_bad_builtin_requests_in_one_line(tmp_path, content_path, shared_data):
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("not a painting")
-    base = ["generate", "--content", str(content_path), "--out", str(tmp_path / "x.png"), "--gallery",
-            str(tmp_path / "g.db")]  # fmt: skip
+    base = ["generate", "--content", str(content_path), "--out", str(tmp_path / "x.png")]
     cases = {
         "painting not an image": (["--model", "arbitrary", "--style", str(not_an_image)], "notes.png"),
         "blend of nothing": (
@@ -305,14 +311,28 @@ def test_the_cli_refuses_bad_builtin_requests_in_one_line(tmp_path, content_path
         "unknown numbered style": (["--model", "styles26", "--style", "26"], "numbered 0–25"),
         "strength for an optimization": (["--style", "great_wave", "--strength", "0.5"], "--strength"),
     }
-    for case, (flags, message) in cases.items():
-        done = jaxstyle(*base, *flags)
-        assert done.returncode == 2, (case, done.stderr)
-        lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and message in lines[0], (case, done.stderr)
-    if (tmp_path / "g.db").exists():  # nothing stored by any refused request
-        with gallery.connect(tmp_path / "g.db") as db:
-            assert not gallery.list_runs(db)
+    # The refusals are independent: their processes start at once (each pays the imports), each
+    # with a gallery of its own, so that none waits on another's.
+    galleries = {case: tmp_path / f"g{index}.db" for index, case in enumerate(cases)}
+    started = {
+        case: subprocess.Popen(
+            [sys.executable, "-m", "jaxstyle", *base, *flags, "--gallery", str(galleries[case])],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for case, (flags, _) in cases.items()
+    }
+    for case, (_, message) in cases.items():
+        _, stderr = started[case].communicate(timeout=300)
+        assert started[case].returncode == 2, (case, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (case, stderr)
+        if galleries[case].exists():  # nothing stored by any refused request
+            with gallery.connect(galleries[case]) as db:
+                assert not gallery.list_runs(db), case
 
 
 @pytest.mark.parametrize(("kernel", "channels", "out_channels"), [(9, 3, 8), (9, 8, 3), (3, 16, 8)])

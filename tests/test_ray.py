@@ -32,6 +32,7 @@ from tests.support import APP, CONTENT_DIR, REPO, STYLES_DIR, free_port, wait_un
 TINY = TransferSettings(size_px=32, iterations=3)
 RETRIED = TransferSettings(size_px=32, iterations=400)  # long enough to be killed mid-run, short to redo
 LONG = TransferSettings(size_px=32, iterations=5000)  # runs until it is cancelled
+SWEPT = TransferSettings(size_px=32, iterations=100)  # long enough for two runs of a sweep to be seen at once
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +189,7 @@ def test_cancel_reaches_the_worker(queue_on, gallery_path, photo, painting):
 @pytest.mark.slow
 def test_a_weight_sweep_fans_out_over_the_workers(queue_on, gallery_path, photo, painting):
     jobs = queue_on(2)
-    group = sweeps.start_sweep(jobs, RETRIED, photo, [painting], None, [1.0, 10.0, 100.0])
+    group = sweeps.start_sweep(jobs, SWEPT, photo, [painting], None, [1.0, 10.0, 100.0])
     with gallery.connect(gallery_path) as db:
         run_ids = [run.id for run in gallery.list_runs(db, group_id=group)]
     assert len(run_ids) == 3

@@ -14,7 +14,14 @@ import json
 import sys
 from pathlib import Path
 
-from jaxstyle.cli.common import add_gallery_flag, add_weights_flags, local_weights, progress_bar, ray_cluster
+from jaxstyle.cli.common import (
+    add_gallery_flag,
+    add_weights_flags,
+    local_weights,
+    progress_bar,
+    ray_cluster,
+    use_compilation_cache,
+)
 from jaxstyle.errors import JaxstyleError
 
 _MODELS_GALLERY = "gallery whose models to use"  # what train and models use of --gallery
@@ -184,6 +191,7 @@ def _train(args: argparse.Namespace) -> int:
         styles = [(_style_name(spec), inputs.load_source(spec).image) for spec in specs]
     photo_source = args.photos if args.photos is not None else train.gallery_photos(args.gallery)
     if backend is None:
+        use_compilation_cache()  # a resumed or repeated training skips compiling its step, as generate does
         loaded = local_weights(args)
         backend = runners.InProcessBackend(lambda: loaded)
     start_step = int(resumed.get("step", 0)) if resumed is not None else 0
