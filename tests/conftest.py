@@ -167,3 +167,37 @@ def app_url(tmp_path: Path):
     url = f"http://127.0.0.1:{port}"
     with serve(streamlit_command(port), f"{url}/_stcore/health", log_path, env, ok=app_health):
         yield url
+
+
+# ----- instant models: one tiny training for the session (test_instant, test_instant_models) -------
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    """Two of the shared photos, made small (the training set)."""
+    from jaxstyle import images
+    from tests.support import CONTENT_DIR
+
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("golden_gate", "chicago"):
+        images.fit_long_side(images.open_image(CONTENT_DIR / f"{name}.jpg"), 96).save(folder / f"{name}.jpg")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def paintings() -> dict:
+    from jaxstyle import images
+
+    return {name: images.open_image(STYLES_DIR / f"{name}.jpg") for name in ("starry_night", "great_wave", "udnie")}
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, photo_dir, paintings, fallback_weights):
+    """A two-style model trained uninterrupted (tests.instant_support.SMALL), in its own gallery folder."""
+    from jaxstyle.instant import train
+    from tests.instant_support import SMALL
+
+    gallery_path = tmp_path_factory.mktemp("trained") / "gallery.db"
+    styles = [(name, paintings[name]) for name in ("starry_night", "great_wave")]
+    model = train.train("two", styles, photo_dir, SMALL, fallback_weights, gallery_path=gallery_path)
+    return model, gallery_path
