@@ -10,7 +10,7 @@ import logging
 import streamlit as st
 
 import ui
-from jaxstyle import paths, transfer
+from jaxstyle import transfer
 from jaxstyle.errors import SettingsError
 
 st.set_page_config(page_title="jaxstyle", page_icon=ui.app_icon(), layout="wide")
@@ -21,7 +21,7 @@ st.logo(ui.app_icon(), size="large")
 def _configure_process() -> None:
     """Once per process: the persistent compile cache (later runs at a known size skip compiling)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    transfer.enable_compilation_cache(str(paths.cache_dir() / "xla"))
+    transfer.enable_compilation_cache()
 
 
 _configure_process()

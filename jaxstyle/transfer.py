@@ -105,11 +105,17 @@ class Static:
         )
 
 
-def enable_compilation_cache(cache_dir: str) -> None:
-    """Turn on JAX's persistent compilation cache, so a second process skips compiling.
+def enable_compilation_cache(cache_dir: str | None = None) -> None:
+    """Turn on JAX's persistent compilation cache, so a second process skips compiling: in
+    ``cache_dir``, by default the project's (``<paths.cache_dir()>/xla``, shared by the app, the CLI
+    and Ray workers).
 
-    Global: call it from entry points only (the CLI, the app), never on import.
+    Global: call it from entry points only (the CLI, the app, a worker process), never on import.
     """
+    if cache_dir is None:
+        from jaxstyle import paths
+
+        cache_dir = str(paths.cache_dir() / "xla")
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     # Everything, even the sub-second forward passes of the targets: a new process should only
     # trace, never compile.

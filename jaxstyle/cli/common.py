@@ -99,9 +99,9 @@ def check_out(out: Path, suffixes: Iterable[str]) -> None:
 
 def use_compilation_cache() -> None:
     """Keep XLA's compiled programs in the project's cache, so a second run skips compiling."""
-    from jaxstyle import paths, transfer
+    from jaxstyle import transfer
 
-    transfer.enable_compilation_cache(str(paths.cache_dir() / "xla"))
+    transfer.enable_compilation_cache()
 
 
 def progress_bar(total: int | None, *, unit: str, quiet: bool, initial: int = 0) -> Any:

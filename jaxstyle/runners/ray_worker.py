@@ -31,10 +31,10 @@ class StyleWorker:
     loaded once (``max_concurrency=2``: ``cancel`` arrives while ``run`` streams)."""
 
     def __init__(self) -> None:
-        from jaxstyle import paths, transfer, weights
+        from jaxstyle import transfer, weights
 
         # A new worker (one per CLI command, a restarted one) finds the steps its node compiled before.
-        transfer.enable_compilation_cache(str(paths.cache_dir() / "xla"))
+        transfer.enable_compilation_cache()
         self._weights = weights.load_weights(allow_fallback=True)
         self._cancelled: set[str] = set()
 
