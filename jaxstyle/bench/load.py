@@ -6,7 +6,6 @@ quiet (:class:`Gate`); and the load each measurement started and ended at is kep
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +18,7 @@ POLL_S = 5.0
 
 
 def one_minute_load() -> float:
-    return os.getloadavg()[0]
+    return process.load_average()[0]
 
 
 def wait_for_quiet(
